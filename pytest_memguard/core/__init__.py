@@ -1,0 +1,1 @@
+"""The engine: sizes, levels and thresholds, the guard; no pytest import here."""

@@ -1,0 +1,399 @@
+"""The guard: a watchdog thread that follows this process while units of work run.
+
+It samples RSS every ``interval`` seconds, raises level events (warning, critical) to a
+callback, and at the hard limit stops the running unit by raising
+:class:`~pytest_memguard.errors.MemoryLimitExceeded` in the main thread.  On POSIX that
+is ``pthread_kill(main, SIGUSR1)`` with a handler that raises only while a unit is
+armed, so blocking calls such as ``time.sleep`` are interrupted too; elsewhere it is an
+asynchronous exception.  The signal is re-sent every ``resend`` seconds while the unit
+stays over its limit, because a single shot can be lost (raised inside a finalizer, or
+racing a blocking call).  If the unit still runs over the limit after ``grace`` seconds,
+or passes ``ceiling`` times its limit, the guard escalates: it calls ``on_escalate`` (to
+write reports), dumps every thread's stack and ends the process with ``os._exit``.
+
+No single large C allocation can be interrupted from inside the process: the watchdog
+may not even run until it returns.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Final
+
+from ..errors import MemoryLimitExceeded
+from ..probe.process import PeakMeter, RssReader
+from .levels import Level, MemoryThresholds
+from .sizes import format_size
+
+__all__ = ["AbortInfo", "Guard", "LevelEvent"]
+
+_LEVEL_WORDS: Final = {
+    Level.WARNING: "warning threshold",
+    Level.CRITICAL: "critical threshold",
+    Level.ABORT: "hard limit",
+}
+
+#: Exit status of a process the guard had to end (the unit would not stop).
+ESCALATION_EXIT_CODE: Final = 1
+
+
+@dataclass(frozen=True)
+class LevelEvent:
+    """A threshold crossed upward: the level reached, the RSS and the threshold, in bytes."""
+
+    time: float
+    level: Level
+    rss: int
+    threshold: int
+    unit: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class AbortInfo:
+    """How a unit was stopped at its hard limit."""
+
+    unit: str
+    rss: int
+    limit: int
+    source: str
+    signals: int
+    escalated: bool
+
+    @property
+    def message(self) -> str:
+        """One line for reports: what passed which limit."""
+        return (
+            f"RSS {format_size(self.rss)} passed the hard limit {format_size(self.limit)}"
+            f" ({self.source}); the test was stopped"
+        )
+
+
+class _Unit:
+    """State of one armed unit; written by the main thread, read and marked by the watchdog."""
+
+    __slots__ = ("abort", "limit", "name", "phase", "reported_rss", "source")
+
+    def __init__(self, name: str, limit: int | None, source: str) -> None:
+        self.name = name
+        self.limit = limit
+        self.source = source
+        self.phase = 0
+        self.reported_rss = 0
+        self.abort: _Abort | None = None
+
+
+class _Abort:
+    __slots__ = ("first", "phase", "rss", "signals", "escalated")
+
+    def __init__(self, rss: int, now: float, phase: int) -> None:
+        self.rss = rss
+        self.first = now
+        self.phase = phase
+        self.signals = 0
+        self.escalated = False
+
+
+class Guard:
+    """Watches this process; see the module docstring.  Thread-safe for one driving thread.
+
+    :param thresholds: process thresholds; ``max`` is the hard limit of every unit
+    :param interval: seconds between RSS samples
+    :param resend: seconds between repeated interrupts of a unit over its limit
+    :param grace: seconds a unit may keep running over its limit before the process ends
+    :param ceiling: the process ends at once when RSS passes ``ceiling`` x the limit
+    :param growth_step: bytes of growth after which ``on_growth`` hears of a new RSS
+    :param on_event: called (in the watchdog thread) with each :class:`LevelEvent`
+    :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
+    :param on_escalate: called (in the watchdog thread) before the process is ended
+    :param escalate_fd: file descriptor for the escalation message and stack dump
+    """
+
+    def __init__(
+        self,
+        thresholds: MemoryThresholds,
+        *,
+        interval: float = 0.02,
+        resend: float = 0.05,
+        grace: float = 2.0,
+        ceiling: float = 1.25,
+        growth_step: int = 32 * 1024 * 1024,
+        reader: Callable[[], int] | None = None,
+        peak_meter: PeakMeter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[LevelEvent], None] | None = None,
+        on_growth: Callable[[str, int], None] | None = None,
+        on_escalate: Callable[[AbortInfo], None] | None = None,
+        escalate_fd: int | None = None,
+        exit: Callable[[int], object] = os._exit,  # noqa: A002 - mirrors os._exit
+        interrupt: Callable[[], None] | None = None,
+    ) -> None:
+        self.thresholds = thresholds
+        self.interval = interval
+        self.resend = resend
+        self.grace = grace
+        self.ceiling = ceiling
+        self.growth_step = growth_step
+        self._read = reader or RssReader()
+        self._peak_meter = peak_meter
+        self._clock = clock
+        self._on_event = on_event
+        self._on_growth = on_growth
+        self._on_escalate = on_escalate
+        self._escalate_fd = escalate_fd
+        self._exit = exit
+        self._interrupt = interrupt
+        self._unit: _Unit | None = None
+        self._armed = False
+        self._level = Level.OK
+        self._events: deque[LevelEvent] = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._main_ident = threading.main_thread().ident
+        self._previous_handler: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        self._signal_installed = False
+        self.max_rss = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Guard:
+        """Install the interrupt and start the watchdog thread; returns self."""
+        if self._thread is not None:
+            return self
+        if self._interrupt is None:
+            self._interrupt = self._install_interrupt()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="memguard-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop and join the watchdog and restore the previous signal handler."""
+        self._armed = False
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._signal_installed:
+            try:
+                signal.signal(signal.SIGUSR1, self._previous_handler)  # type: ignore[arg-type]
+            except (ValueError, TypeError):  # pragma: no cover - not the main thread
+                pass
+            self._signal_installed = False
+
+    def __enter__(self) -> Guard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- units -------------------------------------------------------------------------
+
+    def begin(self, unit: str, *, limit: int | None = None, source: str = "") -> None:
+        """Start following ``unit``; its hard limit is the lower of ``limit`` and ``max``."""
+        hard, origin = self.thresholds.max, self.thresholds.sources.get("max", "max")
+        if limit is not None and (hard is None or limit < hard):
+            hard, origin = limit, source or "limit"
+        self._unit = _Unit(unit, hard, origin)
+
+    def arm(self) -> None:
+        """Let the guard interrupt the current unit (call at the start of each phase)."""
+        unit = self._unit
+        if unit is not None:
+            unit.phase += 1
+            self._armed = True
+
+    def disarm(self) -> None:
+        """Stop interrupting until the next :meth:`arm` (call at the end of each phase)."""
+        self._armed = False
+
+    def end(self) -> AbortInfo | None:
+        """Stop following the current unit; returns how it was stopped, if it was."""
+        self._armed = False
+        unit, self._unit = self._unit, None
+        if unit is None or unit.abort is None:
+            return None
+        return self._abort_info(unit, unit.abort)
+
+    def aborted(self) -> AbortInfo | None:
+        """How the current unit was stopped so far, or None."""
+        unit = self._unit
+        if unit is None or unit.abort is None:
+            return None
+        return self._abort_info(unit, unit.abort)
+
+    def drain_events(self) -> list[LevelEvent]:
+        """Level events raised since the last call, oldest first."""
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        return events
+
+    # -- the watchdog ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception as error:  # the guard must never take the run down
+                self._warn(f"memguard: watchdog error, guard continues: {error!r}\n")
+
+    def poll(self) -> int:
+        """One watchdog step (public so tests can drive it without a thread); returns RSS."""
+        rss = self._read()
+        if rss > self.max_rss:
+            self.max_rss = rss
+        if self._peak_meter is not None:
+            self._peak_meter.observe(rss)
+        unit = self._unit
+        self._check_levels(rss, unit)
+        if unit is None:
+            return rss
+        if self._on_growth is not None and rss >= unit.reported_rss + self.growth_step:
+            unit.reported_rss = rss
+            self._on_growth(unit.name, rss)
+        if unit.limit is None or not self._armed:
+            return rss
+        if rss < unit.limit:
+            return rss
+        now = self._clock()
+        abort = unit.abort
+        if abort is None:
+            unit.abort = abort = _Abort(rss, now, unit.phase)
+            self._fire(abort, rss)
+        elif abort.phase != unit.phase:
+            # A later phase of a unit already stopped (its teardown) is left to free
+            # memory; only the ceiling still ends the process.
+            if rss >= unit.limit * self.ceiling:
+                self._escalate(unit, abort, rss)
+        elif now - abort.first >= self.grace or rss >= unit.limit * self.ceiling:
+            self._escalate(unit, abort, rss)
+        elif now - abort.first >= abort.signals * self.resend:
+            self._fire(abort, rss)
+        return rss
+
+    def _fire(self, abort: _Abort, rss: int) -> None:
+        abort.rss = max(abort.rss, rss)
+        abort.signals += 1
+        assert self._interrupt is not None
+        self._interrupt()
+
+    def _check_levels(self, rss: int, unit: _Unit | None) -> None:
+        level = self.thresholds.level(rss)
+        if level <= self._level:
+            self._level = level
+            return
+        self._level = level
+        threshold = self.thresholds.limit_of(level)
+        assert threshold is not None
+        name = {Level.WARNING: "warning", Level.CRITICAL: "critical", Level.ABORT: "max"}[level]
+        where = f" while running {unit.name}" if unit is not None else ""
+        event = LevelEvent(
+            time=time.time(),
+            level=level,
+            rss=rss,
+            threshold=threshold,
+            unit=unit.name if unit is not None else None,
+            message=(
+                f"RSS {format_size(rss)} reached the {_LEVEL_WORDS[level]}"
+                f" {format_size(threshold)} ({self.thresholds.sources.get(name, name)}){where}"
+            ),
+        )
+        self._events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _escalate(self, unit: _Unit, abort: _Abort, rss: int) -> None:
+        abort.rss = max(abort.rss, rss)
+        abort.escalated = True
+        info = self._abort_info(unit, abort)
+        self._warn(
+            f"\nmemguard: {unit.name} kept running over its hard limit"
+            f" ({format_size(rss)} > {format_size(unit.limit)}, {unit.source})"
+            f" after {abort.signals} interrupt(s); ending the process.\n"
+        )
+        if self._on_escalate is not None:
+            try:
+                self._on_escalate(info)
+            except Exception as error:
+                self._warn(f"memguard: writing the report failed: {error!r}\n")
+        if self._escalate_fd is not None:
+            try:
+                faulthandler.dump_traceback(self._escalate_fd, all_threads=True)
+            except (OSError, ValueError):  # pragma: no cover - closed descriptor
+                pass
+        self._exit(ESCALATION_EXIT_CODE)
+
+    def _warn(self, text: str) -> None:
+        fd = self._escalate_fd if self._escalate_fd is not None else 2
+        try:
+            os.write(fd, text.encode(errors="replace"))
+        except OSError:  # pragma: no cover - nowhere left to say it
+            pass
+
+    @staticmethod
+    def _abort_info(unit: _Unit, abort: _Abort) -> AbortInfo:
+        return AbortInfo(
+            unit=unit.name,
+            rss=abort.rss,
+            limit=unit.limit or 0,
+            source=unit.source,
+            signals=abort.signals,
+            escalated=abort.escalated,
+        )
+
+    # -- interrupting the main thread --------------------------------------------------
+
+    def _install_interrupt(self) -> Callable[[], None]:
+        main = self._main_ident
+        assert main is not None
+        can_signal = hasattr(signal, "pthread_kill") and hasattr(signal, "SIGUSR1")
+        if can_signal and threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGUSR1, self._handle_signal)
+            self._signal_installed = True
+            return lambda: signal.pthread_kill(main, signal.SIGUSR1)
+        return self._async_exception
+
+    def _limit_error(self) -> MemoryLimitExceeded | None:
+        unit = self._unit
+        if not self._armed or unit is None or unit.abort is None or unit.limit is None:
+            return None
+        if unit.abort.phase != unit.phase:
+            return None
+        info = self._abort_info(unit, unit.abort)
+        return MemoryLimitExceeded(
+            f"memguard: {info.message}", rss=info.rss, limit=info.limit, source=info.source
+        )
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        error = self._limit_error()
+        if error is not None:
+            raise error
+        previous = self._previous_handler
+        if callable(previous):
+            previous(signum, frame)
+
+    def _async_exception(self) -> None:
+        import ctypes
+
+        if self._limit_error() is None:
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._main_ident or 0), ctypes.py_object(MemoryLimitExceeded)
+        )
+
+
+def describe_platform() -> str:
+    """How this platform's guard interrupts a test, for report headers."""
+    if hasattr(signal, "pthread_kill") and sys.platform != "win32":
+        return "signal"
+    return "async-exception"

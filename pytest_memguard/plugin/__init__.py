@@ -1,0 +1,53 @@
+"""pytest-memguard's pytest entry module (``pytest11: memguard``).
+
+Kept small, because pytest imports it on every run: when the guard is off nothing
+beyond the option declarations and the marker line is loaded or started.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .markers import MARKER_LINE
+from .options import add_options, resolve_settings
+
+__all__ = ["PLUGIN_KEY"]
+
+PLUGIN_NAME = "memguard-plugin"
+PLUGIN_KEY = pytest.StashKey["MemguardPlugin"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_LINE)
+    settings = resolve_settings(config)
+    if not settings.enabled:
+        return
+    from .hooks import MemguardPlugin
+
+    plugin = MemguardPlugin(config, settings)
+    config.stash[PLUGIN_KEY] = plugin
+    config.pluginmanager.register(plugin, PLUGIN_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if PLUGIN_KEY not in config.stash:
+        return
+    plugin = config.stash[PLUGIN_KEY]
+    del config.stash[PLUGIN_KEY]
+    config.pluginmanager.unregister(plugin, PLUGIN_NAME)
+    plugin.close()
+
+
+if False:  # pragma: no cover - for type checkers only; keeps the import lazy at run time
+    from .hooks import MemguardPlugin

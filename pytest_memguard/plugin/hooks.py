@@ -1,0 +1,415 @@
+"""MemguardPlugin: the per-run plugin object that wraps every test in the guard."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import pytest
+
+from ..core.guard import AbortInfo, Guard, LevelEvent, describe_platform
+from ..core.levels import Level
+from ..core.sizes import format_size
+from ..errors import MemoryLimitExceeded
+from ..probe.process import RssReader, open_peak_meter, trim_heap
+from ..probe.system import read_system_memory
+from ..records import RecordWriter, read_records
+from ..report import build_report, environment, write_report
+from ..results import Budget, Status, TestMemory
+from . import terminal
+from .markers import budget_of
+from .options import Settings
+
+__all__ = ["BUDGET_KEY", "PLUGIN_KEY", "MemguardPlugin"]
+
+BUDGET_KEY: Final = pytest.StashKey[Budget]()
+BUDGET_ERROR_KEY: Final = pytest.StashKey[str]()
+
+
+class _TestState:
+    """What is known of one test while it runs."""
+
+    __slots__ = (
+        "abort",
+        "abort_when",
+        "budget",
+        "levels",
+        "message",
+        "outcomes",
+        "peak_delta",
+        "rss_end",
+        "rss_peak",
+        "rss_start",
+        "started",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.budget = Budget()
+        self.rss_start: int | None = None
+        self.rss_peak: int | None = None
+        self.peak_delta: int | None = None
+        self.rss_end: int | None = None
+        self.abort: AbortInfo | None = None
+        self.abort_when: str | None = None
+        self.levels = Level.OK
+        self.status: Status = "ok"
+        self.message: str | None = None
+        self.outcomes: dict[str, str] = {}
+
+    def outcome(self) -> str:
+        values = self.outcomes.values()
+        if "failed" in values:
+            return "failed"
+        if "skipped" in values:
+            return "skipped"
+        return "passed"
+
+
+STATE_KEY: Final = pytest.StashKey[_TestState]()
+
+
+class MemguardPlugin:
+    """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        workerinput = getattr(config, "workerinput", None)
+        self.worker: str = workerinput["workerid"] if workerinput else "main"
+        self.started = time.time()
+        self.memory = read_system_memory()
+        self.reader = RssReader()
+        self.meter = open_peak_meter()
+        self.work_dir = Path(tempfile.mkdtemp(prefix="pytest-memguard-"))
+        self.records = RecordWriter(self.work_dir / f"{self.worker}-{os.getpid()}.jsonl")
+        self.collected: list[str] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.report: dict[str, Any] | None = None
+        self.report_path: Path | None = None
+        self._escalated = False
+        # A duplicate of the real stderr, taken before any test captures it, so that the
+        # message of a process the guard has to end is not lost in a capture file.
+        self.escalate_fd = os.dup(2)
+        self.guard = Guard(
+            settings.thresholds,
+            reader=self.reader,
+            peak_meter=self.meter,
+            on_event=self._on_event,
+            on_growth=self.records.grew,
+            on_escalate=self._on_escalate,
+            escalate_fd=self.escalate_fd,
+        )
+        self.guard.start()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undo what the constructor did: thread, signal handler, files, work folder."""
+        self.guard.stop()
+        self.records.close()
+        self.meter.close()
+        self.reader.close()
+        os.close(self.escalate_fd)
+        if self.report is not None and not self._escalated:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _internal(self, where: str, error: BaseException) -> None:
+        """A failure inside memguard: remembered and reported, never fatal to the run."""
+        self.errors.append(f"{where}: {type(error).__name__}: {error}")
+
+    # -- collection --------------------------------------------------------------------
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        default, source = self.settings.budget, self.settings.source("budget")
+        for item in session.items:
+            self.collected.append(item.nodeid)
+            try:
+                item.stash[BUDGET_KEY] = budget_of(item, default, source)
+            except ValueError as error:
+                item.stash[BUDGET_ERROR_KEY] = str(error)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
+        return budget
+
+    # -- one test ----------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        state = item.stash[STATE_KEY] = _TestState()
+        self.records.start(item.nodeid, self.reader(), self.worker)
+        error = item.stash.get(BUDGET_ERROR_KEY, None)
+        if error is None:
+            budget = self.config.hook.pytest_memguard_budget(
+                item=item, budget=item.stash.get(BUDGET_KEY, Budget())
+            )
+            state.budget = budget
+            cap = budget.rss if self.settings.enforce else None
+            self.guard.begin(item.nodeid, limit=cap, source=budget.source("rss"))
+        self.guard.arm()
+        try:
+            result = yield
+        finally:
+            self._end_phase(state)
+        if error is not None:
+            state.message = error
+            # Raised after the inner setup ran, so every plugin's teardown finds its state.
+            pytest.fail(error, pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        state = item.stash.get(STATE_KEY, None)
+        if state is None:
+            return (yield)
+        state.rss_start = self.meter.reset()
+        self.guard.arm()
+        try:
+            return (yield)
+        finally:
+            self.guard.disarm()
+            state.rss_peak = self.meter.peak()
+            state.peak_delta = state.rss_peak - state.rss_start
+            self._end_phase(state)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
+        state = item.stash.get(STATE_KEY, None)
+        if state is None:
+            return (yield)
+        if state.abort is not None:
+            # The stopped test's memory is garbage now; give it back before teardown,
+            # or the process stays over its limit and the next test is stopped too.
+            gc.collect()
+            trim_heap()
+        self.guard.arm()
+        try:
+            return (yield)
+        finally:
+            self._end_phase(state)
+            self.guard.end()
+            state.rss_end = self.reader()
+
+    def _end_phase(self, state: _TestState) -> None:
+        self.guard.disarm()
+        if state.abort is None:
+            state.abort = self.guard.aborted()
+        for event in self.guard.drain_events():
+            state.levels = max(state.levels, event.level)
+            self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report: pytest.TestReport = yield
+        state = item.stash.get(STATE_KEY, None)
+        if state is None:
+            return report
+        try:
+            self._judge(state, call, report)
+            if report.when == "teardown":
+                self._finish(item, state, report)
+        except Exception as error:
+            self._internal(f"judging {item.nodeid}", error)
+        return report
+
+    def _judge(self, state: _TestState, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+        state.outcomes[report.when] = report.outcome
+        if state.abort is not None and state.abort_when is None:
+            state.abort_when = report.when
+            interrupted = call.excinfo is not None and call.excinfo.errisinstance(MemoryLimitExceeded)
+            message = f"memguard: {state.abort.message}"
+            if not interrupted:
+                message += " (it caught the interrupt and went on)"
+            self._fail(state, report, "aborted", message)
+            return
+        if report.when != "call" or state.peak_delta is None:
+            return
+        budget = state.budget
+        if budget.peak is not None and state.peak_delta > budget.peak:
+            self._fail(
+                state,
+                report,
+                "over_budget",
+                f"memguard: peak growth {format_size(state.peak_delta)} is over the budget of"
+                f" {format_size(budget.peak)} ({budget.source('peak')})",
+            )
+        elif budget.rss is not None and state.rss_peak is not None and state.rss_peak > budget.rss:
+            # Only reached in report mode: in enforce mode the guard stops the test.
+            self._fail(
+                state,
+                report,
+                "over_budget",
+                f"memguard: RSS {format_size(state.rss_peak)} went over the cap of"
+                f" {format_size(budget.rss)} ({budget.source('rss')})",
+            )
+
+    def _fail(self, state: _TestState, report: pytest.TestReport, status: Status, message: str) -> None:
+        state.status, state.message = status, message
+        report.sections.append(("memguard", self._details(state)))
+        causes = status == "aborted" or self.settings.enforce
+        if causes and report.outcome != "failed":
+            report.outcome = "failed"
+            report.longrepr = message
+        elif causes and status == "aborted":
+            report.longrepr = message
+        report.memguard_cause = causes  # type: ignore[attr-defined]
+
+    def _details(self, state: _TestState) -> str:
+        budget = state.budget
+        lines = []
+        lines.append(
+            f"RSS at start {format_size(state.rss_start)}, peak {format_size(state.rss_peak)},"
+            f" growth {format_size(state.peak_delta)} ({self.meter.method})"
+        )
+        if budget:
+            lines.append(
+                "budget: "
+                + ", ".join(
+                    f"{kind} {format_size(getattr(budget, kind))} ({budget.source(kind)})"
+                    for kind in ("peak", "rss", "heap", "leak")
+                    if getattr(budget, kind) is not None
+                )
+            )
+        if state.abort is not None:
+            lines.append(
+                f"stopped after {state.abort.signals} interrupt(s) at RSS {format_size(state.abort.rss)}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def _finish(self, item: pytest.Item, state: _TestState, report: pytest.TestReport) -> None:
+        status = state.status
+        if status == "ok" and state.levels >= Level.WARNING:
+            status = "warning"
+        result = TestMemory(
+            nodeid=item.nodeid,
+            outcome=state.outcome(),
+            status=status,
+            worker=self.worker,
+            duration_s=time.perf_counter() - state.started,
+            rss_start=state.rss_start,
+            rss_end=state.rss_end,
+            rss_peak=state.rss_peak,
+            peak_delta=state.peak_delta,
+            budget=state.budget,
+            message=state.message,
+        )
+        self.records.end(result)
+        report.memguard = result.to_json()  # type: ignore[attr-defined]
+        self.config.hook.pytest_memguard_test_result(item=item, result=result)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        if report.failed and getattr(report, "memguard_cause", False):
+            category = "failed" if report.when == "call" else "error"
+            return category, "M", ("MEMORY", {"red": True})
+        return None
+
+    # -- the watchdog's callbacks (watchdog thread) -------------------------------------
+
+    def _on_event(self, event: LevelEvent) -> None:
+        alert = {
+            "timestamp": event.time,
+            "level": str(event.level),
+            "process": self.worker,
+            "pid": os.getpid(),
+            "rss": event.rss,
+            "threshold": event.threshold,
+            "nodeid": event.unit,
+            "message": event.message,
+        }
+        self.alerts.append(alert)
+        self.records.write("alert", **alert)
+
+    def _on_escalate(self, info: AbortInfo) -> None:
+        self._escalated = True
+        message = (
+            f"memguard: {info.message}, but it caught the interrupt and kept running;"
+            " memguard ended the process"
+        )
+        self.records.write("abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message)
+        path = self._write_report(interrupted=True, reason="the process was ended by memguard")
+        if path is not None:
+            os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
+
+    # -- the end -----------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        for event in self.guard.drain_events():
+            self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        try:
+            self._write_report(interrupted=interrupted, reason="interrupted" if interrupted else "")
+        except Exception as error:
+            self._internal("writing the report", error)
+
+    def _write_report(self, *, interrupted: bool, reason: str) -> Path | None:
+        processes = read_records(self.work_dir.glob("*.jsonl"))
+        results: list[TestMemory] = []
+        for process in processes:
+            results.extend(process.results.values())
+            unfinished = process.unfinished(reason or "the process ended")
+            if unfinished is not None:
+                if interrupted and not process.aborted:
+                    unfinished = TestMemory(
+                        unfinished.nodeid, "not_run", "not_run", self.worker, 0.0, message=reason
+                    )
+                results.append(unfinished)
+        peak = max([self.guard.max_rss] + [p.peak_rss for p in processes])
+        report = build_report(
+            results=results,
+            collected=self.collected,
+            alerts=self.alerts,
+            workers=[
+                {
+                    "id": self.worker,
+                    "pid": os.getpid(),
+                    "peak_rss": peak,
+                    "killed": self._escalated,
+                    "reason": reason if self._escalated else None,
+                }
+            ],
+            environment=environment(
+                self.memory,
+                peak_method=self.meter.method,
+                interrupt=describe_platform(),
+                pytest_version=pytest.__version__,
+            ),
+            config=self.settings.to_json(),
+            started=self.started,
+            duration_s=time.time() - self.started,
+            interrupted=interrupted,
+            not_run_reason=f"not run ({reason})" if reason else "not run",
+        )
+        extras = self.config.hook.pytest_memguard_report(
+            config=self.config, report=MappingProxyType(report)
+        )
+        if extras:
+            report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
+        if self.errors:
+            report["errors"] = list(self.errors)
+        self.report = report
+        if self.settings.json_path is None:
+            return None
+        self.report_path = write_report(report, self.settings.json_path)
+        return self.report_path
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return terminal.header_lines(self.settings, self.meter.method, self.memory)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is not None:
+            terminal.write_summary(terminalreporter, self.report, self.settings, self.report_path)
+        for error in self.errors:
+            terminalreporter.write_line(f"memguard: internal error, the guard went on: {error}", yellow=True)
+

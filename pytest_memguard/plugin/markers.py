@@ -1,0 +1,69 @@
+"""The ``memory_budget`` marker: its signature, and parsing it into a Budget at collection."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pytest
+
+from ..core.sizes import parse_size
+from ..errors import SizeError
+from ..results import Budget
+
+__all__ = ["MARKER", "MARKER_LINE", "budget_of"]
+
+MARKER: Final = "memory_budget"
+MARKER_LINE: Final = (
+    "memory_budget(peak=None, *, leak=None, heap=None, rss=None): memory budget of this test; "
+    "peak = RSS growth of the test body, leak = memory kept after it, heap = peak traced "
+    "Python allocations, rss = absolute hard cap while it runs (sizes like '200 MB' or '1.5GiB')"
+)
+_USAGE: Final = 'expected e.g. memory_budget("200 MB") or memory_budget(peak="1 GB", rss="2 GB")'
+#: Budget kinds the plugin does not measure yet; naming one is an error, never a silent no-op.
+UNSUPPORTED: Final = frozenset({"leak", "heap"})
+
+
+def memory_budget(
+    peak: int | str | None = None,
+    *,
+    leak: int | str | None = None,
+    heap: int | str | None = None,
+    rss: int | str | None = None,
+) -> dict[str, int | str | None]:
+    """The marker's signature; calling it with the marker's arguments checks their shape."""
+    return {"peak": peak, "leak": leak, "heap": heap, "rss": rss}
+
+
+def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) -> Budget:
+    """The budget of ``item`` from its closest marker and the default peak budget.
+
+    :raises ValueError: with a message naming the marker and the bad value
+    """
+    mark = item.get_closest_marker(MARKER)
+    sources: dict[str, str] = {}
+    values: dict[str, int | None] = {}
+    if default_peak is not None:
+        values["peak"], sources["peak"] = default_peak, default_source
+    if mark is None:
+        return Budget(**values, sources=sources)
+    try:
+        raw = memory_budget(*mark.args, **mark.kwargs)
+    except TypeError as error:
+        detail = str(error).replace("memory_budget() ", "")
+        raise ValueError(f"{MARKER}: {detail} ({_USAGE})") from None
+    for kind, value in raw.items():
+        if value is None:
+            continue
+        if kind in UNSUPPORTED:
+            raise ValueError(
+                f"{MARKER}({kind}={value!r}): {kind} budgets need leak detection, which this "
+                f"version of pytest-memguard does not have yet ({_USAGE})"
+            )
+        try:
+            values[kind] = parse_size(value)  # type: ignore[arg-type]
+        except SizeError as error:
+            raise ValueError(f"{MARKER}({kind}={value!r}): {error}") from None
+        sources[kind] = f"{MARKER}({kind}={value!r})"
+    return Budget(**values, sources=sources)
+
+

@@ -1,0 +1,96 @@
+"""What people see: the header line, the status letter, the summary table (tabulate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from ..core.sizes import format_size
+from ..probe.system import SystemMemory
+from ..results import FAILING_STATUSES
+from .options import Settings
+
+__all__ = ["header_lines", "write_summary"]
+
+_STATUS_WORDS: Final = {
+    "ok": "ok",
+    "warning": "warning",
+    "over_budget": "OVER BUDGET",
+    "leak": "LEAK",
+    "aborted": "ABORTED",
+    "killed": "KILLED",
+    "not_run": "not run",
+}
+
+
+def header_lines(settings: Settings, peak_method: str, memory: SystemMemory) -> list[str]:
+    """The report header: the effective settings and where they came from."""
+    thresholds = settings.thresholds
+    parts = [f"memguard: {settings.mode}"]
+    for name in ("max", "critical", "warning"):
+        value = getattr(thresholds, name)
+        if value is not None:
+            parts.append(f"{name} {format_size(value)} ({thresholds.sources.get(name, name)})")
+    budget = format_size(settings.budget) if settings.budget is not None else "none"
+    parts.append(f"budget {budget}")
+    line2 = (
+        f"memguard: peak {peak_method}; memory {format_size(memory.total)}"
+        f" ({memory.source}), {format_size(memory.available)} available"
+    )
+    return [", ".join(parts), line2]
+
+
+def _name(nodeid: str, width: int = 60) -> str:
+    return nodeid if len(nodeid) <= width else "..." + nodeid[-(width - 3) :]
+
+
+def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Path | None) -> None:
+    """The ``memguard`` section of the terminal summary."""
+    from tabulate import tabulate
+
+    tests = report["tests"]
+    summary = report["summary"]
+    tr.write_sep("=", "memguard")
+    measured = [t for t in tests if t["peak_delta"] is not None]
+    if settings.top and measured:
+        heaviest = sorted(measured, key=lambda t: t["peak_delta"], reverse=True)[: settings.top]
+        rows = [
+            [
+                _name(t["nodeid"]),
+                _STATUS_WORDS[t["status"]],
+                format_size(t["peak_delta"]),
+                format_size(t["rss_peak"]),
+                format_size(t["rss_end"]),
+                format_size(t["budget"]["peak"]),
+            ]
+            for t in heaviest
+        ]
+        tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {len(measured)}):")
+        table = tabulate(
+            rows,
+            headers=["test", "status", "peak growth", "peak RSS", "end RSS", "budget"],
+            colalign=("left", "left", "right", "right", "right", "right"),
+        )
+        for line in table.splitlines():
+            tr.write_line(line)
+    violations = [t for t in tests if t["status"] in FAILING_STATUSES]
+    if violations:
+        word = "memory failures" if settings.enforce else "memory problems (report mode: not failed)"
+        tr.write_line(f"{len(violations)} {word}:", red=settings.enforce, yellow=not settings.enforce)
+        for t in violations:
+            tr.write_line(f"  {_STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
+    alerts = report["alerts"]
+    if alerts:
+        tr.write_line(f"{len(alerts)} threshold alert(s):", yellow=True)
+        for alert in alerts[:10]:
+            tr.write_line(f"  {alert['level'].upper()} {alert['message']}")
+        if len(alerts) > 10:
+            tr.write_line(f"  ... and {len(alerts) - 10} more in the JSON report")
+    not_run = summary["statuses"]["not_run"]
+    if not_run:
+        tr.write_line(f"{not_run} test(s) were not run", yellow=True)
+    worst = summary["worst"]
+    worst_text = f"; largest growth {format_size(worst['peak_delta'])} in {worst['nodeid']}" if worst else ""
+    tr.write_line(f"peak RSS of the run {format_size(summary['peak_rss'])}{worst_text}")
+    if path is not None:
+        tr.write_line(f"JSON report: {path}")

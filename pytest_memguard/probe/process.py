@@ -1,0 +1,208 @@
+"""Resident memory of this process and of others, and this process's resettable peak.
+
+On Linux the peak is the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``),
+reset by writing ``5`` to ``/proc/self/clear_refs``: exact, and about 10 µs per reset
+and read with the file descriptors kept open.  Resetting it also resets what
+``getrusage().ru_maxrss`` reports inside this process.  Elsewhere the peak is the
+largest of the samples fed to :meth:`SampledPeakMeter.observe` and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Final, Protocol
+
+import psutil
+
+__all__ = [
+    "KernelPeakMeter",
+    "PeakMeter",
+    "RssReader",
+    "SampledPeakMeter",
+    "current_rss",
+    "open_peak_meter",
+    "rss_of",
+    "trim_heap",
+]
+
+_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class RssReader:
+    """Reads this process's RSS in bytes; about 2 µs on Linux (a kept ``statm`` descriptor).
+
+    Thread-safe: ``os.pread`` does not move a shared file position.
+    """
+
+    __slots__ = ("_fd", "_pid", "_process")
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._fd: int | None = None
+        self._process: psutil.Process | None = None
+        if sys.platform.startswith("linux"):
+            try:
+                self._fd = os.open(f"/proc/{self._pid}/statm", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+        if self._fd is None:
+            self._process = psutil.Process(self._pid)
+
+    def __call__(self) -> int:
+        if self._fd is not None:
+            fields = os.pread(self._fd, 128, 0).split()
+            return int(fields[1]) * _PAGE_SIZE
+        assert self._process is not None
+        return int(self._process.memory_info().rss)
+
+    def close(self) -> None:
+        """Release the kept file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._process = psutil.Process(self._pid)
+
+
+def current_rss() -> int:
+    """This process's resident set size in bytes (one-off read; keep an :class:`RssReader` for loops)."""
+    return int(psutil.Process().memory_info().rss)
+
+
+def rss_of(pid: int) -> int | None:
+    """The RSS of process ``pid`` in bytes, or ``None`` when it is gone or access is denied."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except (psutil.Error, OSError):
+        return None
+
+
+class PeakMeter(Protocol):
+    """A resettable peak-RSS meter for this process."""
+
+    @property
+    def exact(self) -> bool:
+        """True when the peak comes from the kernel, False when it is sampled."""
+
+    @property
+    def method(self) -> str:
+        """A short description of how the peak is measured, for reports."""
+
+    def reset(self) -> int:
+        """Start a new peak window; returns the current RSS in bytes."""
+
+    def observe(self, rss: int) -> None:
+        """Feed one RSS sample (used by sampled meters; kernel meters ignore it)."""
+
+    def peak(self) -> int:
+        """The highest RSS in bytes since the last :meth:`reset`."""
+
+    def close(self) -> None:
+        """Release what the meter holds."""
+
+
+class KernelPeakMeter:
+    """Exact peak from Linux ``VmHWM``, reset through ``/proc/self/clear_refs``."""
+
+    __slots__ = ("_clear_fd", "_status_fd")
+    exact: Final = True
+    method: Final = "exact (kernel VmHWM)"
+
+    def __init__(self) -> None:
+        pid = os.getpid()
+        self._clear_fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
+        try:
+            self._status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+            os.pwrite(self._clear_fd, b"5", 0)
+            self._fields()
+        except (OSError, ValueError):
+            os.close(self._clear_fd)
+            raise
+
+    def _fields(self) -> tuple[int, int]:
+        status = os.pread(self._status_fd, 4096, 0)
+        start = status.index(b"VmHWM:") + 6
+        hwm = int(status[start : status.index(b"kB", start)])
+        start = status.index(b"VmRSS:", start) + 6
+        rss = int(status[start : status.index(b"kB", start)])
+        return hwm * 1024, rss * 1024
+
+    def reset(self) -> int:
+        os.pwrite(self._clear_fd, b"5", 0)
+        return self._fields()[1]
+
+    def observe(self, rss: int) -> None:
+        """The kernel tracks the peak itself; samples are not needed."""
+
+    def peak(self) -> int:
+        return self._fields()[0]
+
+    def close(self) -> None:
+        for fd in (self._clear_fd, self._status_fd):
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover - already closed
+                pass
+
+
+class SampledPeakMeter:
+    """Peak from samples: may miss spikes shorter than the sampling interval."""
+
+    __slots__ = ("_lock", "_peak", "_read")
+    exact: Final = False
+    method: Final = "sampled (may miss short spikes)"
+
+    def __init__(self, read: RssReader | None = None) -> None:
+        self._read = read or RssReader()
+        self._lock = threading.Lock()
+        self._peak = 0
+
+    def reset(self) -> int:
+        rss = self._read()
+        with self._lock:
+            self._peak = rss
+        return rss
+
+    def observe(self, rss: int) -> None:
+        if rss > self._peak:
+            with self._lock:
+                self._peak = max(self._peak, rss)
+
+    def peak(self) -> int:
+        rss = self._read()
+        with self._lock:
+            self._peak = max(self._peak, rss)
+            return self._peak
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_peak_meter(*, exact: bool = True) -> PeakMeter:
+    """The best peak meter this platform allows: the kernel's if it works, else sampled."""
+    if exact and sys.platform.startswith("linux"):
+        try:
+            return KernelPeakMeter()
+        except (OSError, ValueError):
+            pass
+    return SampledPeakMeter()
+
+
+def trim_heap() -> bool:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``); False where unavailable.
+
+    glibc keeps freed memory resident, so after a test was stopped at its hard limit the
+    process can stay above that limit although nothing holds the memory any more.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True

@@ -1,0 +1,149 @@
+"""The JSON report (schema ``pytest-memguard/1``): build it, write it atomically, load it.
+
+Integers are bytes, times are seconds.  New fields may be added within a schema version;
+existing fields are not removed or changed in meaning.  The JSON Schema ships in the
+package as ``report.schema.json`` (:func:`load_schema`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import MemguardError
+from .probe.system import SystemMemory
+from .results import STATUSES, TestMemory
+
+__all__ = [
+    "SCHEMA",
+    "ReportError",
+    "build_report",
+    "environment",
+    "load_report",
+    "load_schema",
+    "write_report",
+]
+
+SCHEMA: Final = "pytest-memguard/1"
+
+
+class ReportError(MemguardError, ValueError):
+    """A report file that is missing, unreadable or not a pytest-memguard report."""
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of the report, as shipped in the package."""
+    text = resources.files(__package__ or "pytest_memguard").joinpath("report.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def environment(
+    memory: SystemMemory, *, peak_method: str, interrupt: str, pytest_version: str | None = None
+) -> dict[str, Any]:
+    """The ``environment`` section: interpreter, platform and the memory the process can use."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": sys.platform,
+        "machine": platform.machine(),
+        "pytest": pytest_version,
+        "cpu_count": os.cpu_count(),
+        "memory_total": memory.total,
+        "memory_available": memory.available,
+        "memory_source": memory.source,
+        "cgroup": memory.cgroup,
+        "peak_method": peak_method,
+        "interrupt_method": interrupt,
+    }
+
+
+def build_report(
+    *,
+    results: Iterable[TestMemory],
+    collected: Sequence[str] = (),
+    alerts: Sequence[Mapping[str, Any]] = (),
+    workers: Sequence[Mapping[str, Any]] = (),
+    environment: Mapping[str, Any],
+    config: Mapping[str, Any],
+    started: float,
+    duration_s: float,
+    interrupted: bool,
+    not_run_reason: str = "not run",
+) -> dict[str, Any]:
+    """Assemble the report; every collected test gets an entry (``not_run`` if it has none)."""
+    by_id = {result.nodeid: result for result in results}
+    ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
+    ordered.extend(by_id.values())
+    seen = {result.nodeid for result in ordered}
+    for nodeid in collected:
+        if nodeid not in seen:
+            seen.add(nodeid)
+            ordered.append(
+                TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
+            )
+    counts = dict.fromkeys(STATUSES, 0)
+    for result in ordered:
+        counts[result.status] += 1
+    measured = [r for r in ordered if r.peak_delta is not None]
+    worst = max(measured, key=lambda r: r.peak_delta or 0, default=None)
+    peaks = [r.rss_peak or 0 for r in ordered] + [int(w.get("peak_rss") or 0) for w in workers]
+    return {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration_s": round(duration_s, 3),
+        "interrupted": interrupted,
+        "environment": dict(environment),
+        "config": dict(config),
+        "summary": {
+            "tests": len(ordered),
+            "statuses": counts,
+            "failed": sum(1 for r in ordered if r.outcome == "failed"),
+            "peak_rss": max(peaks, default=0),
+            "worst": (
+                {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta} if worst is not None else None
+            ),
+        },
+        "tests": [result.to_json() for result in ordered],
+        "alerts": [dict(alert) for alert in alerts],
+        "workers": [dict(worker) for worker in workers],
+    }
+
+
+def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``report`` to ``path`` atomically (a temporary file, then a rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=1)
+            handle.write("\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a report; :class:`ReportError` names the file and what is wrong with it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ReportError(f"{path}: cannot read it ({error.strerror})") from None
+    except ValueError as error:
+        raise ReportError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ReportError(f"{path}: not a pytest-memguard report (expected \"schema\": \"{SCHEMA}\")")
+    return data

@@ -1,0 +1,136 @@
+"""What is measured for one test (or any unit of work) and the budget it is held to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from .core.sizes import format_size
+
+__all__ = ["BUDGET_KINDS", "FAILING_STATUSES", "STATUSES", "Budget", "Site", "Status", "TestMemory"]
+
+Status = Literal["ok", "warning", "over_budget", "leak", "aborted", "killed", "not_run"]
+STATUSES: Final[tuple[Status, ...]] = (
+    "ok",
+    "warning",
+    "over_budget",
+    "leak",
+    "aborted",
+    "killed",
+    "not_run",
+)
+#: Statuses that are memory failures (shown with the letter ``M``).
+FAILING_STATUSES: Final = frozenset({"over_budget", "leak", "aborted", "killed"})
+#: The kinds of per-test budget, in the order of the marker's signature.
+BUDGET_KINDS: Final = ("peak", "leak", "heap", "rss")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A test's budget in bytes (``None``: none); ``sources`` says where each value came from.
+
+    ``peak`` bounds the RSS growth of the test body over its start, ``rss`` is an absolute
+    hard cap while the test runs, ``heap`` bounds traced Python allocations and ``leak``
+    the memory kept after the test.
+    """
+
+    peak: int | None = None
+    leak: int | None = None
+    heap: int | None = None
+    rss: int | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source(self, kind: str) -> str:
+        """Where the ``kind`` budget came from, e.g. ``memory_budget(peak=...)``."""
+        return self.sources.get(kind, kind)
+
+    def to_json(self) -> dict[str, int | None]:
+        """The budget as the JSON report writes it."""
+        return {kind: getattr(self, kind) for kind in BUDGET_KINDS}
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, kind) is not None for kind in BUDGET_KINDS)
+
+
+@dataclass(frozen=True)
+class Site:
+    """One allocation site: ``file:line``, the bytes it holds and how many blocks."""
+
+    file: str
+    line: int
+    size: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {format_size(self.size)} in {self.count} blocks"
+
+    def to_json(self) -> dict[str, Any]:
+        """The site as the JSON report writes it."""
+        return {"file": self.file, "line": self.line, "size": self.size, "count": self.count}
+
+
+@dataclass(frozen=True)
+class TestMemory:
+    """The memory result of one test; sizes in bytes, times in seconds.
+
+    ``rss_peak`` is the highest RSS during the test body and ``peak_delta`` its growth
+    over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS after teardown.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    nodeid: str
+    outcome: str
+    status: Status
+    worker: str
+    duration_s: float
+    rss_start: int | None = None
+    rss_end: int | None = None
+    rss_peak: int | None = None
+    peak_delta: int | None = None
+    heap_peak: int | None = None
+    leaked: int | None = None
+    budget: Budget = Budget()
+    sites: tuple[Site, ...] = ()
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The test entry of the JSON report."""
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "status": self.status,
+            "worker": self.worker,
+            "duration_s": round(self.duration_s, 6),
+            "rss_start": self.rss_start,
+            "rss_end": self.rss_end,
+            "rss_peak": self.rss_peak,
+            "peak_delta": self.peak_delta,
+            "heap_peak": self.heap_peak,
+            "leaked": self.leaked,
+            "budget": self.budget.to_json(),
+            "sites": [site.to_json() for site in self.sites],
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TestMemory:
+        """Read back a test entry written by :meth:`to_json`."""
+        budget = data.get("budget") or {}
+        return cls(
+            nodeid=data["nodeid"],
+            outcome=data["outcome"],
+            status=data["status"],
+            worker=data.get("worker") or "main",
+            duration_s=float(data.get("duration_s") or 0.0),
+            rss_start=data.get("rss_start"),
+            rss_end=data.get("rss_end"),
+            rss_peak=data.get("rss_peak"),
+            peak_delta=data.get("peak_delta"),
+            heap_peak=data.get("heap_peak"),
+            leaked=data.get("leaked"),
+            budget=Budget(**{k: budget.get(k) for k in BUDGET_KINDS}),
+            sites=tuple(Site(**site) for site in data.get("sites") or ()),
+            message=data.get("message"),
+        )
