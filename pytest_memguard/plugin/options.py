@@ -72,7 +72,7 @@ _OPTIONS: Final = (
     ("warn", "SIZE|PCT", "Warning threshold on the RSS of the pytest process (default 70%%)"),
     ("critical", "SIZE|PCT", "Critical threshold on the RSS of the pytest process (default 80%%)"),
     ("max", "SIZE|PCT", "Hard limit: a test that takes the process past it is stopped (default 90%%)"),
-    ("mode", "enforce|report", "enforce: memory failures fail tests; report: measure and warn only"),
+    ("mode", "enforce|report", "Enforce: memory failures fail tests; report: measure and warn only"),
     ("json", "PATH", "Write the JSON report to PATH"),
     ("top", "N", f"Rows of the heaviest-tests table in the summary (default {DEFAULT_TOP}; 0 hides it)"),
 )

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_memguard import load_schema
+
+Run = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester) -> Run:
+    """Run pytest with the guard on and a JSON report; returns the result and the report.
+
+    The report is validated against the shipped JSON Schema every time.  Runs are in a
+    subprocess by default, because real RSS, threads and signals matter.
+    """
+
+    def _run(*args: str, inprocess: bool = False) -> tuple[pytest.RunResult, dict[str, Any]]:
+        path = pytester.path / "memguard.json"
+        argv = ("--memguard", f"--memguard-json={path}", "-p", "no:cacheprovider", *args)
+        result = pytester.runpytest(*argv) if inprocess else pytester.runpytest_subprocess(*argv)
+        assert path.exists(), "the JSON report was not written"
+        report: dict[str, Any] = json.loads(path.read_text())
+        jsonschema.validate(report, load_schema())
+        return result, report
+
+    return _run
+
+
+def entry(report: dict[str, Any], name: str) -> dict[str, Any]:
+    """The report's entry of the test whose node id ends with ``name``."""
+    (found,) = [t for t in report["tests"] if t["nodeid"].endswith(name)]
+    return found

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_memguard.probe.process import (
+    KernelPeakMeter,
+    RssReader,
+    SampledPeakMeter,
+    current_rss,
+    open_peak_meter,
+    rss_of,
+)
+from pytest_memguard.probe.system import Cgroup, read_pressure, read_system_memory
+
+MiB = 2**20
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+
+def test_rss_readers_agree() -> None:
+    reader = RssReader()
+    try:
+        assert abs(reader() - current_rss()) < 16 * MiB
+        assert rss_of(os.getpid()) is not None
+    finally:
+        reader.close()
+
+
+def test_rss_of_a_vanished_process_is_none() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert rss_of(child.pid) is None
+
+
+@linux
+def test_kernel_peak_catches_a_short_spike() -> None:
+    meter = open_peak_meter()
+    assert isinstance(meter, KernelPeakMeter)
+    assert meter.exact
+    try:
+        start = meter.reset()
+        spike = bytearray(120 * MiB)
+        del spike
+        assert meter.peak() - start >= 119 * MiB
+        start = meter.reset()
+        assert meter.peak() - start < 20 * MiB, "reset starts a new window"
+    finally:
+        meter.close()
+
+
+def test_sampled_peak_keeps_the_largest_sample() -> None:
+    rss = [100]
+    meter = SampledPeakMeter(read=lambda: rss[0])  # type: ignore[arg-type]
+    assert not meter.exact
+    assert "sampled" in meter.method
+    assert meter.reset() == 100
+    meter.observe(500)
+    meter.observe(300)
+    assert meter.peak() == 500
+    rss[0] = 50
+    assert meter.reset() == 50
+    assert meter.peak() == 50
+
+
+def test_system_memory_is_sane() -> None:
+    memory = read_system_memory()
+    assert memory.total > 0
+    assert 0 <= memory.available <= memory.total
+    assert memory.source in ("cgroup", "host")
+    assert 0.0 <= memory.fraction_used <= 1.0
+
+
+def _cgroup_v1(tmp_path: Path, limit: int, usage: int, inactive: int) -> Cgroup:
+    (tmp_path / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    (tmp_path / "memory.limit_in_bytes").write_text(f"{limit}\n")
+    (tmp_path / "memory.stat").write_text(
+        f"cache 1\nhierarchical_memory_limit {limit}\ntotal_inactive_file {inactive}\n"
+    )
+    return Cgroup(1, tmp_path)
+
+
+def test_cgroup_v1_limit_and_working_set(tmp_path: Path) -> None:
+    group = _cgroup_v1(tmp_path, 2 * 2**30, 900 * MiB, 100 * MiB)
+    assert group.limit() == 2 * 2**30
+    assert group.working_set() == 800 * MiB
+    memory = read_system_memory(group)
+    assert memory.source == "cgroup"
+    assert memory.total == 2 * 2**30
+    assert memory.available == 2 * 2**30 - 800 * MiB
+    assert memory.cgroup == f"v1:{tmp_path}"
+
+
+def test_cgroup_v1_unlimited_falls_back_to_the_host(tmp_path: Path) -> None:
+    group = _cgroup_v1(tmp_path, 9223372036854771712, 900 * MiB, 0)
+    assert group.limit() is None
+    assert read_system_memory(group).source == "host"
+
+
+def test_cgroup_v2_takes_the_lowest_limit_of_the_ancestors(tmp_path: Path) -> None:
+    parent = tmp_path
+    child = tmp_path / "job"
+    child.mkdir()
+    (parent / "memory.max").write_text("1073741824\n")
+    (child / "memory.max").write_text("max\n")
+    (child / "memory.current").write_text(f"{300 * MiB}\n")
+    (child / "memory.stat").write_text(f"anon 1\ninactive_file {50 * MiB}\n")
+    group = Cgroup(2, child)
+    assert group.limit() == 2**30
+    assert group.working_set() == 250 * MiB
+    memory = read_system_memory(group)
+    assert (memory.total, memory.available) == (2**30, 2**30 - 250 * MiB)
+
+
+def test_pressure_file(tmp_path: Path) -> None:
+    path = tmp_path / "memory"
+    path.write_text(
+        "some avg10=1.50 avg60=0.25 avg300=0.00 total=10\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=3\n"
+    )
+    pressure = read_pressure(str(path))
+    assert pressure is not None
+    assert (pressure.some_avg10, pressure.full_avg10, pressure.some_avg60) == (1.5, 0.5, 0.25)
+    assert read_pressure(str(tmp_path / "missing")) is None

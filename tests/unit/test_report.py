@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pytest_memguard import Budget, ReportError, TestMemory, load_report, load_schema
+from pytest_memguard.probe.system import SystemMemory
+from pytest_memguard.records import RecordWriter, read_records
+from pytest_memguard.report import build_report, environment, write_report
+
+MiB = 2**20
+
+
+def _result(nodeid: str, delta: int, status: str = "ok") -> TestMemory:
+    return TestMemory(
+        nodeid=nodeid,
+        outcome="failed" if status != "ok" else "passed",
+        status=status,  # type: ignore[arg-type]
+        worker="main",
+        duration_s=0.01,
+        rss_start=50 * MiB,
+        rss_end=50 * MiB,
+        rss_peak=50 * MiB + delta,
+        peak_delta=delta,
+        budget=Budget(peak=10 * MiB, sources={"peak": "--memguard-budget"}),
+        message=None if status == "ok" else "over",
+    )
+
+
+def _report(results: list[TestMemory], collected: list[str]) -> dict[str, object]:
+    return build_report(
+        results=results,
+        collected=collected,
+        environment=environment(
+            SystemMemory(8 * 2**30, 4 * 2**30, "host"), peak_method="exact", interrupt="signal"
+        ),
+        config={"mode": "enforce", "warning": None, "critical": None, "max": 2**30, "budget": None},
+        started=0.0,
+        duration_s=1.5,
+        interrupted=False,
+    )
+
+
+def test_report_validates_and_lists_every_collected_test() -> None:
+    report = _report([_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"])
+    jsonschema.validate(report, load_schema())
+    assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]  # type: ignore[index]
+    summary = report["summary"]
+    assert summary["statuses"]["not_run"] == 1  # type: ignore[index]
+    assert summary["statuses"]["over_budget"] == 1  # type: ignore[index]
+    assert summary["worst"] == {"nodeid": "t::b", "peak_delta": 30 * MiB}  # type: ignore[index]
+    assert summary["peak_rss"] == 80 * MiB  # type: ignore[index]
+    assert report["tests"][2]["status"] == "not_run"  # type: ignore[index]
+
+
+def test_write_is_atomic_and_load_reads_it_back(tmp_path: Path) -> None:
+    report = _report([_result("t::a", MiB)], ["t::a"])
+    path = write_report(report, tmp_path / "deep" / "r.json")
+    assert load_report(path) == report
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"], "no temporary file left"
+
+
+def test_load_report_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"missing\.json: no such file"):
+        load_report(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match=r"bad\.json: not valid JSON"):
+        load_report(bad)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "something/2"}))
+    with pytest.raises(ReportError, match="not a pytest-memguard report"):
+        load_report(other)
+
+
+def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
+    writer = RecordWriter(tmp_path / "main-123.jsonl")
+    writer.start("t::a", 40 * MiB, "main")
+    writer.end(_result("t::a", MiB))
+    writer.start("t::b", 41 * MiB, "main")
+    writer.grew("t::b", 700 * MiB)
+    writer.close()
+    with (tmp_path / "main-123.jsonl").open("ab") as handle:
+        handle.write(b'{"event":"rss","nodeid":"t::b","rss":7')  # cut short by SIGKILL
+    (process,) = read_records([tmp_path / "main-123.jsonl"])
+    assert list(process.results) == ["t::a"]
+    assert process.running == "t::b"
+    culprit = process.unfinished("the process was killed")
+    assert culprit is not None
+    assert (culprit.nodeid, culprit.status, culprit.rss_peak) == ("t::b", "killed", 700 * MiB)
+    assert culprit.message == "the process was killed; last known RSS 700.0 MiB"
+
+
+def test_test_memory_round_trips_through_json() -> None:
+    result = _result("t::a", 3 * MiB, "over_budget")
+    assert TestMemory.from_json(json.loads(json.dumps(result.to_json()))) == result
