@@ -32,6 +32,8 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/cache_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json

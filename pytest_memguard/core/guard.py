@@ -111,6 +111,7 @@ class Guard:
     :param resend: seconds between repeated interrupts of a unit over its limit
     :param grace: seconds a unit may keep running over its limit before the process ends
     :param ceiling: the process ends at once when RSS passes ``ceiling`` x the limit
+        (after the first interrupt had 0.1 s to work)
     :param growth_step: bytes of growth after which ``on_growth`` hears of a new RSS
     :param on_event: called (in the watchdog thread) with each :class:`LevelEvent`
     :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
@@ -142,6 +143,7 @@ class Guard:
         self.resend = resend
         self.grace = grace
         self.ceiling = ceiling
+        self.settle = min(grace, max(2 * resend, 0.1))
         self.growth_step = growth_step
         self._read = reader or RssReader()
         self._peak_meter = peak_meter
@@ -161,7 +163,9 @@ class Guard:
         self._main_ident = threading.main_thread().ident
         self._previous_handler: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
         self._signal_installed = False
+        #: The highest and the latest RSS the watchdog sampled, in bytes.
         self.max_rss = 0
+        self.last_rss = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -171,6 +175,7 @@ class Guard:
             return self
         if self._interrupt is None:
             self._interrupt = self._install_interrupt()
+        self.poll()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="memguard-watchdog", daemon=True)
         self._thread.start()
@@ -233,6 +238,8 @@ class Guard:
 
     def drain_events(self) -> list[LevelEvent]:
         """Level events raised since the last call, oldest first."""
+        if not self._events:
+            return []
         events = []
         while self._events:
             events.append(self._events.popleft())
@@ -249,7 +256,7 @@ class Guard:
 
     def poll(self) -> int:
         """One watchdog step (public so tests can drive it without a thread); returns RSS."""
-        rss = self._read()
+        rss = self.last_rss = self._read()
         if rss > self.max_rss:
             self.max_rss = rss
         if self._peak_meter is not None:
@@ -273,8 +280,13 @@ class Guard:
         elif abort.phase != unit.phase:
             # A later phase of a unit already stopped (its teardown) is left to free
             # memory; only the ceiling still ends the process.
-            if rss >= unit.limit * self.ceiling:
+            if now - abort.first >= self.settle and rss >= unit.limit * self.ceiling:
                 self._escalate(unit, abort, rss)
+        elif now - abort.first < self.settle:
+            # The first interrupt needs a moment to unwind the unit (a single large
+            # allocation can take it past the ceiling before the interrupt arrives).
+            if now - abort.first >= abort.signals * self.resend:
+                self._fire(abort, rss)
         elif now - abort.first >= self.grace or rss >= unit.limit * self.ceiling:
             self._escalate(unit, abort, rss)
         elif now - abort.first >= abort.signals * self.resend:

@@ -19,17 +19,17 @@ from ..core.sizes import format_size
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, trim_heap
 from ..probe.system import read_system_memory
-from ..records import RecordWriter, read_records
+from ..records import RecordWriter
 from ..report import build_report, environment, write_report
 from ..results import Budget, Status, TestMemory
 from . import terminal
-from .markers import budget_of
+from .markers import MARKER, budget_of
 from .options import Settings
 
 __all__ = ["BUDGET_KEY", "PLUGIN_KEY", "MemguardPlugin"]
 
-BUDGET_KEY: Final = pytest.StashKey[Budget]()
-BUDGET_ERROR_KEY: Final = pytest.StashKey[str]()
+#: A test's budget from its marker and the options, or the message of a bad marker.
+BUDGET_KEY: Final = pytest.StashKey["Budget | str"]()
 
 
 class _TestState:
@@ -41,6 +41,8 @@ class _TestState:
         "budget",
         "levels",
         "message",
+        "next",
+        "nodeid",
         "outcomes",
         "peak_delta",
         "rss_end",
@@ -50,7 +52,8 @@ class _TestState:
         "status",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
         self.started = time.perf_counter()
         self.budget = Budget()
         self.rss_start: int | None = None
@@ -62,6 +65,7 @@ class _TestState:
         self.levels = Level.OK
         self.status: Status = "ok"
         self.message: str | None = None
+        self.next: str | None = None
         self.outcomes: dict[str, str] = {}
 
     def outcome(self) -> str:
@@ -87,10 +91,14 @@ class MemguardPlugin:
         self.started = time.time()
         self.memory = read_system_memory()
         self.reader = RssReader()
-        self.meter = open_peak_meter()
+        self.meter = open_peak_meter(read=self.reader)
         self.work_dir = Path(tempfile.mkdtemp(prefix="pytest-memguard-"))
         self.records = RecordWriter(self.work_dir / f"{self.worker}-{os.getpid()}.jsonl")
         self.collected: list[str] = []
+        self.results: list[TestMemory] = []
+        #: The test in progress, and the one whose start line is already written.
+        self._running: str | None = None
+        self._announced: str | None = None
         self.alerts: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.report: dict[str, Any] | None = None
@@ -130,12 +138,16 @@ class MemguardPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         default, source = self.settings.budget, self.settings.source("budget")
+        shared = Budget(peak=default, sources={"peak": source} if default is not None else {})
         for item in session.items:
             self.collected.append(item.nodeid)
+            if item.get_closest_marker(MARKER) is None:
+                item.stash[BUDGET_KEY] = shared
+                continue
             try:
                 item.stash[BUDGET_KEY] = budget_of(item, default, source)
             except ValueError as error:
-                item.stash[BUDGET_ERROR_KEY] = str(error)
+                item.stash[BUDGET_KEY] = str(error)
 
     @pytest.hookimpl(trylast=True)
     def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
@@ -145,16 +157,20 @@ class MemguardPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
-        state = item.stash[STATE_KEY] = _TestState()
-        self.records.start(item.nodeid, self.reader(), self.worker)
-        error = item.stash.get(BUDGET_ERROR_KEY, None)
+        nodeid = item.nodeid
+        state = item.stash[STATE_KEY] = _TestState(nodeid)
+        self._running = nodeid
+        if self._announced != nodeid:
+            self.records.start(nodeid, self.guard.last_rss, self.worker)
+        budget = item.stash.get(BUDGET_KEY, None)
+        error = budget if isinstance(budget, str) else None
         if error is None:
             budget = self.config.hook.pytest_memguard_budget(
-                item=item, budget=item.stash.get(BUDGET_KEY, Budget())
+                item=item, budget=budget if budget is not None else Budget()
             )
             state.budget = budget
             cap = budget.rss if self.settings.enforce else None
-            self.guard.begin(item.nodeid, limit=cap, source=budget.source("rss"))
+            self.guard.begin(nodeid, limit=cap, source=budget.source("rss"))
         self.guard.arm()
         try:
             result = yield
@@ -182,10 +198,11 @@ class MemguardPlugin:
             self._end_phase(state)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Any:
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         state = item.stash.get(STATE_KEY, None)
         if state is None:
             return (yield)
+        state.next = nextitem.nodeid if nextitem is not None else None
         if state.abort is not None:
             # The stopped test's memory is garbage now; give it back before teardown,
             # or the process stays over its limit and the next test is stopped too.
@@ -200,10 +217,11 @@ class MemguardPlugin:
             state.rss_end = self.reader()
 
     def _end_phase(self, state: _TestState) -> None:
-        self.guard.disarm()
+        guard = self.guard
+        guard.disarm()
         if state.abort is None:
-            state.abort = self.guard.aborted()
-        for event in self.guard.drain_events():
+            state.abort = guard.aborted()
+        for event in guard.drain_events():
             state.levels = max(state.levels, event.level)
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
 
@@ -215,14 +233,14 @@ class MemguardPlugin:
             return report
         try:
             self._judge(state, call, report)
+            state.outcomes[report.when] = report.outcome
             if report.when == "teardown":
                 self._finish(item, state, report)
         except Exception as error:
-            self._internal(f"judging {item.nodeid}", error)
+            self._internal(f"judging {state.nodeid}", error)
         return report
 
     def _judge(self, state: _TestState, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        state.outcomes[report.when] = report.outcome
         if state.abort is not None and state.abort_when is None:
             state.abort_when = report.when
             interrupted = call.excinfo is not None and call.excinfo.errisinstance(MemoryLimitExceeded)
@@ -290,7 +308,7 @@ class MemguardPlugin:
         if status == "ok" and state.levels >= Level.WARNING:
             status = "warning"
         result = TestMemory(
-            nodeid=item.nodeid,
+            nodeid=state.nodeid,
             outcome=state.outcome(),
             status=status,
             worker=self.worker,
@@ -302,15 +320,19 @@ class MemguardPlugin:
             budget=state.budget,
             message=state.message,
         )
-        self.records.end(result)
-        report.memguard = result.to_json()  # type: ignore[attr-defined]
+        self.results.append(result)
+        then = None
+        if state.next is not None:
+            then = (state.next, state.rss_end or 0, self.worker)
+        self.records.end(result.to_json(), then)
+        self._announced, self._running = state.next, None
         self.config.hook.pytest_memguard_test_result(item=item, result=result)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        if report.failed and getattr(report, "memguard_cause", False):
+        if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
             category = "failed" if report.when == "call" else "error"
             return category, "M", ("MEMORY", {"red": True})
         return None
@@ -338,7 +360,9 @@ class MemguardPlugin:
             " memguard ended the process"
         )
         self.records.write("abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message)
-        path = self._write_report(interrupted=True, reason="the process was ended by memguard")
+        path = self._write_report(
+            interrupted=True, reason="the process was ended by memguard", abort=message
+        )
         if path is not None:
             os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
 
@@ -353,19 +377,15 @@ class MemguardPlugin:
         except Exception as error:
             self._internal("writing the report", error)
 
-    def _write_report(self, *, interrupted: bool, reason: str) -> Path | None:
-        processes = read_records(self.work_dir.glob("*.jsonl"))
-        results: list[TestMemory] = []
-        for process in processes:
-            results.extend(process.results.values())
-            unfinished = process.unfinished(reason or "the process ended")
-            if unfinished is not None:
-                if interrupted and not process.aborted:
-                    unfinished = TestMemory(
-                        unfinished.nodeid, "not_run", "not_run", self.worker, 0.0, message=reason
-                    )
-                results.append(unfinished)
-        peak = max([self.guard.max_rss] + [p.peak_rss for p in processes])
+    def _write_report(self, *, interrupted: bool, reason: str, abort: str | None = None) -> Path | None:
+        results = list(self.results)
+        running = self._running
+        if running is not None and abort is not None:
+            rss = self.guard.max_rss
+            results.append(TestMemory(running, "failed", "aborted", self.worker, 0.0, rss_peak=rss, message=abort))
+        elif running is not None and interrupted:
+            results.append(TestMemory(running, "not_run", "not_run", self.worker, 0.0, message=reason))
+        peak = max([self.guard.max_rss] + [r.rss_peak or 0 for r in results])
         report = build_report(
             results=results,
             collected=self.collected,

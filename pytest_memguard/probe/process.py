@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Final, Protocol
-
-import psutil
+from typing import Any, Final, Protocol
 
 __all__ = [
     "KernelPeakMeter",
@@ -41,13 +39,15 @@ class RssReader:
     def __init__(self) -> None:
         self._pid = os.getpid()
         self._fd: int | None = None
-        self._process: psutil.Process | None = None
+        self._process: Any = None
         if sys.platform.startswith("linux"):
             try:
                 self._fd = os.open(f"/proc/{self._pid}/statm", os.O_RDONLY)
             except OSError:
                 self._fd = None
         if self._fd is None:
+            import psutil
+
             self._process = psutil.Process(self._pid)
 
     def __call__(self) -> int:
@@ -62,16 +62,22 @@ class RssReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            import psutil
+
             self._process = psutil.Process(self._pid)
 
 
 def current_rss() -> int:
     """This process's resident set size in bytes (one-off read; keep an :class:`RssReader` for loops)."""
+    import psutil
+
     return int(psutil.Process().memory_info().rss)
 
 
 def rss_of(pid: int) -> int | None:
     """The RSS of process ``pid`` in bytes, or ``None`` when it is gone or access is denied."""
+    import psutil
+
     try:
         return int(psutil.Process(pid).memory_info().rss)
     except (psutil.Error, OSError):
@@ -105,38 +111,33 @@ class PeakMeter(Protocol):
 class KernelPeakMeter:
     """Exact peak from Linux ``VmHWM``, reset through ``/proc/self/clear_refs``."""
 
-    __slots__ = ("_clear_fd", "_status_fd")
+    __slots__ = ("_clear_fd", "_read", "_status_fd")
     exact: Final = True
     method: Final = "exact (kernel VmHWM)"
 
-    def __init__(self) -> None:
+    def __init__(self, read: RssReader | None = None) -> None:
         pid = os.getpid()
+        self._read = read or RssReader()
         self._clear_fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
         try:
             self._status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
             os.pwrite(self._clear_fd, b"5", 0)
-            self._fields()
+            self.peak()
         except (OSError, ValueError):
             os.close(self._clear_fd)
             raise
 
-    def _fields(self) -> tuple[int, int]:
-        status = os.pread(self._status_fd, 4096, 0)
-        start = status.index(b"VmHWM:") + 6
-        hwm = int(status[start : status.index(b"kB", start)])
-        start = status.index(b"VmRSS:", start) + 6
-        rss = int(status[start : status.index(b"kB", start)])
-        return hwm * 1024, rss * 1024
-
     def reset(self) -> int:
         os.pwrite(self._clear_fd, b"5", 0)
-        return self._fields()[1]
+        return self._read()
 
     def observe(self, rss: int) -> None:
         """The kernel tracks the peak itself; samples are not needed."""
 
     def peak(self) -> int:
-        return self._fields()[0]
+        status = os.pread(self._status_fd, 4096, 0)
+        start = status.index(b"VmHWM:") + 6
+        return int(status[start : status.index(b"kB", start)]) * 1024
 
     def close(self) -> None:
         for fd in (self._clear_fd, self._status_fd):
@@ -179,14 +180,17 @@ class SampledPeakMeter:
         """Nothing to release."""
 
 
-def open_peak_meter(*, exact: bool = True) -> PeakMeter:
-    """The best peak meter this platform allows: the kernel's if it works, else sampled."""
+def open_peak_meter(*, exact: bool = True, read: RssReader | None = None) -> PeakMeter:
+    """The best peak meter this platform allows: the kernel's if it works, else sampled.
+
+    :param read: the RSS reader to share (one kept descriptor instead of two)
+    """
     if exact and sys.platform.startswith("linux"):
         try:
-            return KernelPeakMeter()
+            return KernelPeakMeter(read)
         except (OSError, ValueError):
             pass
-    return SampledPeakMeter()
+    return SampledPeakMeter(read)
 
 
 def trim_heap() -> bool:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-import psutil
-
 __all__ = ["Cgroup", "Pressure", "SystemMemory", "find_memory_cgroup", "read_pressure", "read_system_memory"]
 
 # v1 writes "unlimited" as PAGE_COUNTER_MAX * page size, about 2**63; anything this large is no limit.
@@ -158,19 +156,35 @@ def find_memory_cgroup() -> Cgroup | None:
     return None
 
 
+def _host_memory() -> tuple[int, int]:
+    """(total, available) of the host: ``/proc/meminfo`` on Linux, psutil elsewhere."""
+    try:
+        fields = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("MemTotal", "MemAvailable"):
+                fields[key] = int(value.split()[0]) * 1024
+        return fields["MemTotal"], fields["MemAvailable"]
+    except (OSError, KeyError, ValueError, IndexError):
+        import psutil
+
+        host = psutil.virtual_memory()
+        return int(host.total), int(host.available)
+
+
 def read_system_memory(cgroup: Cgroup | None | Literal["find"] = "find") -> SystemMemory:
     """Total and available memory for this process, container-aware.
 
     :param cgroup: the memory cgroup to read; by default it is looked up (about 0.3 ms)
     """
-    host = psutil.virtual_memory()
+    host_total, host_available = _host_memory()
     group = find_memory_cgroup() if cgroup == "find" else cgroup
     limit = group.limit() if group is not None else None
     if group is None or limit is None:
-        return SystemMemory(int(host.total), int(host.available), "host")
-    total = min(limit, int(host.total))
+        return SystemMemory(host_total, host_available, "host")
+    total = min(limit, host_total)
     working = group.working_set() or 0
-    available = max(0, min(total - working, int(host.available)))
+    available = max(0, min(total - working, host_available))
     return SystemMemory(total, available, "cgroup", group.describe())
 
 

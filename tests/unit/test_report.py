@@ -79,7 +79,7 @@ def test_load_report_names_the_file_and_the_problem(tmp_path: Path) -> None:
 def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
     writer = RecordWriter(tmp_path / "main-123.jsonl")
     writer.start("t::a", 40 * MiB, "main")
-    writer.end(_result("t::a", MiB))
+    writer.end(_result("t::a", MiB).to_json())
     writer.start("t::b", 41 * MiB, "main")
     writer.grew("t::b", 700 * MiB)
     writer.close()

@@ -1,0 +1,152 @@
+"""The JSON report and the terminal summary, as CI and people see them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import Run, entry
+
+MB = 1_000_000
+
+SUITE = """
+import pytest
+
+def test_light():
+    data = bytearray(5_000_000)
+
+def test_heavy():
+    data = bytearray(120_000_000)
+
+def test_middle():
+    data = bytearray(40_000_000)
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+
+def test_fails():
+    assert 1 == 2
+"""
+
+
+def test_every_test_is_in_the_report_with_its_figures(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(SUITE)
+    result, report = run()
+    result.assert_outcomes(passed=3, failed=1, skipped=1)
+    assert report["schema"] == "pytest-memguard/1"
+    assert report["interrupted"] is False
+    assert [t["nodeid"].split("::")[1] for t in report["tests"]] == [
+        "test_light",
+        "test_heavy",
+        "test_middle",
+        "test_skipped",
+        "test_fails",
+    ]
+    heavy = entry(report, "test_heavy")
+    assert heavy["peak_delta"] >= 119 * MB
+    assert heavy["worker"] == "main"
+    assert heavy["duration_s"] > 0
+    assert entry(report, "test_skipped")["outcome"] == "skipped"
+    assert entry(report, "test_fails")["outcome"] == "failed"
+    assert entry(report, "test_fails")["status"] == "ok", "an assertion failure is not a memory failure"
+    assert report["summary"]["worst"]["nodeid"].endswith("test_heavy")
+    assert report["summary"]["statuses"]["ok"] == 5
+    assert report["summary"]["peak_rss"] >= heavy["rss_peak"]
+    assert report["workers"][0]["id"] == "main"
+    assert report["environment"]["memory_source"] in ("host", "cgroup")
+
+
+def test_the_table_lists_the_heaviest_first(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(SUITE)
+    result, _ = run("--memguard-top=2")
+    result.stdout.fnmatch_lines(
+        [
+            "*= memguard =*",
+            "heaviest tests by peak growth (top 2 of 4):",
+            "test * status * peak growth * peak RSS * end RSS * budget",
+            "*::test_heavy * ok * 11?.? MiB *",
+            "*::test_middle * ok * 3?.? MiB *",
+            "peak RSS of the run *; largest growth 11?.? MiB in *::test_heavy",
+            "JSON report: *memguard.json",
+        ]
+    )
+    assert "::test_light  " not in result.stdout.str()
+
+
+def test_top_zero_hides_the_table(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(SUITE)
+    result, _ = run("--memguard-top=0", inprocess=True)
+    assert "heaviest tests" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["peak RSS of the run *"])
+
+
+def test_the_header_shows_the_effective_settings(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("def test_ok(): pass")
+    result, _ = run("--memguard-max=2GB", "--memguard-budget=100MB", inprocess=True)
+    result.stdout.fnmatch_lines(
+        [
+            "memguard: enforce, max 1.9 GiB (--memguard-max), budget 95.4 MiB",
+            "memguard: peak *; memory *, * available",
+        ]
+    )
+
+
+def test_ctrl_c_writes_the_report_marked_interrupted(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(
+        """
+        def test_one():
+            pass
+
+        def test_interrupted():
+            raise KeyboardInterrupt
+
+        def test_never():
+            pass
+        """
+    )
+    result, report = run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert report["interrupted"] is True
+    assert entry(report, "test_one")["status"] == "ok"
+    assert entry(report, "test_never")["status"] == "not_run"
+    assert entry(report, "test_never")["outcome"] == "not_run"
+    result.stdout.fnmatch_lines(["* test(s) were not run"])
+
+
+def test_threshold_alerts_are_recorded_and_shown(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        def test_grows():
+            first = bytearray(120_000_000)
+            time.sleep(0.2)
+            second = bytearray(60_000_000)
+            time.sleep(0.2)
+        """
+    )
+    result, report = run("--memguard-warn=100MB", "--memguard-critical=160MB", "--memguard-max=1GB")
+    result.assert_outcomes(passed=1)
+    levels = [a["level"] for a in report["alerts"]]
+    assert levels == ["warning", "critical"]
+    alert = report["alerts"][1]
+    assert alert["nodeid"].endswith("test_grows")
+    assert alert["threshold"] == 160 * MB
+    assert alert["process"] == "main"
+    assert entry(report, "test_grows")["status"] == "warning"
+    result.stdout.fnmatch_lines(
+        [
+            "2 threshold alert(s):",
+            "  WARNING RSS * reached the warning threshold 95.4 MiB (--memguard-warn) while running *",
+            "  CRITICAL RSS * reached the critical threshold 152.6 MiB (--memguard-critical) while running *",
+        ]
+    )
+
+
+def test_the_report_is_plain_json_for_ci(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("def test_ok(): pass")
+    _, report = run()
+    path = pytester.path / "memguard.json"
+    assert json.loads(path.read_text()) == report
+    assert not list(pytester.path.glob(".memguard.json.*")), "no temporary file left behind"

@@ -1,0 +1,409 @@
+"""ProcessMonitor against real child processes (modest sizes) with a fake clock."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+import pytest
+
+from pytest_memguard.core.levels import Level, MemoryThresholds
+from pytest_memguard.errors import MemguardError, SizeError
+from pytest_memguard.monitor import (
+    ALERTS_FILE,
+    STATS_FILE,
+    MonitorError,
+    ProcessGoneError,
+    ProcessMonitor,
+    UnknownProcessError,
+)
+from pytest_memguard.probe.system import SystemMemory
+
+MB = 1_000_000
+
+# Waits for "go", then holds ``MB`` megabytes of touched memory until stdin closes.
+GROWER = """
+import sys
+print("started", flush=True)
+sys.stdin.readline()
+data = b"\\x01" * ({mb} * 1000 * 1000)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+# Ignores SIGTERM, so only SIGKILL ends it.
+STUBBORN = """
+import signal, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+# A small parent whose child holds 60 MB.
+PARENT = """
+import subprocess, sys
+code = "import sys; d = b'\\\\x01' * 60_000_000; print('ready', flush=True); sys.stdin.read()"
+child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+sys.stdout.write(child.stdout.readline().decode())
+sys.stdout.flush()
+sys.stdin.read()
+child.kill()
+child.wait()
+"""
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def fake_memory(available: int = 8_000 * MB) -> SystemMemory:
+    return SystemMemory(total=16_000 * MB, available=available, source="cgroup", cgroup="v2:/t")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _spawn(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+
+
+def _expect(child: subprocess.Popen[bytes], line: bytes) -> None:
+    stream: IO[bytes] | None = child.stdout
+    assert stream is not None
+    assert stream.readline() == line
+
+
+def _say(child: subprocess.Popen[bytes], text: bytes) -> None:
+    assert child.stdin is not None
+    child.stdin.write(text)
+    child.stdin.flush()
+
+
+@pytest.fixture
+def monitor(clock: FakeClock, tmp_path: Path) -> Iterator[ProcessMonitor]:
+    mon = ProcessMonitor(
+        thresholds=MemoryThresholds("40 MB", "80 MB", "120 MB"),
+        log_dir=tmp_path,
+        clock=clock,
+        wall=lambda: 1_700_000_000.0,
+        memory=fake_memory,
+        grace=5.0,
+    )
+    yield mon
+    mon.stop()
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_child_past_its_hard_limit_is_terminated_with_stats_and_logs(
+    monitor: ProcessMonitor, clock: FakeClock, tmp_path: Path
+) -> None:
+    with _spawn(GROWER.format(mb=150)) as child:
+        _expect(child, b"started\n")
+        ident = monitor.track(child, name="grower")
+        assert ident == "grower"
+        assert monitor.poll() == []  # a fresh interpreter is far under 40 MB
+        _say(child, b"go\n")
+        _expect(child, b"ready\n")
+        clock.advance(3.0)
+        events = monitor.poll()
+        assert [e.kind for e in events] == ["abort", "terminate"]
+        assert events[0].level is Level.ABORT
+        assert (events[0].rss or 0) >= 150 * MB
+        assert "reached the hard limit 114.4 MiB; terminating it" in events[0].message
+        assert monitor.should_abort(ident)
+        returncode = child.wait(timeout=30)
+        assert returncode == (-signal.SIGTERM if sys.platform != "win32" else returncode)
+        assert returncode != 0
+        clock.advance(1.0)
+        assert [e.kind for e in monitor.poll()] == ["exit"]
+        assert monitor.poll() == []
+        stats = monitor.untrack(ident)
+    assert stats["aborted"] is True
+    assert stats["killed"] is False
+    assert stats["start"] < 40 * MB
+    assert stats["peak"] >= 150 * MB
+    assert stats["end"] == stats["peak"]
+    assert stats["duration"] == 4.0
+    assert stats["reason"] == "hard limit 114.4 MiB"
+    assert len(stats["warnings"]) == 1
+    assert ident not in monitor
+    (line,) = _lines(tmp_path / STATS_FILE)
+    assert line["id"] == "grower"
+    assert line["peak"] == stats["peak"]
+    assert line["aborted"] is True
+    assert line["timestamp"] == "2023-11-14T22:13:20+00:00"
+    (alert,) = _lines(tmp_path / ALERTS_FILE)
+    assert alert["level"] == "abort"
+    assert alert["id"] == "grower"
+    assert alert["pid"] == child.pid
+    assert alert["message"] == stats["warnings"][0]
+    assert "grower (pid" in alert["message"]
+    assert alert["timestamp"] == "2023-11-14T22:13:20+00:00"
+    assert alert["system_memory"] == {
+        "total": 16_000 * MB,
+        "available": 8_000 * MB,
+        "used": 8_000 * MB,
+        "source": "cgroup",
+    }
+
+
+def test_levels_below_the_limit_alert_once_each_without_terminating(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    mon = ProcessMonitor(
+        thresholds=MemoryThresholds("20 MB", "50 MB", "500 MB"),
+        log_dir=tmp_path,
+        clock=clock,
+        memory=fake_memory,
+    )
+    with _spawn(GROWER.format(mb=30)) as child:
+        _expect(child, b"started\n")
+        ident = mon.track(child)
+        assert ident == f"pid-{child.pid}"
+        _say(child, b"go\n")
+        _expect(child, b"ready\n")
+        events = mon.poll()
+        assert [e.kind for e in events] == ["warning"]
+        assert mon.poll() == []  # the same level is not reported again
+        rss_mb, level = mon.check(ident)
+        assert 30 < rss_mb < 50
+        assert level is Level.WARNING
+        assert not mon.should_abort(ident)
+        stats = mon.stats(ident)
+        assert stats["running"] is True
+        assert stats["end"] >= 30 * MB  # the last reading while it runs
+        child.stdin.close()  # type: ignore[union-attr]
+        assert child.wait(timeout=30) == 0
+    assert [e.kind for e in mon.poll()] == ["exit"]
+    stats = mon.untrack(ident)
+    assert stats["aborted"] is False
+    assert stats["returncode"] == 0
+    assert [a["level"] for a in _lines(tmp_path / ALERTS_FILE)] == ["warning"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be ignored on Windows")
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    mon = ProcessMonitor(
+        thresholds=MemoryThresholds(None, None, "1 MB"),
+        log_dir=tmp_path,
+        clock=clock,
+        memory=fake_memory,
+        grace=5.0,
+    )
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        ident = mon.track(child, name="stubborn")
+        assert [e.kind for e in mon.poll()] == ["abort", "terminate"]
+        clock.advance(4.9)
+        assert mon.poll() == []
+        assert child.poll() is None  # SIGTERM was ignored
+        clock.advance(0.1)
+        events = mon.poll()
+        assert events[0].kind == "kill"
+        assert "still running 5 s after SIGTERM" in events[0].message
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    assert [e.kind for e in mon.poll()] == ["exit"]
+    assert mon.stats(ident)["killed"] is True
+    assert [a["level"] for a in _lines(tmp_path / ALERTS_FILE)] == ["abort", "abort"]
+
+
+def test_past_the_aggregate_limit_the_largest_is_terminated(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    mon = ProcessMonitor(
+        thresholds=MemoryThresholds("1 GB", "2 GB", "4 GB"),
+        aggregate_limit="60 MB",
+        log_dir=tmp_path,
+        clock=clock,
+        memory=fake_memory,
+    )
+    with _spawn(GROWER.format(mb=5)) as small, _spawn(GROWER.format(mb=60)) as big:
+        for child in (small, big):
+            _expect(child, b"started\n")
+            _say(child, b"go\n")
+            _expect(child, b"ready\n")
+        mon.track(small, name="small")
+        mon.track(big, name="big")
+        events = mon.poll()
+        assert [(e.kind, e.id) for e in events] == [("aggregate", "big"), ("terminate", "big")]
+        assert "past the aggregate limit 57.2 MiB; the largest is big" in events[0].message
+        assert big.wait(timeout=30) != 0
+        assert small.poll() is None
+        small.stdin.close()  # type: ignore[union-attr]
+        small.wait(timeout=30)
+    assert mon.stats("big")["aborted"] is True
+    assert mon.stats("small")["aborted"] is False
+    (alert,) = _lines(tmp_path / ALERTS_FILE)
+    assert alert["id"] == "big"
+
+
+def test_children_count_unless_told_otherwise(clock: FakeClock) -> None:
+    with _spawn(PARENT) as parent:
+        _expect(parent, b"ready\n")
+        with_children = ProcessMonitor(clock=clock, memory=fake_memory)
+        alone = ProcessMonitor(clock=clock, memory=fake_memory, include_children=False)
+        with_children.track(parent, name="p")
+        alone.track(parent, name="p")
+        assert with_children.check("p")[0] > 60
+        assert alone.check("p")[0] < 40
+        parent.stdin.close()  # type: ignore[union-attr]
+        assert parent.wait(timeout=30) == 0
+
+
+def test_a_process_that_vanished_is_normal(clock: FakeClock) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        ident = mon.track(child.pid)  # by pid: no Popen to ask
+        rss_mb, _ = mon.check(ident)
+        child.kill()
+        child.wait(timeout=30)
+    assert [e.kind for e in mon.poll()] == ["exit"]
+    assert mon.check(ident) == (rss_mb, Level.OK)  # the last known reading
+    with pytest.raises(ProcessGoneError, match=f"process {child.pid} does not exist") as info:
+        mon.track(child.pid)
+    assert isinstance(info.value, ProcessLookupError)
+    assert isinstance(info.value, MemguardError)
+
+
+def test_access_denied_reads_as_unknown(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    mon = ProcessMonitor(thresholds=MemoryThresholds(None, None, "1 MB"), clock=clock)
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        ident = mon.track(child)
+        before = mon.stats(ident)["peak"]
+
+        def denied(self: psutil.Process) -> Any:
+            raise psutil.AccessDenied(self.pid)
+
+        monkeypatch.setattr(psutil.Process, "status", denied)
+        assert mon.poll() == []  # unknown: neither a level nor an exit
+        assert mon.stats(ident)["running"] is True
+        assert mon.stats(ident)["peak"] == before
+        monkeypatch.undo()
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_tracking_errors_name_the_problem(monitor: ProcessMonitor) -> None:
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        monitor.track(child, name="one")
+        with pytest.raises(MonitorError, match="a process is already tracked as 'one'"):
+            monitor.track(child, name="one")
+        with pytest.raises(MonitorError, match=f"process {child.pid} is already tracked as 'one'"):
+            monitor.track(child.pid)
+        child.kill()
+        child.wait(timeout=30)
+    for call in (monitor.check, monitor.stats, monitor.untrack, monitor.should_abort):
+        with pytest.raises(UnknownProcessError, match="no tracked process has the id 'nope'"):
+            call("nope")
+    assert issubclass(UnknownProcessError, KeyError)
+
+
+def test_preflight_check_reports_available_memory() -> None:
+    low = ProcessMonitor(memory=lambda: fake_memory(available=512_300_000))
+    assert low.can_create_subprocess() == (
+        False,
+        "only 488.6 MiB available, need at least 1 GB",
+    )
+    ok = ProcessMonitor(min_free=100 * MB, memory=lambda: fake_memory(available=2_000 * MB))
+    assert ok.can_create_subprocess() == (
+        True,
+        "1.9 GiB available (cgroup), need at least 95.4 MiB",
+    )
+    assert ProcessMonitor(min_free=None, memory=fake_memory).can_create_subprocess()[0] is True
+
+
+def test_defaults_and_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    mon = ProcessMonitor()
+    assert (mon.thresholds.warning, mon.thresholds.critical, mon.thresholds.max) == (
+        1_000 * MB,
+        2_000 * MB,
+        4_000 * MB,
+    )
+    assert mon.interval == 2.0
+    assert mon.include_children is True
+    assert mon.abort is True
+    assert mon.min_free == 1_000 * MB
+    monkeypatch.setenv("MEMGUARD_MAX", "8 GB")
+    assert ProcessMonitor().thresholds.max == 8_000 * MB
+    monkeypatch.setenv("MEMGUARD_MAX", "8 apples")
+    with pytest.raises(SizeError, match="MEMGUARD_MAX: invalid size '8 apples'"):
+        ProcessMonitor()
+    with pytest.raises(MonitorError, match="interval must be > 0 seconds"):
+        ProcessMonitor(interval=0, thresholds=MemoryThresholds())
+
+
+def test_without_abort_nothing_is_terminated_and_without_log_dir_nothing_is_written(
+    clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    mon = ProcessMonitor(
+        thresholds=MemoryThresholds(None, None, "1 MB"),
+        abort=False,
+        clock=clock,
+        memory=fake_memory,
+    )
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        ident = mon.track(child)
+        events = mon.poll()
+        assert [e.kind for e in events] == ["abort"]
+        assert "terminating" not in events[0].message
+        assert child.poll() is None
+        assert mon.should_abort(ident)
+        child.kill()
+        child.wait(timeout=30)
+    assert [a["level"] for a in mon.alerts()] == ["abort"]
+    mon.untrack(ident)
+    assert list(tmp_path.iterdir()) == []
+
+
+class _SignallingClock(FakeClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.polled = threading.Event()
+
+    def __call__(self) -> float:
+        if threading.current_thread().name == "memguard-process-monitor":
+            self.polled.set()
+        return self.now
+
+
+def test_background_polling_runs_in_a_named_thread_and_stops() -> None:
+    clock = _SignallingClock()
+    mon = ProcessMonitor(interval=0.01, clock=clock, memory=fake_memory)
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        mon.track(child)
+        with mon:
+            mon.start()  # already running: no second thread
+            names = [t.name for t in threading.enumerate()]
+            assert names.count("memguard-process-monitor") == 1
+            assert clock.polled.wait(10.0)
+        assert not mon.running
+        assert "memguard-process-monitor" not in [t.name for t in threading.enumerate()]
+        child.kill()
+        child.wait(timeout=30)
