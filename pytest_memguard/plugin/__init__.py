@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from .markers import MARKER_LINE
-from .options import add_options, resolve_settings
+from .options import add_options, is_enabled
 
 __all__ = ["PLUGIN_KEY"]
 
@@ -30,10 +30,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
-    settings = resolve_settings(config)
-    if not settings.enabled:
+    if not is_enabled(config):
         return
     from .hooks import MemguardPlugin
+    from .settings import resolve_settings
+
+    settings = resolve_settings(config)
 
     plugin = MemguardPlugin(config, settings)
     config.stash[PLUGIN_KEY] = plugin

@@ -24,7 +24,7 @@ from ..report import build_report, environment, write_report
 from ..results import Budget, Status, TestMemory
 from . import terminal
 from .markers import MARKER, budget_of
-from .options import Settings
+from .settings import Settings
 
 __all__ = ["BUDGET_KEY", "PLUGIN_KEY", "MemguardPlugin"]
 
@@ -104,6 +104,8 @@ class MemguardPlugin:
         self.report: dict[str, Any] | None = None
         self.report_path: Path | None = None
         self._escalated = False
+        self._ask_budget = True
+        self._tell_result = True
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -137,6 +139,10 @@ class MemguardPlugin:
     # -- collection --------------------------------------------------------------------
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        hook = self.config.hook
+        # Every conftest is loaded by now: skip per-test hook calls nobody listens to.
+        self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
+        self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
         default, source = self.settings.budget, self.settings.source("budget")
         shared = Budget(peak=default, sources={"peak": source} if default is not None else {})
         for item in session.items:
@@ -165,9 +171,10 @@ class MemguardPlugin:
         budget = item.stash.get(BUDGET_KEY, None)
         error = budget if isinstance(budget, str) else None
         if error is None:
-            budget = self.config.hook.pytest_memguard_budget(
-                item=item, budget=budget if budget is not None else Budget()
-            )
+            if budget is None:
+                budget = Budget()
+            if self._ask_budget:
+                budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
             state.budget = budget
             cap = budget.rss if self.settings.enforce else None
             self.guard.begin(nodeid, limit=cap, source=budget.source("rss"))
@@ -326,7 +333,8 @@ class MemguardPlugin:
             then = (state.next, state.rss_end or 0, self.worker)
         self.records.end(result.to_json(), then)
         self._announced, self._running = state.next, None
-        self.config.hook.pytest_memguard_test_result(item=item, result=result)
+        if self._tell_result:
+            self.config.hook.pytest_memguard_test_result(item=item, result=result)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
-from ..core.sizes import parse_size
-from ..errors import SizeError
-from ..results import Budget
+if TYPE_CHECKING:
+    from ..results import Budget
 
 __all__ = ["MARKER", "MARKER_LINE", "budget_of"]
 
@@ -39,6 +38,10 @@ def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) 
 
     :raises ValueError: with a message naming the marker and the bad value
     """
+    from ..core.sizes import parse_size
+    from ..errors import SizeError
+    from ..results import Budget
+
     mark = item.get_closest_marker(MARKER)
     sources: dict[str, str] = {}
     values: dict[str, int | None] = {}

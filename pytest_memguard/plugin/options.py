@@ -1,70 +1,20 @@
-"""Options, ini values and environment variables, resolved once into a frozen Settings.
+"""The memguard option group, its ini twins, and the one setting read while off.
 
-Each setting has one name: ``max`` is ``--memguard-max``, ini ``memguard_max`` and
-environment ``MEMGUARD_MAX``.  Precedence, highest first: command line, environment,
-ini, default (a marker, per test, beats them all).  Ini values are plain strings parsed
-here, so a typo is a usage error that names the setting, never an internal error.
+pytest imports this module on every run, so it imports nothing heavy: when the guard is
+off, nothing but these declarations and ``memguard`` itself is ever read.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final, Literal
+from collections.abc import Mapping
+from typing import Final
 
 import pytest
 
-from ..core.levels import MemoryThresholds
-from ..core.sizes import EXAMPLE, parse_size
-from ..errors import SizeError, ThresholdError
+__all__ = ["DEFAULT_TOP", "add_options", "is_enabled", "lookup", "parse_bool"]
 
-__all__ = ["DEFAULT_THRESHOLDS", "Settings", "add_options", "resolve_settings"]
-
-Mode = Literal["enforce", "report"]
-MODES: Final = ("enforce", "report")
 DEFAULT_TOP: Final = 10
-#: Process thresholds when none is given, as shares of the memory the process can use.
-DEFAULT_THRESHOLDS: Final = {"warning": "70%", "critical": "80%", "max": "90%"}
-_THRESHOLD_OPTION: Final = {"warning": "warn", "critical": "critical", "max": "max"}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The effective configuration of one run."""
-
-    enabled: bool = False
-    mode: Mode = "enforce"
-    budget: int | None = None
-    thresholds: MemoryThresholds = field(default_factory=MemoryThresholds)
-    json_path: Path | None = None
-    top: int = DEFAULT_TOP
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def enforce(self) -> bool:
-        """True when budgets fail tests (``enforce`` mode), False in ``report`` mode."""
-        return self.mode == "enforce"
-
-    def source(self, name: str) -> str:
-        """Where setting ``name`` came from, e.g. ``--memguard-max`` or ``MEMGUARD_MAX``."""
-        return self.sources.get(name, "default")
-
-    def to_json(self) -> dict[str, object]:
-        """The ``config`` section of the JSON report."""
-        return {
-            "mode": self.mode,
-            "warning": self.thresholds.warning,
-            "critical": self.thresholds.critical,
-            "max": self.thresholds.max,
-            "budget": self.budget,
-            "top": self.top,
-            "json": str(self.json_path) if self.json_path else None,
-            "sources": dict(self.sources),
-        }
-
 
 _OPTIONS: Final = (
     # (name, metavar, help)
@@ -93,7 +43,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(f"memguard_{name}", text.replace("%%", "%"), type="string", default="")
 
 
-def _lookup(
+def lookup(
     config: pytest.Config, name: str, environ: Mapping[str, str]
 ) -> tuple[str | None, str]:
     """(raw value, source label) of setting ``name`` by precedence; (None, "default") if unset."""
@@ -116,7 +66,7 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
-def _parse_bool(raw: str, source: str) -> bool:
+def parse_bool(raw: str, source: str) -> bool:
     if raw.lower() in _TRUE:
         return True
     if raw.lower() in _FALSE:
@@ -124,111 +74,8 @@ def _parse_bool(raw: str, source: str) -> bool:
     raise pytest.UsageError(f"{source}: invalid value {raw!r} (expected true or false, 1 or 0)")
 
 
-def _parse_int(raw: str, source: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise pytest.UsageError(f"{source}: invalid number {raw!r} (expected a whole number >= 0, e.g. 10)")
-    return value
 
-
-def _check_writable(path: Path, source: str) -> Path:
-    """Fail now, not after an hour of tests, when the report cannot be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise IsADirectoryError(21, "is a directory")
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as error:
-        raise pytest.UsageError(
-            f"{source}: cannot write the report to {str(path)!r} ({error.strerror or error})"
-        ) from None
-    return path
-
-
-def resolve_settings(
-    config: pytest.Config,
-    environ: Mapping[str, str] | None = None,
-    memory_total: Callable[[], int] | None = None,
-) -> Settings:
-    """Resolve every memguard setting; raises ``pytest.UsageError`` naming the bad one."""
-    env = os.environ if environ is None else environ
-    raw_enabled, enabled_source = _lookup(config, "", env)
-    enabled = raw_enabled is not None and _parse_bool(raw_enabled, enabled_source)
-    sources: dict[str, str] = {"memguard": enabled_source}
-
-    raw_mode, mode_source = _lookup(config, "mode", env)
-    mode = (raw_mode or "enforce").lower()
-    if mode not in MODES:
-        raise pytest.UsageError(f"{mode_source}: invalid mode {raw_mode!r} (expected enforce or report)")
-    sources["mode"] = mode_source
-
-    raw_budget, budget_source = _lookup(config, "budget", env)
-    budget = None
-    if raw_budget is not None:
-        try:
-            budget = parse_size(raw_budget)
-        except SizeError as error:
-            raise pytest.UsageError(f"{budget_source}: {error}") from None
-        sources["budget"] = budget_source
-
-    thresholds = _resolve_thresholds(config, env, sources, memory_total)
-
-    raw_json, json_source = _lookup(config, "json", env)
-    json_path = None
-    if raw_json is not None:
-        sources["json"] = json_source
-        if enabled:
-            json_path = _check_writable(Path(raw_json).expanduser().absolute(), json_source)
-
-    raw_top, top_source = _lookup(config, "top", env)
-    top = DEFAULT_TOP if raw_top is None else _parse_int(raw_top, top_source)
-    if raw_top is not None:
-        sources["top"] = top_source
-    return Settings(
-        enabled=enabled,
-        mode=mode,  # type: ignore[arg-type]
-        budget=budget,
-        thresholds=thresholds,
-        json_path=json_path,
-        top=top,
-        sources=sources,
-    )
-
-
-def _resolve_thresholds(
-    config: pytest.Config,
-    env: Mapping[str, str],
-    sources: dict[str, str],
-    memory_total: Callable[[], int] | None,
-) -> MemoryThresholds:
-    """Given thresholds win; a default that would sit above a given higher one is dropped."""
-    given: dict[str, str] = {}
-    labels: dict[str, str] = {}
-    for name, option in _THRESHOLD_OPTION.items():
-        raw, source = _lookup(config, option, env)
-        if raw is not None:
-            given[name], labels[name] = raw, source
-            sources[name] = source
-    values: dict[str, str | None] = {}
-    ceiling_given = False
-    for name in reversed(list(_THRESHOLD_OPTION)):  # max, critical, warning
-        if name in given:
-            values[name] = given[name]
-            ceiling_given = True
-        else:
-            values[name] = None if ceiling_given else DEFAULT_THRESHOLDS[name]
-            labels[name] = f"default {DEFAULT_THRESHOLDS[name]}"
-    try:
-        return MemoryThresholds(
-            values["warning"],
-            values["critical"],
-            values["max"],
-            total=memory_total,
-            sources=labels,
-        )
-    except (SizeError, ThresholdError) as error:
-        raise pytest.UsageError(str(error)) from None
+def is_enabled(config: pytest.Config, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the guard is on (``--memguard``, ``MEMGUARD``, ini ``memguard``)."""
+    raw, source = lookup(config, "", os.environ if environ is None else environ)
+    return raw is not None and parse_bool(raw, source)

@@ -8,7 +8,7 @@ from typing import Any, Final
 from ..core.sizes import format_size
 from ..probe.system import SystemMemory
 from ..results import FAILING_STATUSES
-from .options import Settings
+from .settings import Settings
 
 __all__ = ["header_lines", "write_summary"]
 

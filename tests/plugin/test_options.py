@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_memguard.plugin import PLUGIN_KEY
-from pytest_memguard.plugin.options import Settings
+from pytest_memguard.plugin.settings import Settings
 
 MB = 1_000_000
 
