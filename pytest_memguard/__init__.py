@@ -1,8 +1,10 @@
 """pytest-memguard: a memory guard for pytest, and the memory library it stands on.
 
-The library is importable without pytest::
+The library is importable without pytest:
 
-    from pytest_memguard import parse_size, MemoryThresholds, BoundedCache
+>>> import pytest_memguard as memguard
+>>> memguard.parse_size("1.5 GiB")
+1610612736
 
 Names are loaded on first use (PEP 562), so that pytest, which imports the plugin
 module inside this package on every run, pays nothing for them while the guard is off.
