@@ -41,7 +41,9 @@ class ReportError(MemguardError, ValueError):
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report, as shipped in the package."""
-    text = resources.files(__package__ or "pytest_memguard").joinpath("report.schema.json").read_text()
+    text = (
+        resources.files(__package__ or "pytest_memguard").joinpath("report.schema.json").read_text()
+    )
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -68,7 +70,7 @@ def environment(
 
 def build_report(
     *,
-    results: Iterable[TestMemory],
+    tests: Iterable[Mapping[str, Any]],
     collected: Sequence[str] = (),
     alerts: Sequence[Mapping[str, Any]] = (),
     workers: Sequence[Mapping[str, Any]] = (),
@@ -79,23 +81,25 @@ def build_report(
     interrupted: bool,
     not_run_reason: str = "not run",
 ) -> dict[str, Any]:
-    """Assemble the report; every collected test gets an entry (``not_run`` if it has none)."""
-    by_id = {result.nodeid: result for result in results}
+    """Assemble the report from test entries (``TestMemory.to_json()`` dicts, in run order).
+
+    Every collected test gets an entry: ``not_run`` when it has none.
+    """
+    by_id = {test["nodeid"]: dict(test) for test in tests}
     ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
     ordered.extend(by_id.values())
-    seen = {result.nodeid for result in ordered}
+    seen = {test["nodeid"] for test in ordered}
     for nodeid in collected:
         if nodeid not in seen:
             seen.add(nodeid)
-            ordered.append(
-                TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
-            )
+            missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
+            ordered.append(missing.to_json())
     counts = dict.fromkeys(STATUSES, 0)
-    for result in ordered:
-        counts[result.status] += 1
-    measured = [r for r in ordered if r.peak_delta is not None]
-    worst = max(measured, key=lambda r: r.peak_delta or 0, default=None)
-    peaks = [r.rss_peak or 0 for r in ordered] + [int(w.get("peak_rss") or 0) for w in workers]
+    for test in ordered:
+        counts[test["status"]] += 1
+    measured = [t for t in ordered if t["peak_delta"] is not None]
+    worst = max(measured, key=lambda t: t["peak_delta"], default=None)
+    peaks = [t["rss_peak"] or 0 for t in ordered] + [int(w.get("peak_rss") or 0) for w in workers]
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -106,13 +110,15 @@ def build_report(
         "summary": {
             "tests": len(ordered),
             "statuses": counts,
-            "failed": sum(1 for r in ordered if r.outcome == "failed"),
+            "failed": sum(1 for t in ordered if t["outcome"] == "failed"),
             "peak_rss": max(peaks, default=0),
             "worst": (
-                {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta} if worst is not None else None
+                {"nodeid": worst["nodeid"], "peak_delta": worst["peak_delta"]}
+                if worst is not None
+                else None
             ),
         },
-        "tests": [result.to_json() for result in ordered],
+        "tests": ordered,
         "alerts": [dict(alert) for alert in alerts],
         "workers": [dict(worker) for worker in workers],
     }
@@ -145,5 +151,5 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     except ValueError as error:
         raise ReportError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ReportError(f"{path}: not a pytest-memguard report (expected \"schema\": \"{SCHEMA}\")")
+        raise ReportError(f'{path}: not a pytest-memguard report (expected "schema": "{SCHEMA}")')
     return data

@@ -47,7 +47,7 @@ class Budget:
 
     def to_json(self) -> dict[str, int | None]:
         """The budget as the JSON report writes it."""
-        return {kind: getattr(self, kind) for kind in BUDGET_KINDS}
+        return {"peak": self.peak, "leak": self.leak, "heap": self.heap, "rss": self.rss}
 
     def __bool__(self) -> bool:
         return any(getattr(self, kind) is not None for kind in BUDGET_KINDS)

@@ -161,7 +161,9 @@ class Guard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._main_ident = threading.main_thread().ident
-        self._previous_handler: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        self._previous_handler: (
+            signal.Handlers | Callable[[int, FrameType | None], object] | int | None
+        ) = None
         self._signal_installed = False
         #: The highest and the latest RSS the watchdog sampled, in bytes.
         self.max_rss = 0
@@ -220,6 +222,16 @@ class Guard:
     def disarm(self) -> None:
         """Stop interrupting until the next :meth:`arm` (call at the end of each phase)."""
         self._armed = False
+
+    def pause(self) -> bool:
+        """:meth:`disarm`, and say whether there is news: level events or a stopped unit.
+
+        The cheap end of a phase: only when this is True need the caller look at
+        :meth:`drain_events` and :meth:`aborted`.
+        """
+        self._armed = False
+        unit = self._unit
+        return bool(self._events) or (unit is not None and unit.abort is not None)
 
     def end(self) -> AbortInfo | None:
         """Stop following the current unit; returns how it was stopped, if it was."""

@@ -92,9 +92,11 @@ class MemoryThresholds:
 
     def limit_of(self, level: Level) -> int | None:
         """The threshold in bytes at which ``level`` starts, or None."""
-        return {Level.WARNING: self.warning, Level.CRITICAL: self.critical, Level.ABORT: self.max}.get(
-            level
-        )
+        return {
+            Level.WARNING: self.warning,
+            Level.CRITICAL: self.critical,
+            Level.ABORT: self.max,
+        }.get(level)
 
     def describe(self) -> str:
         """``"warning 1.0 GiB, critical 2.0 GiB, max 4.0 GiB"``, for headers and messages."""

@@ -31,7 +31,9 @@ _UNITS: Final[dict[str, int]] = {
     "tib": 1024**4,
 }
 _AMBIGUOUS: Final = {"k", "m", "g", "t", "ki", "mi", "gi", "ti"}
-_SIZE_RE: Final = re.compile(r"\s*(?P<sign>[-+]?)(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*|%)\s*")
+_SIZE_RE: Final = re.compile(
+    r"\s*(?P<sign>[-+]?)(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z]*|%)\s*"
+)
 _IEC: Final = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -79,7 +81,7 @@ def parse_size(value: int | str, *, percent_of: int | None = None) -> int:
         num = match["num"]
         raise _error(value, "a size needs a unit", f"{num}MB or {num}MiB")
     if unit not in _UNITS:
-        raise _error(value, f"unknown unit {value.strip()[-len(unit):]!r}")
+        raise _error(value, f"unknown unit {value.strip()[-len(unit) :]!r}")
     return int(round(number * _UNITS[unit]))
 
 

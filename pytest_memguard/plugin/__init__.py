@@ -6,15 +6,20 @@ beyond the option declarations and the marker line is loaded or started.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from .markers import MARKER_LINE
 from .options import add_options, is_enabled
 
+if TYPE_CHECKING:  # the import stays lazy at run time
+    from .hooks import MemguardPlugin
+
 __all__ = ["PLUGIN_KEY"]
 
 PLUGIN_NAME = "memguard-plugin"
-PLUGIN_KEY = pytest.StashKey["MemguardPlugin"]()
+PLUGIN_KEY: pytest.StashKey[MemguardPlugin] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +54,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     del config.stash[PLUGIN_KEY]
     config.pluginmanager.unregister(plugin, PLUGIN_NAME)
     plugin.close()
-
-
-if False:  # pragma: no cover - for type checkers only; keeps the import lazy at run time
-    from .hooks import MemguardPlugin

@@ -14,8 +14,6 @@ from typing import Any, Final
 import pytest
 
 from ..core.guard import AbortInfo, Guard, LevelEvent, describe_platform
-from ..core.levels import Level
-from ..core.sizes import format_size
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, trim_heap
 from ..probe.system import read_system_memory
@@ -25,63 +23,43 @@ from ..results import Budget, Status, TestMemory
 from . import terminal
 from .markers import MARKER, budget_of
 from .settings import Settings
+from .state import NO_BUDGET, TestState
 
-__all__ = ["BUDGET_KEY", "PLUGIN_KEY", "MemguardPlugin"]
+__all__ = ["BUDGET_KEY", "STATE_KEY", "MemguardPlugin"]
 
 #: A test's budget from its marker and the options, or the message of a bad marker.
 BUDGET_KEY: Final = pytest.StashKey["Budget | str"]()
+#: The running test's measurements.
+STATE_KEY: Final = pytest.StashKey[TestState]()
 
 
-class _TestState:
-    """What is known of one test while it runs."""
-
-    __slots__ = (
-        "abort",
-        "abort_when",
-        "budget",
-        "levels",
-        "message",
-        "next",
-        "nodeid",
-        "outcomes",
-        "peak_delta",
-        "rss_end",
-        "rss_peak",
-        "rss_start",
-        "started",
-        "status",
-    )
-
-    def __init__(self, nodeid: str) -> None:
-        self.nodeid = nodeid
-        self.started = time.perf_counter()
-        self.budget = Budget()
-        self.rss_start: int | None = None
-        self.rss_peak: int | None = None
-        self.peak_delta: int | None = None
-        self.rss_end: int | None = None
-        self.abort: AbortInfo | None = None
-        self.abort_when: str | None = None
-        self.levels = Level.OK
-        self.status: Status = "ok"
-        self.message: str | None = None
-        self.next: str | None = None
-        self.outcomes: dict[str, str] = {}
-
-    def outcome(self) -> str:
-        values = self.outcomes.values()
-        if "failed" in values:
-            return "failed"
-        if "skipped" in values:
-            return "skipped"
-        return "passed"
+STATUS_PLUGIN_NAME: Final = "memguard-status"
 
 
-STATE_KEY: Final = pytest.StashKey[_TestState]()
+class MemoryStatus:
+    """The status letter ``M`` and word ``MEMORY`` of memory failures.
+
+    A plugin of its own, registered at the first memory failure: a run without one does
+    not pay a hook call per report for it.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
+            category = "failed" if report.when == "call" else "error"
+            return category, "M", ("MEMORY", {"red": True})
+        return None
 
 
 class MemguardPlugin:
-    """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state."""
+    """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
+
+    The per-test path is kept lean, because it runs thousands of times: three phase
+    wrappers (the guard is armed only inside a phase, never in pytest's own code between
+    them), a plain ``logreport`` hook, one record line per test, no JSON until the end.
+    """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -95,9 +73,10 @@ class MemguardPlugin:
         self.work_dir = Path(tempfile.mkdtemp(prefix="pytest-memguard-"))
         self.records = RecordWriter(self.work_dir / f"{self.worker}-{os.getpid()}.jsonl")
         self.collected: list[str] = []
-        self.results: list[TestMemory] = []
-        #: The test in progress, and the one whose start line is already written.
-        self._running: str | None = None
+        self.results: list[TestState] = []
+        #: The test in progress and its item, and the test whose start line is written.
+        self._running: TestState | None = None
+        self._item: pytest.Item | None = None
         self._announced: str | None = None
         self.alerts: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -124,6 +103,9 @@ class MemguardPlugin:
 
     def close(self) -> None:
         """Undo what the constructor did: thread, signal handler, files, work folder."""
+        letter = self.config.pluginmanager.get_plugin(STATUS_PLUGIN_NAME)
+        if letter is not None:
+            self.config.pluginmanager.unregister(letter, STATUS_PLUGIN_NAME)
         self.guard.stop()
         self.records.close()
         self.meter.close()
@@ -131,6 +113,12 @@ class MemguardPlugin:
         os.close(self.escalate_fd)
         if self.report is not None and not self._escalated:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _show_letter(self) -> None:
+        """Register the status letter plugin at the first memory failure of the run."""
+        manager = self.config.pluginmanager
+        if not manager.has_plugin(STATUS_PLUGIN_NAME):
+            manager.register(MemoryStatus(), STATUS_PLUGIN_NAME)
 
     def _internal(self, where: str, error: BaseException) -> None:
         """A failure inside memguard: remembered and reported, never fatal to the run."""
@@ -144,10 +132,13 @@ class MemguardPlugin:
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
         default, source = self.settings.budget, self.settings.source("budget")
-        shared = Budget(peak=default, sources={"peak": source} if default is not None else {})
+        shared = (
+            Budget(peak=default, sources={"peak": source}) if default is not None else NO_BUDGET
+        )
         for item in session.items:
             self.collected.append(item.nodeid)
-            if item.get_closest_marker(MARKER) is None:
+            # ``in keywords`` is a few dictionary lookups; most tests have no marker.
+            if MARKER not in item.keywords or item.get_closest_marker(MARKER) is None:
                 item.stash[BUDGET_KEY] = shared
                 continue
             try:
@@ -159,30 +150,32 @@ class MemguardPlugin:
     def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
         return budget
 
-    # -- one test ----------------------------------------------------------------------
+    # -- one test: three phases ----------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         nodeid = item.nodeid
-        state = item.stash[STATE_KEY] = _TestState(nodeid)
-        self._running = nodeid
+        budget = item.stash.get(BUDGET_KEY, NO_BUDGET)
+        error = budget if isinstance(budget, str) else None
+        if error is not None:
+            budget = NO_BUDGET
+        elif self._ask_budget:
+            budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
+        state = item.stash[STATE_KEY] = TestState(nodeid, budget)
+        self._running, self._item = state, item
         if self._announced != nodeid:
             self.records.start(nodeid, self.guard.last_rss, self.worker)
-        budget = item.stash.get(BUDGET_KEY, None)
-        error = budget if isinstance(budget, str) else None
-        if error is None:
-            if budget is None:
-                budget = Budget()
-            if self._ask_budget:
-                budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
-            state.budget = budget
-            cap = budget.rss if self.settings.enforce else None
-            self.guard.begin(nodeid, limit=cap, source=budget.source("rss"))
+        if budget.rss is not None and self.settings.enforce:
+            self.guard.begin(nodeid, limit=budget.rss, source=budget.source("rss"))
+        else:
+            self.guard.begin(nodeid)
         self.guard.arm()
         try:
             result = yield
-        finally:
-            self._end_phase(state)
+        except BaseException as raised:
+            self._settle(state, "setup", raised)
+            raise
+        self._settle(state, "setup", None)
         if error is not None:
             state.message = error
             # Raised after the inner setup ran, so every plugin's teardown finds its state.
@@ -194,15 +187,26 @@ class MemguardPlugin:
         state = item.stash.get(STATE_KEY, None)
         if state is None:
             return (yield)
-        state.rss_start = self.meter.reset()
+        meter = self.meter
+        state.rss_start = start = meter.reset()
         self.guard.arm()
         try:
-            return (yield)
-        finally:
-            self.guard.disarm()
-            state.rss_peak = self.meter.peak()
-            state.peak_delta = state.rss_peak - state.rss_start
-            self._end_phase(state)
+            result = yield
+        except BaseException as raised:
+            self._end_call(state, start)
+            self._settle(state, "call", raised)
+            raise
+        self._end_call(state, start)
+        self._settle(state, "call", None)
+        message = state.over_budget()
+        if message is not None:
+            self._fail(state, "call", "over_budget", message)
+        return result
+
+    def _end_call(self, state: TestState, start: int) -> None:
+        self.guard.disarm()
+        state.rss_peak = peak = self.meter.peak()
+        state.peak_delta = peak - start
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
@@ -217,133 +221,76 @@ class MemguardPlugin:
             trim_heap()
         self.guard.arm()
         try:
-            return (yield)
+            result = yield
+        except BaseException as raised:
+            self._settle(state, "teardown", raised)
+            raise
         finally:
-            self._end_phase(state)
             self.guard.end()
             state.rss_end = self.reader()
+        self._settle(state, "teardown", None)
+        return result
 
-    def _end_phase(self, state: _TestState) -> None:
+    def _settle(self, state: TestState, when: str, raised: BaseException | None) -> None:
+        """End of a phase: disarm, pass level events on, fail the phase the guard stopped.
+
+        Raises ``pytest.fail`` when the guard stopped this phase (whether the test let the
+        interrupt through or caught it and went on); returns otherwise.
+        """
         guard = self.guard
-        guard.disarm()
-        if state.abort is None:
-            state.abort = guard.aborted()
+        if not guard.pause():
+            return
         for event in guard.drain_events():
             state.levels = max(state.levels, event.level)
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        report: pytest.TestReport = yield
-        state = item.stash.get(STATE_KEY, None)
-        if state is None:
-            return report
-        try:
-            self._judge(state, call, report)
-            state.outcomes[report.when] = report.outcome
-            if report.when == "teardown":
-                self._finish(item, state, report)
-        except Exception as error:
-            self._internal(f"judging {state.nodeid}", error)
-        return report
-
-    def _judge(self, state: _TestState, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        if state.abort is not None and state.abort_when is None:
-            state.abort_when = report.when
-            interrupted = call.excinfo is not None and call.excinfo.errisinstance(MemoryLimitExceeded)
-            message = f"memguard: {state.abort.message}"
-            if not interrupted:
-                message += " (it caught the interrupt and went on)"
-            self._fail(state, report, "aborted", message)
-            return
-        if report.when != "call" or state.peak_delta is None:
-            return
-        budget = state.budget
-        if budget.peak is not None and state.peak_delta > budget.peak:
-            self._fail(
-                state,
-                report,
-                "over_budget",
-                f"memguard: peak growth {format_size(state.peak_delta)} is over the budget of"
-                f" {format_size(budget.peak)} ({budget.source('peak')})",
-            )
-        elif budget.rss is not None and state.rss_peak is not None and state.rss_peak > budget.rss:
-            # Only reached in report mode: in enforce mode the guard stops the test.
-            self._fail(
-                state,
-                report,
-                "over_budget",
-                f"memguard: RSS {format_size(state.rss_peak)} went over the cap of"
-                f" {format_size(budget.rss)} ({budget.source('rss')})",
-            )
-
-    def _fail(self, state: _TestState, report: pytest.TestReport, status: Status, message: str) -> None:
-        state.status, state.message = status, message
-        report.sections.append(("memguard", self._details(state)))
-        causes = status == "aborted" or self.settings.enforce
-        if causes and report.outcome != "failed":
-            report.outcome = "failed"
-            report.longrepr = message
-        elif causes and status == "aborted":
-            report.longrepr = message
-        report.memguard_cause = causes  # type: ignore[attr-defined]
-
-    def _details(self, state: _TestState) -> str:
-        budget = state.budget
-        lines = []
-        lines.append(
-            f"RSS at start {format_size(state.rss_start)}, peak {format_size(state.rss_peak)},"
-            f" growth {format_size(state.peak_delta)} ({self.meter.method})"
-        )
-        if budget:
-            lines.append(
-                "budget: "
-                + ", ".join(
-                    f"{kind} {format_size(getattr(budget, kind))} ({budget.source(kind)})"
-                    for kind in ("peak", "rss", "heap", "leak")
-                    if getattr(budget, kind) is not None
-                )
-            )
         if state.abort is not None:
-            lines.append(
-                f"stopped after {state.abort.signals} interrupt(s) at RSS {format_size(state.abort.rss)}"
-            )
-        return "\n".join(lines) + "\n"
+            return
+        abort = state.abort = guard.aborted()
+        if abort is None:
+            return
+        message = f"memguard: {abort.message}"
+        if not isinstance(raised, MemoryLimitExceeded):
+            message += " (it caught the interrupt and went on)"
+        self._fail(state, when, "aborted", message)
 
-    def _finish(self, item: pytest.Item, state: _TestState, report: pytest.TestReport) -> None:
-        status = state.status
-        if status == "ok" and state.levels >= Level.WARNING:
-            status = "warning"
-        result = TestMemory(
-            nodeid=state.nodeid,
-            outcome=state.outcome(),
-            status=status,
-            worker=self.worker,
-            duration_s=time.perf_counter() - state.started,
-            rss_start=state.rss_start,
-            rss_end=state.rss_end,
-            rss_peak=state.rss_peak,
-            peak_delta=state.peak_delta,
-            budget=state.budget,
-            message=state.message,
-        )
-        self.results.append(result)
+    def _fail(self, state: TestState, when: str, status: Status, message: str) -> None:
+        """Record a memory failure; fails the phase unless in report mode (aborts always)."""
+        state.status, state.message = status, message
+        state.failed_when = when
+        if status == "aborted" or self.settings.enforce:
+            pytest.fail(message, pytrace=False)
+
+    # -- one test: its reports -----------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self._running
+        if state is None or report.nodeid != state.nodeid:
+            return
+        try:
+            state.add_outcome(report.outcome)
+            if state.failed_when == report.when:
+                report.sections.append(("memguard", state.details(self.meter.method)))
+                if report.failed:
+                    report.memguard_cause = True  # type: ignore[attr-defined]
+                    self._show_letter()
+            if report.when == "teardown":
+                self._finish(state)
+        except Exception as error:
+            self._internal(f"recording {state.nodeid}", error)
+
+    def _finish(self, state: TestState) -> None:
+        state.duration_s = time.perf_counter() - state.started
+        self.results.append(state)
         then = None
         if state.next is not None:
             then = (state.next, state.rss_end or 0, self.worker)
-        self.records.end(result.to_json(), then)
+        self.records.end(state.nodeid, state.final_status(), state.rss_end, then)
         self._announced, self._running = state.next, None
-        if self._tell_result:
-            self.config.hook.pytest_memguard_test_result(item=item, result=result)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(
-        self, report: pytest.TestReport, config: pytest.Config
-    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
-            category = "failed" if report.when == "call" else "error"
-            return category, "M", ("MEMORY", {"red": True})
-        return None
+        if self._tell_result and self._item is not None:
+            result = state.result(self.worker)
+            self.config.hook.pytest_memguard_test_result(item=self._item, result=result)
+        self._item = None
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------
 
@@ -367,7 +314,9 @@ class MemguardPlugin:
             f"memguard: {info.message}, but it caught the interrupt and kept running;"
             " memguard ended the process"
         )
-        self.records.write("abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message)
+        self.records.write(
+            "abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message
+        )
         path = self._write_report(
             interrupted=True, reason="the process was ended by memguard", abort=message
         )
@@ -385,17 +334,33 @@ class MemguardPlugin:
         except Exception as error:
             self._internal("writing the report", error)
 
-    def _write_report(self, *, interrupted: bool, reason: str, abort: str | None = None) -> Path | None:
-        results = list(self.results)
+    def _write_report(
+        self, *, interrupted: bool, reason: str, abort: str | None = None
+    ) -> Path | None:
+        tests = [state.entry(self.worker) for state in list(self.results)]
         running = self._running
         if running is not None and abort is not None:
             rss = self.guard.max_rss
-            results.append(TestMemory(running, "failed", "aborted", self.worker, 0.0, rss_peak=rss, message=abort))
+            tests.append(
+                TestMemory(
+                    running.nodeid,
+                    "failed",
+                    "aborted",
+                    self.worker,
+                    0.0,
+                    rss_peak=rss,
+                    message=abort,
+                ).to_json()
+            )
         elif running is not None and interrupted:
-            results.append(TestMemory(running, "not_run", "not_run", self.worker, 0.0, message=reason))
-        peak = max([self.guard.max_rss] + [r.rss_peak or 0 for r in results])
+            tests.append(
+                TestMemory(
+                    running.nodeid, "not_run", "not_run", self.worker, 0.0, message=reason
+                ).to_json()
+            )
+        peak = max([self.guard.max_rss] + [t["rss_peak"] or 0 for t in tests])
         report = build_report(
-            results=results,
+            tests=tests,
             collected=self.collected,
             alerts=self.alerts,
             workers=[
@@ -439,5 +404,6 @@ class MemguardPlugin:
         if self.report is not None:
             terminal.write_summary(terminalreporter, self.report, self.settings, self.report_path)
         for error in self.errors:
-            terminalreporter.write_line(f"memguard: internal error, the guard went on: {error}", yellow=True)
-
+            terminalreporter.write_line(
+                f"memguard: internal error, the guard went on: {error}", yellow=True
+            )

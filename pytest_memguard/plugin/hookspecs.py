@@ -52,7 +52,9 @@ def pytest_memguard_test_result(item: pytest.Item, result: TestMemory) -> None:
 
 
 @hookspec
-def pytest_memguard_report(config: pytest.Config, report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def pytest_memguard_report(
+    config: pytest.Config, report: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
     """The JSON report is about to be written (also when there is no ``--memguard-json``).
 
     :param config: the pytest config

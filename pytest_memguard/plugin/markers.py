@@ -68,5 +68,3 @@ def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) 
             raise ValueError(f"{MARKER}({kind}={value!r}): {error}") from None
         sources[kind] = f"{MARKER}({kind}={value!r})"
     return Budget(**values, sources=sources)
-
-

@@ -21,10 +21,22 @@ _OPTIONS: Final = (
     ("budget", "SIZE", "Default peak budget of every test body (e.g. 200MB); none by default"),
     ("warn", "SIZE|PCT", "Warning threshold on the RSS of the pytest process (default 70%%)"),
     ("critical", "SIZE|PCT", "Critical threshold on the RSS of the pytest process (default 80%%)"),
-    ("max", "SIZE|PCT", "Hard limit: a test that takes the process past it is stopped (default 90%%)"),
-    ("mode", "enforce|report", "Enforce: memory failures fail tests; report: measure and warn only"),
+    (
+        "max",
+        "SIZE|PCT",
+        "Hard limit: a test that takes the process past it is stopped (default 90%%)",
+    ),
+    (
+        "mode",
+        "enforce|report",
+        "Enforce: memory failures fail tests; report: measure and warn only",
+    ),
     ("json", "PATH", "Write the JSON report to PATH"),
-    ("top", "N", f"Rows of the heaviest-tests table in the summary (default {DEFAULT_TOP}; 0 hides it)"),
+    (
+        "top",
+        "N",
+        f"Rows of the heaviest-tests table in the summary (default {DEFAULT_TOP}; 0 hides it)",
+    ),
 )
 
 
@@ -43,9 +55,7 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(f"memguard_{name}", text.replace("%%", "%"), type="string", default="")
 
 
-def lookup(
-    config: pytest.Config, name: str, environ: Mapping[str, str]
-) -> tuple[str | None, str]:
+def lookup(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
     """(raw value, source label) of setting ``name`` by precedence; (None, "default") if unset."""
     option = f"memguard_{name}" if name else "memguard"
     cli = config.getoption(option, default=None)
@@ -72,7 +82,6 @@ def parse_bool(raw: str, source: str) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise pytest.UsageError(f"{source}: invalid value {raw!r} (expected true or false, 1 or 0)")
-
 
 
 def is_enabled(config: pytest.Config, environ: Mapping[str, str] | None = None) -> bool:

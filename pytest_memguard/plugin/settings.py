@@ -19,7 +19,7 @@ from typing import Final, Literal
 import pytest
 
 from ..core.levels import MemoryThresholds
-from ..core.sizes import EXAMPLE, parse_size
+from ..core.sizes import parse_size
 from ..errors import SizeError, ThresholdError
 from .options import DEFAULT_TOP, lookup, parse_bool
 
@@ -73,7 +73,9 @@ def _parse_int(raw: str, source: str) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        raise pytest.UsageError(f"{source}: invalid number {raw!r} (expected a whole number >= 0, e.g. 10)")
+        raise pytest.UsageError(
+            f"{source}: invalid number {raw!r} (expected a whole number >= 0, e.g. 10)"
+        )
     return value
 
 
@@ -106,7 +108,9 @@ def resolve_settings(
     raw_mode, mode_source = lookup(config, "mode", env)
     mode = (raw_mode or "enforce").lower()
     if mode not in MODES:
-        raise pytest.UsageError(f"{mode_source}: invalid mode {raw_mode!r} (expected enforce or report)")
+        raise pytest.UsageError(
+            f"{mode_source}: invalid mode {raw_mode!r} (expected enforce or report)"
+        )
     sources["mode"] = mode_source
 
     raw_budget, budget_source = lookup(config, "budget", env)

@@ -75,8 +75,12 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
             tr.write_line(line)
     violations = [t for t in tests if t["status"] in FAILING_STATUSES]
     if violations:
-        word = "memory failures" if settings.enforce else "memory problems (report mode: not failed)"
-        tr.write_line(f"{len(violations)} {word}:", red=settings.enforce, yellow=not settings.enforce)
+        word = (
+            "memory failures" if settings.enforce else "memory problems (report mode: not failed)"
+        )
+        tr.write_line(
+            f"{len(violations)} {word}:", red=settings.enforce, yellow=not settings.enforce
+        )
         for t in violations:
             tr.write_line(f"  {_STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
     alerts = report["alerts"]
@@ -90,7 +94,9 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
     if not_run:
         tr.write_line(f"{not_run} test(s) were not run", yellow=True)
     worst = summary["worst"]
-    worst_text = f"; largest growth {format_size(worst['peak_delta'])} in {worst['nodeid']}" if worst else ""
+    worst_text = (
+        f"; largest growth {format_size(worst['peak_delta'])} in {worst['nodeid']}" if worst else ""
+    )
     tr.write_line(f"peak RSS of the run {format_size(summary['peak_rss'])}{worst_text}")
     if path is not None:
         tr.write_line(f"JSON report: {path}")

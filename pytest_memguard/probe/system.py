@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["Cgroup", "Pressure", "SystemMemory", "find_memory_cgroup", "read_pressure", "read_system_memory"]
+__all__ = [
+    "Cgroup",
+    "Pressure",
+    "SystemMemory",
+    "find_memory_cgroup",
+    "read_pressure",
+    "read_system_memory",
+]
 
 # v1 writes "unlimited" as PAGE_COUNTER_MAX * page size, about 2**63; anything this large is no limit.
 _UNLIMITED: Final = 1 << 62
@@ -202,6 +209,8 @@ def read_pressure(path: str = "/proc/pressure/memory") -> Pressure | None:
             if key in ("avg10", "avg60"):
                 values[f"{kind}_{key}"] = float(value)
     try:
-        return Pressure(values["some_avg10"], values["some_avg60"], values["full_avg10"], values["full_avg60"])
+        return Pressure(
+            values["some_avg10"], values["some_avg60"], values["full_avg10"], values["full_avg60"]
+        )
     except KeyError:
         return None

@@ -52,6 +52,29 @@ def test_kernel_peak_catches_a_short_spike() -> None:
         meter.close()
 
 
+_CHILD = """
+from pytest_memguard.probe.process import open_peak_meter
+meter = open_peak_meter()
+start = meter.reset()
+block = bytearray(30 * 2**20)
+print(meter.peak() - start)
+"""
+
+
+@linux
+def test_kernel_peak_is_right_in_a_child_of_a_bigger_process() -> None:
+    # A process started by a larger one inherits that one's peak as getrusage's floor;
+    # the meter must not report it as the child's own peak.
+    ballast = bytearray(150 * MiB)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        del ballast
+    assert 29 * MiB <= int(out) < 60 * MiB
+
+
 def test_sampled_peak_keeps_the_largest_sample() -> None:
     rss = [100]
     meter = SampledPeakMeter(read=lambda: rss[0])  # type: ignore[arg-type]

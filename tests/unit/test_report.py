@@ -32,7 +32,7 @@ def _result(nodeid: str, delta: int, status: str = "ok") -> TestMemory:
 
 def _report(results: list[TestMemory], collected: list[str]) -> dict[str, object]:
     return build_report(
-        results=results,
+        tests=[result.to_json() for result in results],
         collected=collected,
         environment=environment(
             SystemMemory(8 * 2**30, 4 * 2**30, "host"), peak_method="exact", interrupt="signal"
@@ -45,7 +45,9 @@ def _report(results: list[TestMemory], collected: list[str]) -> dict[str, object
 
 
 def test_report_validates_and_lists_every_collected_test() -> None:
-    report = _report([_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"])
+    report = _report(
+        [_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"]
+    )
     jsonschema.validate(report, load_schema())
     assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]  # type: ignore[index]
     summary = report["summary"]
@@ -79,14 +81,13 @@ def test_load_report_names_the_file_and_the_problem(tmp_path: Path) -> None:
 def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
     writer = RecordWriter(tmp_path / "main-123.jsonl")
     writer.start("t::a", 40 * MiB, "main")
-    writer.end(_result("t::a", MiB).to_json())
-    writer.start("t::b", 41 * MiB, "main")
+    writer.end("t::a", "ok", 41 * MiB, then=("t::b", 41 * MiB, "main"))
     writer.grew("t::b", 700 * MiB)
     writer.close()
     with (tmp_path / "main-123.jsonl").open("ab") as handle:
         handle.write(b'{"event":"rss","nodeid":"t::b","rss":7')  # cut short by SIGKILL
     (process,) = read_records([tmp_path / "main-123.jsonl"])
-    assert list(process.results) == ["t::a"]
+    assert process.finished == {"t::a": "ok"}
     assert process.running == "t::b"
     culprit = process.unfinished("the process was killed")
     assert culprit is not None

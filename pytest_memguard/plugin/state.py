@@ -1,0 +1,161 @@
+"""What is known of one test while it runs, and the words memguard says about it."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from ..core.levels import Level
+from ..core.sizes import format_size
+from ..results import Budget, Site, Status, TestMemory
+
+if TYPE_CHECKING:
+    from ..core.guard import AbortInfo
+
+__all__ = ["NO_BUDGET", "TestState"]
+
+NO_BUDGET: Final = Budget()
+
+
+class TestState:
+    """One test's measurements and verdict; plain slots, because one is made per test.
+
+    Sizes are bytes (``None``: not measured).  ``failed_when`` is the phase whose report
+    memguard failed, so that the status letter ``M`` goes on that report only.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    __slots__ = (
+        "abort",
+        "budget",
+        "duration_s",
+        "failed_when",
+        "heap_peak",
+        "leaked",
+        "levels",
+        "message",
+        "next",
+        "nodeid",
+        "outcome",
+        "peak_delta",
+        "rss_end",
+        "rss_peak",
+        "rss_start",
+        "sites",
+        "started",
+        "status",
+        "warnings",
+    )
+
+    def __init__(self, nodeid: str, budget: Budget = NO_BUDGET) -> None:
+        self.nodeid = nodeid
+        self.budget = budget
+        self.started = time.perf_counter()
+        self.duration_s = 0.0
+        self.rss_start: int | None = None
+        self.rss_peak: int | None = None
+        self.peak_delta: int | None = None
+        self.rss_end: int | None = None
+        self.heap_peak: int | None = None
+        self.leaked: int | None = None
+        self.sites: tuple[Site, ...] = ()
+        self.abort: AbortInfo | None = None
+        self.levels = Level.OK
+        self.status: Status = "ok"
+        self.message: str | None = None
+        self.warnings: tuple[str, ...] = ()
+        self.failed_when: str | None = None
+        #: The node id of the test that runs next, if any (known at teardown).
+        self.next: str | None = None
+        #: Over the phases reported so far: "failed" beats "skipped" beats "passed".
+        self.outcome = "passed"
+
+    def add_outcome(self, outcome: str) -> None:
+        """Count one phase's report outcome into the test's outcome."""
+        if outcome != "passed" and self.outcome != "failed":
+            self.outcome = outcome
+
+    def final_status(self) -> Status:
+        """The status for the report: a crossed warning threshold marks an ok test."""
+        if self.status == "ok" and (self.levels >= Level.WARNING or self.warnings):
+            return "warning"
+        return self.status
+
+    def entry(self, worker: str) -> dict[str, Any]:
+        """The test's entry in the JSON report."""
+        message = self.message
+        if self.warnings:
+            message = "; ".join([message, *self.warnings] if message else self.warnings)
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "status": self.final_status(),
+            "worker": worker,
+            "duration_s": round(self.duration_s, 6),
+            "rss_start": self.rss_start,
+            "rss_end": self.rss_end,
+            "rss_peak": self.rss_peak,
+            "peak_delta": self.peak_delta,
+            "heap_peak": self.heap_peak,
+            "leaked": self.leaked,
+            "budget": self.budget.to_json(),
+            "sites": [site.to_json() for site in self.sites] if self.sites else [],
+            "message": message,
+        }
+
+    def result(self, worker: str) -> TestMemory:
+        """The test's result as the public :class:`TestMemory` value."""
+        return TestMemory.from_json(self.entry(worker))
+
+    # -- words ------------------------------------------------------------------------
+
+    def over_budget(self) -> str | None:
+        """Why the test body is over its budget, or None when it is not."""
+        budget = self.budget
+        if (
+            budget.peak is not None
+            and self.peak_delta is not None
+            and self.peak_delta > budget.peak
+        ):
+            return (
+                f"memguard: peak growth {format_size(self.peak_delta)} is over the budget of"
+                f" {format_size(budget.peak)} ({budget.source('peak')})"
+            )
+        if budget.rss is not None and self.rss_peak is not None and self.rss_peak > budget.rss:
+            # Reached in report mode only: in enforce mode the guard stops the test first.
+            return (
+                f"memguard: RSS {format_size(self.rss_peak)} went over the cap of"
+                f" {format_size(budget.rss)} ({budget.source('rss')})"
+            )
+        if budget.heap is not None and self.heap_peak is not None and self.heap_peak > budget.heap:
+            return (
+                f"memguard: Python heap peak {format_size(self.heap_peak)} is over the budget of"
+                f" {format_size(budget.heap)} ({budget.source('heap')})"
+            )
+        return None
+
+    def details(self, peak_method: str) -> str:
+        """The ``memguard`` report section: what was measured, the budget, the sites."""
+        lines = [
+            f"RSS at start {format_size(self.rss_start)}, peak {format_size(self.rss_peak)},"
+            f" growth {format_size(self.peak_delta)} ({peak_method})"
+        ]
+        if self.heap_peak is not None or self.leaked is not None:
+            heap, kept = format_size(self.heap_peak), format_size(self.leaked)
+            lines.append(f"Python heap peak {heap}, retained {kept}")
+        budget = self.budget
+        if budget:
+            kinds = [
+                f"{kind} {format_size(getattr(budget, kind))} ({budget.source(kind)})"
+                for kind in ("peak", "rss", "heap", "leak")
+                if getattr(budget, kind) is not None
+            ]
+            lines.append("budget: " + ", ".join(kinds))
+        if self.abort is not None:
+            signals, rss = self.abort.signals, format_size(self.abort.rss)
+            lines.append(f"stopped after {signals} interrupt(s) at RSS {rss}")
+        if self.sites:
+            lines.append("allocated at:")
+            lines.extend(f"  {site}" for site in self.sites)
+        return "\n".join(lines) + "\n"
