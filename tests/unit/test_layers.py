@@ -12,6 +12,8 @@ import pytest_memguard
 def test_the_package_imports_without_pytest() -> None:
     code = (
         "import sys, pytest_memguard, pytest_memguard.report, pytest_memguard.records;"
+        "import pytest_memguard.compare, pytest_memguard.render, pytest_memguard.cli.reports;"
+        "import pytest_memguard.cli.run, pytest_memguard.cli.machine;"
         "assert 'pytest' not in sys.modules, 'pytest was imported';"
         "assert '_pytest' not in sys.modules"
     )

@@ -1,0 +1,71 @@
+"""``memguard show`` and ``memguard diff``: read JSON reports, print tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Final
+
+from ..compare import DEFAULT_ALLOWANCE, diff_reports, parse_allowance
+from ..render import FORMATS, SORTS, render_diff, render_report
+from .common import allowance, count, load
+
+__all__ = ["EXIT_REGRESSION", "add_parsers"]
+
+#: ``memguard diff``: a test grew past the allowed increase.
+EXIT_REGRESSION: Final = 1
+
+
+def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add ``show`` and ``diff``."""
+    show = commands.add_parser(
+        "show",
+        help="The heaviest tests of a JSON report",
+        description="List the heaviest tests of a pytest-memguard JSON report; memory "
+        "failures are marked (M) and listed with their messages.",
+        allow_abbrev=False,
+    )
+    show.add_argument("report", metavar="REPORT", help="A report written by --memguard-json")
+    show.add_argument(
+        "--top", type=count, default=20, metavar="N", help="Rows to show (0: all; default 20)"
+    )
+    show.add_argument("--sort", choices=SORTS, default="peak", help="Order, largest first")
+    show.add_argument("--format", choices=FORMATS, default="table", help="Output format")
+    show.set_defaults(handler=_show)
+
+    diff = commands.add_parser(
+        "diff",
+        help="Per-test memory changes between two reports",
+        description="Compare peak growth, heap peak and leaked memory per test. Exit status 1 "
+        "when a test grew past the allowed increase, 0 otherwise. Figures a report did not "
+        "measure are never regressions.",
+        allow_abbrev=False,
+    )
+    diff.add_argument("base", metavar="BASE", help="The baseline report (e.g. from main)")
+    diff.add_argument("new", metavar="NEW", help="The report to check")
+    diff.add_argument(
+        "--max-increase",
+        type=allowance,
+        default=parse_allowance(DEFAULT_ALLOWANCE),
+        metavar="ALLOWED",
+        help="Allowed growth per figure: 10%%, 50MB, or 10%%+8MB (past both) "
+        f"(default {DEFAULT_ALLOWANCE})",
+    )
+    diff.add_argument("--format", choices=FORMATS, default="table", help="Output format")
+    diff.add_argument(
+        "--all", action="store_true", help="Also list tests within the allowed increase"
+    )
+    diff.set_defaults(handler=_diff)
+
+
+def _show(args: argparse.Namespace) -> int:
+    report = load(args.report)
+    print(render_report(report, args.format, sort=args.sort, top=args.top), file=sys.stdout)
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    base, new = load(args.base), load(args.new)
+    result = diff_reports(base, new, args.max_increase)
+    print(render_diff(result, args.format, everything=args.all), file=sys.stdout)
+    return 0 if result.ok else EXIT_REGRESSION

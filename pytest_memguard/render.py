@@ -1,0 +1,338 @@
+"""Render a report's tests, or a diff of two reports, as a table, GitHub markdown or JSON.
+
+Rows are sorted heaviest first and cut to the top N; memory failures are marked.  Sizes are
+printed with IEC units (:func:`format_size`); JSON keeps integers in bytes.  The markdown
+(a one-line summary above a pipe table) fits a pull-request comment or a CI job summary
+(``$GITHUB_STEP_SUMMARY``).  No pytest import here: the CLI and the plugin both use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
+from .core.sizes import format_size
+from .results import FAILING_STATUSES, STATUSES, TestMemory
+
+__all__ = [
+    "FORMATS",
+    "SORTS",
+    "STATUS_WORDS",
+    "render_diff",
+    "render_report",
+    "report_rows",
+    "summary_line",
+]
+
+Format = Literal["table", "markdown", "json"]
+Sort = Literal["peak", "leak", "duration"]
+FORMATS: Final[tuple[Format, ...]] = ("table", "markdown", "json")
+SORTS: Final[tuple[Sort, ...]] = ("peak", "leak", "duration")
+STATUS_WORDS: Final = {
+    "ok": "ok",
+    "warning": "warning",
+    "over_budget": "OVER BUDGET",
+    "leak": "LEAK",
+    "aborted": "ABORTED",
+    "killed": "KILLED",
+    "not_run": "not run",
+}
+_SORT_WORDS: Final = {"peak": "peak growth", "leak": "leaked memory", "duration": "duration"}
+_MD_MARKS: Final = {"regression": ":x: ", "improvement": ":heavy_check_mark: ", "new": ":new: "}
+_NAME_WIDTH: Final = 70
+_FAILING: Final = [s for s in STATUSES if s in FAILING_STATUSES]
+
+
+def _violation(test: TestMemory) -> bool:
+    return test.status in FAILING_STATUSES
+
+
+def _sort_key(sort: Sort) -> Callable[[TestMemory], tuple[bool, float, str]]:
+    field = {"peak": "peak_delta", "leak": "leaked", "duration": "duration_s"}[sort]
+
+    def key(test: TestMemory) -> tuple[bool, float, str]:
+        value: float | None = getattr(test, field)
+        return (value is None, -(value or 0), test.nodeid)
+
+    return key
+
+
+def report_rows(
+    report: Mapping[str, Any], *, sort: Sort = "peak", top: int | None = None
+) -> list[TestMemory]:
+    """The report's tests, heaviest first by ``sort``; the first ``top`` (0/None: all).
+
+    Unmeasured values sort last.  :raises ReportError: when the report is malformed.
+    """
+    if sort not in SORTS:
+        raise ValueError(f"invalid sort {sort!r} (expected one of {', '.join(SORTS)})")
+    rows = sorted(report_tests(report), key=_sort_key(sort))
+    return rows[:top] if top else rows
+
+
+def summary_line(report: Mapping[str, Any], *, markdown: bool = False) -> str:
+    """``4 tests, 1 memory failure (1 over budget); peak RSS 272.2 MiB; largest growth ...``."""
+    return _summary(report, report_rows(report), markdown)
+
+
+def _summary(report: Mapping[str, Any], rows: Sequence[TestMemory], markdown: bool) -> str:
+    counts = {status: sum(1 for r in rows if r.status == status) for status in STATUSES}
+    failing = [f"{counts[s]} {STATUS_WORDS[s].lower()}" for s in _FAILING if counts[s]]
+    failures = sum(counts[s] for s in _FAILING)
+    parts = [_count(len(rows), "test"), _count(failures, "memory failure")]
+    if failing:
+        parts[-1] += f" ({', '.join(failing)})"
+    if markdown and failures:
+        parts[-1] = f":x: {parts[-1]}"
+    if counts["warning"]:
+        parts.append(_count(counts["warning"], "warning"))
+    if counts["not_run"]:
+        parts.append(f"{counts['not_run']} not run")
+    text = ", ".join(parts)
+    summary = report.get("summary")
+    peak = summary.get("peak_rss") if isinstance(summary, Mapping) else None
+    if not isinstance(peak, int):
+        peak = max((r.rss_peak for r in rows if r.rss_peak is not None), default=None)
+    if peak is not None:
+        text += f"; peak RSS {format_size(peak)}"
+    worst = max(
+        (r for r in rows if r.peak_delta is not None), key=lambda r: r.peak_delta or 0, default=None
+    )
+    if worst is not None:
+        name = _code(worst.nodeid) if markdown else worst.nodeid
+        text += f"; largest growth {format_size(worst.peak_delta)} in {name}"
+    if report.get("interrupted") is True:
+        text += "; the run was interrupted"
+    return f"**memguard**: {text}" if markdown else f"memguard: {text}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _code(text: str) -> str:
+    """A markdown code span that survives a pipe table (``|`` escaped, backticks fenced)."""
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _plain(text: str | None) -> str:
+    """Message text for a table cell or list item: one line, pipes escaped."""
+    return (text or "").replace("\n", " ").replace("|", "\\|")
+
+
+def _short(nodeid: str) -> str:
+    return nodeid if len(nodeid) <= _NAME_WIDTH else "..." + nodeid[-(_NAME_WIDTH - 3) :]
+
+
+def _pipe_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _columns(every: Sequence[TestMemory]) -> list[str]:
+    columns = ["peak growth", "peak RSS"]
+    if any(r.heap_peak is not None for r in every):
+        columns.append("heap")
+    if any(r.leaked is not None for r in every):
+        columns.append("leaked")
+    return [*columns, "duration", "budget"]
+
+
+def _cells(row: TestMemory, columns: Sequence[str]) -> list[str]:
+    values = {
+        "peak growth": format_size(row.peak_delta),
+        "peak RSS": format_size(row.rss_peak),
+        "heap": format_size(row.heap_peak),
+        "leaked": format_size(row.leaked),
+        "duration": f"{row.duration_s:.2f} s",
+        "budget": format_size(row.budget.peak),
+    }
+    return [values[c] for c in columns]
+
+
+def render_report(
+    report: Mapping[str, Any], fmt: Format = "table", *, sort: Sort = "peak", top: int | None = 20
+) -> str:
+    """The heaviest tests of ``report`` as ``table``, ``markdown`` or ``json`` text.
+
+    :param sort: ``peak`` (growth), ``leak`` or ``duration``, largest first
+    :param top: rows shown (0 or None: all); memory failures are also listed below the table
+    :raises ReportError: when the report is malformed
+    """
+    every = report_rows(report, sort=sort)
+    rows = every[:top] if top else every
+    failures = [r for r in every if _violation(r)]
+    if fmt == "json":
+        data = {
+            "summary": _summary(report, every, False),
+            "created": report.get("created"),
+            "sort": sort,
+            "top": top or None,
+            "tests": len(every),
+            "failures": len(failures),
+            "rows": [{**row.to_json(), "violation": _violation(row)} for row in rows],
+        }
+        return json.dumps(data, indent=2)
+    columns = _columns(every)
+    heading = f"heaviest tests by {_SORT_WORDS[sort]} (top {len(rows)} of {len(every)})"
+    if fmt == "markdown":
+        lines = [_summary(report, every, True), ""]
+        if rows:
+            table = [[_code(r.nodeid), _md_status(r.status), *_cells(r, columns)] for r in rows]
+            right = set(range(2, 2 + len(columns)))
+            lines += [
+                f"{heading[0].upper()}{heading[1:]}:",
+                "",
+                _pipe_table(["test", "status", *columns], table, right),
+            ]
+        if failures:
+            lines += ["", "Memory failures:", ""]
+            lines += [
+                f"- {_code(r.nodeid)}: {_plain(r.message) or STATUS_WORDS[r.status]}"
+                for r in failures
+            ]
+        return "\n".join(lines)
+    if fmt != "table":
+        raise ValueError(f"invalid format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    from tabulate import tabulate
+
+    lines = [_summary(report, every, False)]
+    if rows:
+        table = [
+            [
+                "M" if _violation(r) else "",
+                _short(r.nodeid),
+                STATUS_WORDS[r.status],
+                *_cells(r, columns),
+            ]
+            for r in rows
+        ]
+        align = ("left", "left", "left", *("right" for _ in columns))
+        lines += [
+            f"{heading}:",
+            tabulate(table, headers=["", "test", "status", *columns], colalign=align),
+        ]
+    else:
+        lines.append("no tests in the report")
+    if failures:
+        lines.append(f"memory failures ({len(failures)}):")
+        lines += [
+            f"  {STATUS_WORDS[r.status]} {r.nodeid}: {_plain(r.message) or '-'}" for r in failures
+        ]
+    if sort == "leak" and all(r.leaked is None for r in every):
+        lines.append("no test has a leak measurement (pytest --memguard-leaks records them)")
+    return "\n".join(lines)
+
+
+def _md_status(status: str) -> str:
+    word = STATUS_WORDS.get(status, status)
+    if status in FAILING_STATUSES:
+        return f":x: **{word}**"
+    return f":warning: {word}" if status == "warning" else word
+
+
+def _cell(change: MetricChange, kind: str, markdown: bool) -> str:
+    arrow = " → " if markdown else " -> "
+    if kind in ("new", "removed") or (change.old is None and change.new is None):
+        return format_size(change.new if kind == "new" else change.old)
+    if change.old is None or change.new is None:
+        return f"{format_size(change.old)}{arrow}{format_size(change.new)}"
+    delta, percent = change.delta or 0, change.percent
+    if delta == 0:
+        text = f"{format_size(change.new)} (=)"
+    else:
+        shown = (
+            f"{percent:+.0f}%"
+            if percent is not None
+            else f"{'+' if delta > 0 else '-'}{format_size(abs(delta))}"
+        )
+        text = f"{format_size(change.old)}{arrow}{format_size(change.new)} ({shown})"
+    return f"**{text}**" if markdown and change.exceeded else text
+
+
+def _diff_order(change: TestChange) -> tuple[int, int, str]:
+    rank = ("regression", "improvement", "new", "removed", "unchanged").index(change.kind)
+    biggest = max((abs(m.delta or 0) for m in change.metrics), default=0)
+    return (rank, -biggest, change.nodeid)
+
+
+def render_diff(diff: ReportDiff, fmt: Format = "table", *, everything: bool = False) -> str:
+    """The changes of ``diff`` as ``table``, ``markdown`` or ``json`` text.
+
+    Regressions first, then improvements, new and removed tests; tests within the allowance
+    are only counted unless ``everything``.  Heap and leak columns appear when measured.
+    """
+    counts = diff.counts()
+    shown = sorted(
+        (c for c in diff.changes if everything or c.kind != "unchanged"), key=_diff_order
+    )
+    words = [
+        _count(counts["regression"], "regression"),
+        _count(counts["improvement"], "improvement"),
+        f"{counts['unchanged']} within the allowance",
+        f"{counts['new']} new",
+        f"{counts['removed']} removed",
+    ]
+    summary = f"{', '.join(words)} (allowed increase {diff.allowance.describe()})"
+    if fmt == "json":
+        data = {
+            "ok": diff.ok,
+            "allowance": diff.allowance.describe(),
+            "counts": counts,
+            "tests": [
+                {
+                    "nodeid": c.nodeid,
+                    "kind": c.kind,
+                    "metrics": {
+                        m.metric: {"old": m.old, "new": m.new, "delta": m.delta,
+                                   "percent": m.percent, "exceeded": m.exceeded,
+                                   "improved": m.improved}
+                        for m in c.metrics
+                    },
+                }
+                for c in shown
+            ],
+        }  # fmt: skip
+        return json.dumps(data, indent=2)
+    markdown = fmt == "markdown"
+    if not markdown and fmt != "table":
+        raise ValueError(f"invalid format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    measured = [
+        name
+        for name in METRICS
+        if any(
+            m.old is not None or m.new is not None
+            for c in diff.changes
+            for m in c.metrics
+            if m.metric == name
+        )
+    ] or ["peak"]
+    headers = ["test", "change", *measured]
+    table = []
+    for change in shown:
+        kind = change.kind.upper() if change.kind == "regression" else change.kind
+        cells = [_cell(change.metric(name), change.kind, markdown) for name in measured]
+        if markdown:
+            table.append([_code(change.nodeid), f"{_MD_MARKS.get(change.kind, '')}{kind}", *cells])
+        else:
+            table.append([_short(change.nodeid), kind, *cells])
+    if markdown:
+        lines = [f"**memguard diff**: {summary}"]
+        if table:
+            lines += ["", _pipe_table(headers, table, set(range(2, len(headers))))]
+        return "\n".join(lines)
+    from tabulate import tabulate
+
+    lines = [f"memguard diff: {summary}"]
+    if table:
+        lines.append(
+            tabulate(
+                table, headers=headers, colalign=("left", "left", *("right" for _ in measured))
+            )
+        )
+    return "\n".join(lines)

@@ -1,0 +1,272 @@
+"""``memguard run``: a real child process under the monitor (modest sizes, bounded)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_memguard.cli import main
+from pytest_memguard.monitor import ProcessMonitor
+from tests.cli.reports import MB
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+# Grows 20 MB every 50 ms; bounded at 1.2 GB and exit 99, so a broken guard fails, not hangs.
+GROWER = """
+import time
+hold = []
+for step in range(60):
+    hold.append(b"\\x01" * 20_000_000)
+    time.sleep(0.05)
+raise SystemExit(99)
+"""
+# Ignores SIGTERM, holds 250 MB; only SIGKILL ends it before its 20 s are up.
+STUBBORN = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+data = b"\\x01" * 250_000_000
+time.sleep(20)
+sys.exit(98)
+"""
+# Counts the SIGINTs it gets: one Ctrl-C must arrive once, not twice.
+COUNTER = """
+import signal, sys, time
+count = 0
+def interrupted(signum, frame):
+    global count
+    count += 1
+signal.signal(signal.SIGINT, interrupted)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while count == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.3)  # room for a second, forwarded copy to arrive
+print(f"interrupts {count}", flush=True)
+"""
+# Says "ready" once it can take a Ctrl-C, then waits for one.
+INTERRUPTIBLE = """
+import sys, time
+try:
+    print("ready", flush=True)
+    time.sleep(20)
+except KeyboardInterrupt:
+    print("child interrupted", flush=True)
+    sys.exit(5)
+"""
+
+
+def _python(code: str) -> list[str]:
+    return ["--", sys.executable, "-c", code]
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_command_growing_forever_is_stopped_at_the_hard_limit(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "run.json"
+    argv = ["run", "--max", "300MB", "--interval", "0.05", "--log-dir", str(tmp_path)]
+    code = main([*argv, "--json", str(summary), *_python(GROWER)])
+    _out, err = capfd.readouterr()
+    assert code == 137
+    stopped = [line for line in err.splitlines() if line.startswith("memguard: stopped")]
+    assert len(stopped) == 1
+    assert "reached the hard limit 286.1 MiB (--max 300MB)" in stopped[0]
+    assert stopped[0].endswith("exit status 137")
+    (stats,) = _lines(tmp_path / "subprocess-stats.jsonl")
+    assert stats["aborted"] is True
+    assert stats["peak"] >= 300 * MB
+    assert stats["thresholds"]["max"] == 300 * MB
+    alerts = _lines(tmp_path / "memory-alerts.log")
+    assert [a["level"] for a in alerts] == ["abort"]
+    data = json.loads(summary.read_text())
+    assert data["exit_code"] == 137
+    assert data["aborted"] is True
+    assert data["command"][1:] == ["-c", GROWER]
+    assert data["peak_rss"] >= 300 * MB
+    assert "hard limit" in data["reason"]
+
+
+def test_exit_status_and_output_pass_through(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(3)"
+    summary = tmp_path / "run.json"
+    assert main(["run", "--max", "2GB", "--json", str(summary), *_python(code)]) == 3
+    out, err = capfd.readouterr()
+    assert out == "to stdout\n"
+    assert err == "to stderr\n"
+    data = json.loads(summary.read_text())
+    assert (data["exit_code"], data["returncode"], data["aborted"]) == (3, 3, False)
+    assert data["thresholds"] == {"warning": None, "critical": None, "max": 2_000_000_000}
+
+
+def test_without_dashes_and_with_a_percentage(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--max", "95%", sys.executable, "-c", "print('ok')"]) == 0
+    assert capfd.readouterr().out == "ok\n"
+
+
+@posix_only
+def test_a_command_ended_by_a_signal_exits_128_plus_the_signal(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    assert main(["run", *_python(code)]) == 128 + signal.SIGTERM
+    assert "memguard:" not in capfd.readouterr().err
+
+
+@posix_only
+def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    summary = tmp_path / "run.json"
+    argv = ["run", "--max", "150MB", "--interval", "0.05", "--grace", "0.2"]
+    assert main([*argv, "--json", str(summary), *_python(STUBBORN)]) == 137
+    err = capfd.readouterr().err
+    assert "memguard: sent SIGKILL to python" in err
+    assert "still running 0.2 s after SIGTERM" in err
+    data = json.loads(summary.read_text())
+    assert data["aborted"] is True
+    assert data["killed"] is True
+    assert data["returncode"] == -signal.SIGKILL
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("sent", "child", "expected", "output"),
+    [
+        (signal.SIGINT, INTERRUPTIBLE, 5, "child interrupted\n"),
+        (signal.SIGTERM, "import time; print('ready', flush=True); time.sleep(20)", 143, ""),
+    ],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_signals_to_memguard_reach_the_command(
+    sent: signal.Signals, child: str, expected: int, output: str
+) -> None:
+    # A session of its own: no terminal whose Ctrl-C would reach the command directly.
+    argv = [sys.executable, "-m", "pytest_memguard.cli", "run", *_python(child)]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as guard:
+        try:
+            assert guard.stdout is not None
+            assert guard.stdout.readline() == "ready\n"
+            guard.send_signal(sent)
+            out, err = guard.communicate(timeout=30)
+        finally:
+            guard.kill()
+    assert guard.returncode == expected, err
+    assert out == output
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal of its own")
+def test_ctrl_c_in_the_terminal_reaches_the_command_once() -> None:
+    import fcntl
+    import os
+    import pty
+    import termios
+
+    master, terminal = pty.openpty()
+
+    def take_the_terminal() -> None:  # in memguard's process, after setsid
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    argv = [sys.executable, "-m", "pytest_memguard.cli", "run", *_python(COUNTER)]
+    try:
+        with subprocess.Popen(
+            argv,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=take_the_terminal,  # no threads run in this process yet
+        ) as guard:
+            try:
+                assert guard.stdout is not None
+                assert guard.stdout.readline() == "ready\n"
+                os.write(master, b"\x03")  # Ctrl-C typed in the terminal
+                out, _ = guard.communicate(timeout=30)
+            finally:
+                guard.kill()
+    finally:
+        os.close(master)
+        os.close(terminal)
+    assert out == "interrupts 1\n"
+    assert guard.returncode == 0
+
+
+def test_a_failing_reading_does_not_lose_the_run(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: ProcessMonitor) -> list[Any]:
+        raise RuntimeError("no reading")
+
+    monkeypatch.setattr(ProcessMonitor, "poll", broken)
+    code = "import time; time.sleep(0.1); print('done'); raise SystemExit(4)"
+    assert main(["run", "--interval", "0.01", "--max", "1GB", *_python(code)]) == 4
+    out, err = capfd.readouterr()
+    assert out == "done\n"
+    assert err == (
+        "memguard: reading memory failed (RuntimeError('no reading')); the command goes on\n"
+    )
+
+
+def test_commands_that_cannot_run(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--", "no-such-command-memguard"]) == 127
+    assert capfd.readouterr().err == (
+        "memguard run: error: command not found: 'no-such-command-memguard'\n"
+    )
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o600)
+    if sys.platform != "win32":
+        assert main(["run", "--", str(script)]) == 126
+        assert "memguard run: error: cannot run" in capfd.readouterr().err
+    assert main(["run"]) == 2
+    assert capfd.readouterr().err == (
+        "memguard run: error: no command given (e.g. memguard run --max 4GB -- python train.py)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max", "12 apples"], "argument --max: invalid size '12 apples': unknown unit 'apples'"),
+        (["--max", "4G"], "argument --max: invalid size '4G': 'G' is ambiguous, MB or MiB?"),
+        (["--warn", "150%"], "argument --warn: invalid size '150%': a percentage must be above 0%"),
+        (["--interval", "0"], "argument --interval: invalid seconds '0' (expected a number > 0"),
+        (["--grace", "-1"], "argument --grace: invalid seconds '-1' (expected a number >= 0"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    capfd: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["run", *args, "--", sys.executable, "-c", "pass"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("usage: memguard run")
+    assert f"memguard run: error: {message}" in err
+
+
+def test_thresholds_out_of_order_and_from_the_environment(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["run", "--warn", "2GB", "--max", "1GB", "--", sys.executable, "-c", "pass"]) == 2
+    assert capfd.readouterr().err == (
+        "memguard run: error: --warn '2GB' (1.9 GiB) is above --max '1GB' (953.7 MiB) "
+        "(expected warning <= critical <= max, e.g. 2GB, 3GB, 4GB)\n"
+    )
+    monkeypatch.setenv("MEMGUARD_MAX", "1GB")
+    assert main(["run", "--warn", "2GB", "--", sys.executable, "-c", "pass"]) == 2
+    assert "is above MEMGUARD_MAX '1GB'" in capfd.readouterr().err
+    monkeypatch.setenv("MEMGUARD_MAX", "lots")
+    assert main(["run", "--", sys.executable, "-c", "pass"]) == 2
+    assert "MEMGUARD_MAX: invalid size 'lots'" in capfd.readouterr().err
+    assert main(["run", "--max", "3GB", "--", sys.executable, "-c", "pass"]) == 0  # option wins

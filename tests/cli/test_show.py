@@ -1,0 +1,108 @@
+"""``memguard show``: the heaviest tests of a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_memguard.cli import main
+from tests.cli.reports import MB, make_test, write_report
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> str:
+    return write_report(
+        tmp_path / "memguard.json",
+        make_test("t.py::light", 5 * MB, duration=2.0, leak=3 * MB),
+        make_test(
+            "t.py::heavy", 300 * MB, status="over_budget", budget=100 * MB, message="too big"
+        ),
+        make_test("t.py::middle", 120 * MB, leak=0),
+    )
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    out, err = capsys.readouterr()
+    assert err == ""
+    return out.splitlines()
+
+
+def test_the_heavier_test_is_listed_above_the_lighter(
+    report: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["show", report]) == 0
+    lines = _lines(capsys)
+    assert lines[0].startswith("memguard: 3 tests, 1 memory failure (1 over budget)")
+    names = [line.split()[1] if line.startswith("M ") else line.split()[0] for line in lines[4:7]]
+    assert names == ["t.py::heavy", "t.py::middle", "t.py::light"]
+    assert lines[4].startswith("M ")  # the violation is marked
+    assert "OVER BUDGET" in lines[4]
+    assert "286.1 MiB" in lines[4]
+    assert lines[-1] == "  OVER BUDGET t.py::heavy: too big"
+
+
+def test_top_and_sort(report: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", report, "--top", "1", "--sort", "leak"]) == 0
+    lines = _lines(capsys)
+    assert lines[1] == "heaviest tests by leaked memory (top 1 of 3):"
+    assert lines[4].split()[0] == "t.py::light"
+    assert main(["show", report, "--sort", "duration", "--top", "0"]) == 0
+    assert _lines(capsys)[4].split()[0] == "t.py::light"
+
+
+def test_markdown_and_json(report: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", report, "--format", "markdown"]) == 0
+    lines = _lines(capsys)
+    assert lines[0].startswith("**memguard**: 3 tests, :x: 1 memory failure")
+    assert "| `t.py::heavy` | :x: **OVER BUDGET** | 286.1 MiB |" in "\n".join(lines)
+    assert main(["show", report, "--format", "json", "--top", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [row["nodeid"] for row in data["rows"]] == ["t.py::heavy", "t.py::middle"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "no such file"),
+        ("{not json", "not valid JSON"),
+        (
+            '{"schema": "other/1"}',
+            'not a pytest-memguard report (expected "schema": "pytest-memguard/1")',
+        ),
+        (
+            '{"schema": "pytest-memguard/1", "tests": [{"nodeid": 3}]}',
+            "tests[0] is not a test entry",
+        ),
+    ],
+)
+def test_a_missing_or_corrupt_report_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, problem: str
+) -> None:
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["show", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"memguard show: error: {path}: {problem}")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--top", "many"], "argument --top: invalid count 'many' (expected a whole number >= 0"),
+        (["--top", "-1"], "argument --top: invalid count '-1'"),
+        (["--sort", "size"], "argument --sort: invalid choice: 'size'"),
+        (["--format", "html"], "argument --format: invalid choice: 'html'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    report: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["show", report, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: memguard show")
+    assert f"memguard show: error: {message}" in err
