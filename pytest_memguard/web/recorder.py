@@ -1,0 +1,360 @@
+"""Per-request memory records and route statistics, shared by the ASGI and WSGI middlewares.
+
+RSS belongs to the process, not to a request.  When requests overlap (several in flight
+in one process, as under uvicorn or a threaded WSGI server), a request's ``delta`` and
+``peak_growth`` include what the others allocated or freed meanwhile; its record's
+``overlapped`` counts the requests that ran beside it, so a figure with ``overlapped``
+0 is the request's own (plus background threads).
+
+``peak_growth`` is the highest RSS seen during the request minus its RSS at start.  The
+highest RSS is the largest of the reads at start, at response start and at end, of the
+samples of one named daemon thread that polls RSS every ``sample_interval`` seconds while
+a request is in flight (idle otherwise), and of the process's peak RSS (``ru_maxrss``; on
+Linux the kernel's high-water mark ``VmHWM``) when it rose during the request: the process
+then reached it within the request, an exact figure.  The mark is only read, never reset:
+a reset is process-wide and would corrupt overlapping requests and the pytest plugin's
+per-test peak.  A spike shorter than the sampling interval that sets no new process high
+can be missed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple, final
+
+from ..core.sizes import format_size, parse_size
+from ..errors import MemguardError
+
+__all__ = ["OTHER_ROUTE", "RequestRecord", "RequestRecorder", "WebConfigError"]
+
+logger = logging.getLogger(__name__)
+
+#: The route under which paths past ``max_routes`` are counted.
+OTHER_ROUTE: Final = "(other)"
+#: Deltas kept per route for ``p95_delta`` (the latest ones).
+WINDOW: Final = 128
+#: Characters of a path kept in records and route names (a bound on hostile URLs).
+MAX_PATH: Final = 512
+
+
+class WebConfigError(MemguardError, ValueError):
+    """Bad middleware or endpoint settings; the message names the setting and its value."""
+
+
+class RequestRecord(NamedTuple):
+    """The memory of one HTTP request: bytes, seconds, ``time`` in seconds since the epoch.
+
+    ``overlapped``: how many other requests were in flight at some point during this one.
+    """
+
+    method: str
+    path: str
+    status: int
+    delta: int
+    peak_growth: int
+    duration_s: float
+    time: float
+    rss_start: int
+    rss_end: int
+    overlapped: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self._asdict()
+
+
+@final
+class _Window:
+    """One request in flight: its start and the highest RSS seen so far."""
+
+    __slots__ = ("hwm", "method", "overlapped", "path", "peak", "rss", "started", "time")
+
+    def __init__(self, method: str, path: str, rss: int, hwm: int | None, started: float) -> None:
+        self.method, self.path, self.rss, self.hwm = method, path, rss, hwm
+        self.peak, self.started, self.time, self.overlapped = rss, started, time.time(), 0
+
+
+@final
+class _Route:
+    """Counts of one route and a ring of its latest deltas."""
+
+    __slots__ = ("count", "max_delta", "max_peak", "next", "total", "window")
+
+    def __init__(self) -> None:
+        self.count = self.total = self.next = 0
+        self.max_delta = self.max_peak = -(2**63)
+        self.window = array("q")
+
+    def add(self, delta: int, peak_growth: int) -> None:
+        self.count += 1
+        self.total += delta
+        self.max_delta = max(self.max_delta, delta)
+        self.max_peak = max(self.max_peak, peak_growth)
+        if len(self.window) < WINDOW:
+            self.window.append(delta)
+        else:
+            self.window[self.next] = delta
+            self.next = (self.next + 1) % WINDOW
+
+    def as_dict(self) -> dict[str, int]:
+        ordered = sorted(self.window)
+        return {
+            "count": self.count,
+            "mean_delta": round(self.total / self.count),
+            "p95_delta": ordered[math.ceil(0.95 * len(ordered)) - 1],
+            "max_delta": self.max_delta,
+            "max_peak_growth": self.max_peak,
+        }
+
+
+Reading = Callable[[], tuple[int, "int | None"]]
+
+
+def _open_reader() -> tuple[Reading, Callable[[], None]]:
+    """This process's ``(rss, lifetime peak or None)`` in bytes, and how to release it.
+
+    The peak is ``getrusage().ru_maxrss`` (kilobytes on Linux, bytes on macOS): on Linux
+    the kernel high-water mark, which the pytest plugin may reset, and nobody else.
+    """
+    from ..probe.process import RssReader
+
+    reader = RssReader()
+    try:
+        import resource
+    except ImportError:  # Windows: samples only
+        return (lambda: (reader(), None)), reader.close
+    scale = 1 if sys.platform == "darwin" else 1024
+
+    def read() -> tuple[int, int | None]:
+        return reader(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+    return read, reader.close
+
+
+def _positive(value: object, kinds: tuple[type[int] | type[float], ...] = (int,)) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
+
+
+@final
+class RequestRecorder:
+    """Measures requests, keeps the heaviest and per-route statistics, raises alerts.
+
+    The keywords are those of :class:`~pytest_memguard.web.MemoryMonitorMiddleware`.
+    ``headers`` and ``alert_threshold`` may be changed at any time.  Thread-safe; the RSS
+    reader is opened on first use, and again in a forked child (a preloading server).
+    """
+
+    def __init__(
+        self,
+        *,
+        headers: bool = True,
+        alert_threshold: int | str | None = "20 MB",
+        on_alert: Callable[[RequestRecord], object] | None = None,
+        keep: int = 50,
+        max_routes: int = 256,
+        sample_interval: float | None = 0.005,
+        rss: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not _positive(keep):
+            raise WebConfigError(f"keep: expected an int >= 1, got {keep!r}")
+        if not _positive(max_routes):
+            raise WebConfigError(f"max_routes: expected an int >= 1, got {max_routes!r}")
+        if sample_interval is not None and not _positive(sample_interval, (int, float)):
+            raise WebConfigError(
+                f"sample_interval: expected seconds > 0 or None, got {sample_interval!r}"
+            )
+        if on_alert is not None and not callable(on_alert):
+            raise WebConfigError(f"on_alert: expected a callable or None, got {on_alert!r}")
+        self.headers = bool(headers)
+        self._alert_threshold: int | None = None
+        self.alert_threshold = alert_threshold
+        self.on_alert = on_alert
+        self.keep, self.max_routes, self.sample_interval = keep, max_routes, sample_interval
+        self._rss, self._clock = rss, clock
+        self._lock = threading.Lock()
+        self._busy = threading.Condition(self._lock)
+        self._inflight: set[_Window] = set()
+        self._routes: dict[str, _Route] = {}
+        self._heaviest: list[tuple[int, int, RequestRecord]] = []
+        self._seq = itertools.count()
+        self._requests = 0
+        self._pid = -1
+        self._read: Reading | None = None
+        self._release: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def alert_threshold(self) -> int | None:
+        """Bytes of ``peak_growth`` above which a request alerts; None: never."""
+        return self._alert_threshold
+
+    @alert_threshold.setter
+    def alert_threshold(self, value: int | str | None) -> None:
+        try:
+            self._alert_threshold = None if value is None else parse_size(value)
+        except ValueError as error:
+            raise WebConfigError(f"alert_threshold: {error}") from None
+
+    def _reading(self) -> Reading:
+        """The RSS reader of this process, (re)opened on first use or after a fork."""
+        read = self._read
+        if read is not None and self._pid == os.getpid():
+            return read
+        with self._lock:
+            if self._read is None or self._pid != os.getpid():
+                if self._pid != os.getpid() and self._read is not None:
+                    # A forked child: the parent's thread is gone, its reader reads the parent.
+                    self._thread, self._inflight = None, set()
+                    if self._release is not None:
+                        self._release()
+                rss = self._rss
+                self._read, self._release = (
+                    _open_reader() if rss is None else ((lambda: (rss(), None)), None)
+                )
+                self._pid = os.getpid()
+            return self._read
+
+    def begin(self, method: str, path: str) -> _Window:
+        """Start measuring one request; pass what it returns to :meth:`finish`."""
+        rss, hwm = self._reading()()
+        window = _Window(method, path.partition("?")[0][:MAX_PATH] or "/", rss, hwm, self._clock())
+        with self._lock:
+            window.overlapped = len(self._inflight)
+            for other in self._inflight:
+                other.overlapped += 1
+            self._inflight.add(window)
+            if self.sample_interval is not None and self._thread is None:
+                self._stopping.clear()
+                self._thread = threading.Thread(
+                    target=self._sample, name="memguard-web-sampler", daemon=True
+                )
+                self._thread.start()
+            if len(self._inflight) == 1:  # the sampler may be waiting for this one
+                self._busy.notify()
+        return window
+
+    def measure(self, window: _Window) -> tuple[int, int]:
+        """``(delta, rss)`` now, in bytes, for the response headers."""
+        rss, _ = self._reading()()
+        with self._lock:
+            window.peak = max(window.peak, rss)
+        return rss - window.rss, rss
+
+    def finish(self, window: _Window, status: int) -> RequestRecord:
+        """End the request: record it in the statistics and among the heaviest."""
+        rss, hwm = self._reading()()
+        ended = self._clock()
+        with self._lock:
+            self._inflight.discard(window)
+            peak = max(window.peak, rss)
+            if hwm is not None and window.hwm is not None and hwm > window.hwm:
+                peak = max(peak, hwm)  # the process set a new high during this request
+            record = RequestRecord(
+                window.method,
+                window.path,
+                status,
+                rss - window.rss,
+                peak - window.rss,
+                max(0.0, ended - window.started),
+                window.time,
+                window.rss,
+                rss,
+                window.overlapped,
+            )
+            self._requests += 1
+            route = self._routes.get(record.path)
+            if route is None:
+                key = record.path if len(self._routes) < self.max_routes else OTHER_ROUTE
+                route = self._routes.setdefault(key, _Route())
+            route.add(record.delta, record.peak_growth)
+            item = (record.peak_growth, next(self._seq), record)
+            if len(self._heaviest) < self.keep:
+                heapq.heappush(self._heaviest, item)
+            else:
+                heapq.heappushpop(self._heaviest, item)
+        return record
+
+    def alert(self, record: RequestRecord) -> object:
+        """Log and call ``on_alert`` when ``record`` passes the threshold; returns its result.
+
+        The result may be awaitable (the ASGI middleware awaits it).
+        """
+        threshold = self._alert_threshold
+        if threshold is None or record.peak_growth <= threshold:
+            return None
+        logger.warning(
+            "memguard: %s %s grew RSS by %s at peak, above the alert threshold of %s"
+            " (delta %s, status %d, %d overlapping request(s))",
+            record.method,
+            record.path,
+            format_size(record.peak_growth),
+            format_size(threshold),
+            format_size(record.delta),
+            record.status,
+            record.overlapped,
+        )
+        try:
+            return None if self.on_alert is None else self.on_alert(record)
+        except Exception:
+            logger.exception("memguard: on_alert failed for %s %s", record.method, record.path)
+            return None
+
+    def stats(self) -> dict[str, Any]:
+        """Per-route statistics and the heaviest requests, largest ``peak_growth`` first.
+
+        ``p95_delta`` is over the latest 128 requests of a route; the rest over all.
+        """
+        with self._lock:
+            routes = {path: route.as_dict() for path, route in self._routes.items()}
+            heaviest = sorted(self._heaviest, key=lambda item: (-item[0], item[1]))
+            requests, in_flight = self._requests, len(self._inflight)
+        return {
+            "routes": routes,
+            "heaviest": [record.as_dict() for _, _, record in heaviest],
+            "requests": requests,
+            "in_flight": in_flight,
+            "max_routes": self.max_routes,
+        }
+
+    def _sample(self) -> None:
+        """Poll RSS while a request is in flight; wait, idle, while none is."""
+        read = self._reading()
+        while True:
+            with self._busy:
+                while not self._inflight and not self._stopping.is_set():
+                    self._busy.wait()
+                if self._stopping.is_set():
+                    return
+            rss, _ = read()
+            with self._lock:
+                for window in self._inflight:
+                    if rss > window.peak:
+                        window.peak = rss
+            if self._stopping.wait(self.sample_interval):
+                return
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop and join the sampler thread, release the reader; a later request reopens them.
+
+        Call it when no request is in flight (at shutdown).
+        """
+        with self._busy:
+            thread, self._thread = self._thread, None
+            release, self._release, self._read = self._release, None, None
+            self._stopping.set()
+            self._busy.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if release is not None:
+            release()

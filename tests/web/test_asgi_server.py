@@ -1,0 +1,122 @@
+"""The ASGI middleware and the memory routes under a real uvicorn server (a subprocess)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from .app import MAX_ROUTES, MB
+from .helpers import Reply, Server, request
+
+
+def test_responses_carry_the_memory_headers(server: Server) -> None:
+    reply = server.get("/hello")
+    assert reply.status == 200
+    assert reply.json() == {"hello": "world"}
+    int(reply.headers["x-memory-delta"])
+    assert int(reply.headers["x-memory-rss"]) > 1 * MB
+
+
+def test_lifespan_reaches_the_app_through_the_middleware(server: Server) -> None:
+    assert server.get("/lifespan").json() == {"startup": True}
+
+
+def test_a_50_mb_request_comes_first_among_the_heaviest_and_alerts(server: Server) -> None:
+    assert server.get("/alloc").status == 200
+    stats = server.get("/memory/requests").json()
+    heaviest = stats["heaviest"][0]
+    assert heaviest["path"] == "/alloc"
+    assert heaviest["method"] == "GET"
+    assert heaviest["status"] == 200
+    assert heaviest["peak_growth"] > 40 * MB
+    assert heaviest["delta"] < heaviest["peak_growth"]  # freed before the end
+    assert stats["routes"]["/alloc"]["max_peak_growth"] == heaviest["peak_growth"]
+    assert "/alloc" in server.get("/alerts").json()["alerts"]
+
+
+def test_200_concurrent_requests_are_answered_and_counted(server: Server) -> None:
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        replies = list(pool.map(lambda _: server.get("/concurrent"), range(200)))
+    assert [r.status for r in replies] == [200] * 200
+    assert all("x-memory-delta" in r.headers for r in replies)
+    stats = server.get("/memory/requests").json()
+    assert stats["routes"]["/concurrent"]["count"] == 200
+    assert stats["in_flight"] == 1  # only the request asking for the statistics
+
+
+def test_a_thousand_random_paths_do_not_grow_the_statistics(server: Server) -> None:
+    before = server.get("/memory/requests").json()["requests"]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for _ in range(1000):
+            reply = request(server.port, "GET", f"/r/{uuid.uuid4().hex}", connection=connection)
+            assert reply.status == 404
+    finally:
+        connection.close()
+    stats = server.get("/memory/requests").json()
+    assert len(stats["routes"]) <= MAX_ROUTES + 1
+    assert stats["routes"]["(other)"]["count"] >= 1000 - MAX_ROUTES
+    assert stats["requests"] >= before + 1000
+    assert len(stats["heaviest"]) <= 10
+
+
+def test_cleanup_needs_the_token_and_reports_what_it_freed(server: Server) -> None:
+    refused = server.post("/memory/cleanup", auth=False)
+    assert refused.status == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    wrong = request(server.port, "POST", "/memory/cleanup", headers={"Authorization": "Bearer x"})
+    assert wrong.status == 401
+    done = server.post("/memory/cleanup")
+    assert done.status == 200
+    result = done.json()
+    assert result["ran"] is True
+    assert result["handlers"]["cache_manager"] > 0  # the startup cache dropped 3/4
+    assert result["freed"] == sum(result["handlers"].values())
+    again = server.post("/memory/cleanup")  # within the coordinator's cooldown
+    assert again.status == 429
+    assert again.json()["reason"] == "cooldown"
+    assert int(again.headers["retry-after"]) > 0
+
+
+def test_configure_refuses_bad_input_and_applies_good_input(server: Server) -> None:
+    malformed = server.post("/memory/configure", b"{not json")
+    assert malformed.status == 400
+    assert "malformed JSON" in malformed.json()["error"]
+    unknown = server.post("/memory/configure", b'{"colour": "red"}')
+    assert (unknown.status, unknown.json()["key"]) == (400, "colour")
+    bad = server.post("/memory/configure", b'{"alert_threshold": "12 apples"}')
+    assert bad.status == 400
+    assert "alert_threshold" in bad.json()["error"]
+    assert "12 apples" in bad.json()["error"]
+    assert server.post("/memory/configure", b'{"headers": false}', auth=False).status == 401
+    try:
+        off = server.post("/memory/configure", json.dumps({"headers": False}).encode())
+        assert (off.status, off.json()["headers"]) == (200, False)
+        assert "x-memory-delta" not in server.get("/hello").headers
+    finally:
+        assert server.post("/memory/configure", b'{"headers": true}').status == 200
+    assert "x-memory-delta" in server.get("/hello").headers
+
+
+def test_status_and_the_other_read_routes(server: Server) -> None:
+    status = server.get("/memory/status").json()
+    assert status["rss"] > 0
+    assert status["source"] in ("cgroup", "host")
+    assert status["pressure"] in ("ok", "warning", "critical")
+    assert "pages" in server.get("/memory/cache/metrics").json()
+    assert server.get("/memory/profile").json()["rss"] > 0
+    assert "top_allocations" in server.get("/memory/diagnostics").json()
+
+
+def test_404_405_403_and_413(server: Server) -> None:
+    missing: Reply = server.get("/memory/nothing-here")
+    assert missing.status == 404
+    assert "GET /status" in missing.json()["routes"]
+    wrong_method = server.get("/memory/cleanup")
+    assert (wrong_method.status, wrong_method.headers["allow"]) == (405, "POST")
+    assert server.post("/memory-open/cleanup").status == 403
+    assert server.get("/memory-open/status").status == 200
+    too_large = server.post("/memory/configure", b" " * (17 * 1024))
+    assert too_large.status == 413

@@ -1,0 +1,280 @@
+"""memory_app called directly: routes, auth, JSON checks, limits, with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
+from pytest_memguard.core.levels import MemoryThresholds
+from pytest_memguard.diagnostics import MemoryDiagnostics
+from pytest_memguard.pressure import (
+    MemoryPressureCoordinator,
+    get_memory_pressure_coordinator,
+    reset_memory_pressure_coordinator,
+)
+from pytest_memguard.probe.system import SystemMemory
+from pytest_memguard.web import MemoryApp, MemoryMonitorMiddleware, WebConfigError, memory_app
+from pytest_memguard.web.asgi import Message, Receive, Scope, Send
+
+from .helpers import AUTH, TOKEN, Reply, call, scope_of
+
+MB = 1_000_000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def middleware() -> MemoryMonitorMiddleware:
+    return MemoryMonitorMiddleware(ok, rss=lambda: 50 * MB, sample_interval=None)
+
+
+@pytest.fixture
+def api(clock: FakeClock, middleware: MemoryMonitorMiddleware) -> Iterator[MemoryApp]:
+    coordinator = MemoryPressureCoordinator(memory=lambda: (500, 1000), clock=clock)
+    manager = CacheManager(sizeof=len, clock=clock)
+    cache = manager.create_cache("pages", max_memory="1 MB")
+    for n in range(8):
+        cache.set(n, bytes(1000))
+    coordinator.register("caches", manager.handle_memory_pressure)
+    diagnostics = MemoryDiagnostics(
+        coordinator,
+        manager,
+        thresholds=MemoryThresholds(),
+        clock=clock,
+        memory=lambda: SystemMemory(1000 * MB, 400 * MB, "host"),
+        rss=lambda: 50 * MB,
+    )
+    app = memory_app(token=TOKEN, middleware=middleware, diagnostics=diagnostics)
+    yield app
+    app.close()
+
+
+def get(app: MemoryApp, path: str, **kwargs: Any) -> Reply:
+    return call(app, scope_of(path, **kwargs))
+
+
+def post(app: MemoryApp, path: str, body: bytes = b"", auth: bool = True) -> Reply:
+    return call(app, scope_of(path, "POST", AUTH if auth else None), [body])
+
+
+def test_get_routes_answer_json(api: MemoryApp, middleware: MemoryMonitorMiddleware) -> None:
+    status = get(api, "/status")
+    assert status.headers["content-type"] == "application/json"
+    assert status.json()["pressure"] == "ok"  # 500 of 1000 used
+    assert status.json()["fraction_used"] == 0.5
+    assert get(api, "/profile").json()["rss"] == 50 * MB
+    assert get(api, "/diagnostics").json()["configuration"]["pressure"]["handlers"] == ["caches"]
+    assert get(api, "/cache/metrics").json()["pages"]["size"] == 8
+    call(middleware, scope_of("/seen"))
+    assert get(api, "/requests").json()["routes"]["/seen"]["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path"),
+    [("/memory/status", "/memory"), ("/status", "/memory"), ("/status/", ""), ("/status", "")],
+)
+def test_the_path_is_relative_to_the_mount_point(api: MemoryApp, path: str, root_path: str) -> None:
+    assert get(api, path, root_path=root_path).status == 200
+
+
+def test_unknown_paths_404_and_wrong_methods_405(api: MemoryApp) -> None:
+    missing = get(api, "/nope")
+    assert missing.status == 404
+    assert missing.json()["error"] == "no route GET /nope"
+    for method, path, allow in (("DELETE", "/status", "GET"), ("GET", "/configure", "POST")):
+        reply = get(api, path, method=method)
+        assert (reply.status, reply.headers["allow"]) == (405, allow)
+
+
+def test_requests_is_404_without_a_middleware(clock: FakeClock) -> None:
+    coordinator = MemoryPressureCoordinator(memory=lambda: (1, 10), clock=clock)
+    app = memory_app(coordinator=coordinator, cache_manager=CacheManager())
+    try:
+        reply = get(app, "/requests")
+        assert reply.status == 404
+        assert "no middleware" in reply.json()["error"]
+        assert post(app, "/cleanup").status == 403
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"]
+)
+def test_post_without_the_right_token_is_401(api: MemoryApp, authorization: str | None) -> None:
+    headers = None if authorization is None else {"Authorization": authorization}
+    reply = call(api, scope_of("/configure", "POST", headers), [b"{}"])
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_bearer_scheme_is_case_insensitive(api: MemoryApp) -> None:
+    reply = call(api, scope_of("/configure", "POST", {"authorization": f"bearer {TOKEN}"}))
+    assert reply.status == 200
+
+
+def test_cleanup_runs_then_waits_for_the_cooldown(api: MemoryApp, clock: FakeClock) -> None:
+    first = post(api, "/cleanup")
+    assert first.status == 200
+    assert first.json()["ran"] is True
+    assert first.json()["handlers"] == {"caches": 6000}  # three quarters of 8 entries
+    clock.now += 10
+    second = post(api, "/cleanup")
+    assert second.status == 429
+    assert (second.json()["ran"], second.json()["reason"]) == (False, "cooldown")
+    assert second.headers["retry-after"] == "50"
+    clock.now += 50
+    assert post(api, "/cleanup").status == 200
+    assert post(api, "/cleanup", b'{"force": true}').json()["key"] == "force"
+
+
+def test_configure_applies_every_setting(
+    api: MemoryApp, middleware: MemoryMonitorMiddleware
+) -> None:
+    body = {"alert_threshold": "5 MB", "headers": False, "warning": 0.6, "critical": 0.9}
+    reply = post(api, "/configure", json.dumps(body).encode())
+    assert reply.status == 200
+    assert reply.json()["configured"] == ["alert_threshold", "critical", "headers", "warning"]
+    assert middleware.recorder.alert_threshold == 5 * MB
+    assert middleware.recorder.headers is False
+    assert (api.coordinator.warning, api.coordinator.critical) == (0.6, 0.9)
+    assert post(api, "/configure", b'{"alert_threshold": null}').json()["alert_threshold"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "malformed JSON: Expecting property name"),
+        (b'{"warning": NaN}', "malformed JSON: NaN is not a valid JSON number"),
+        (b"\xff\xfe", "malformed JSON"),
+        (b"[1, 2]", "expected a JSON object, got list"),
+        (b'{"colour": 1}', "unknown key 'colour' (expected alert_threshold, critical,"),
+        (b'{"alert_threshold": "12 apples"}', "alert_threshold: invalid value '12 apples'"),
+        (b'{"alert_threshold": -5}', "alert_threshold: invalid value -5"),
+        (b'{"headers": "yes"}', "headers: invalid value 'yes': expected true or false"),
+        (b'{"warning": "0.7"}', "warning: invalid value '0.7': expected a fraction"),
+        (b'{"critical": 1.5}', "critical: invalid value 1.5: critical must be a fraction"),
+        (b'{"warning": 0.99}', "warning: invalid value 0.99: warning 0.99 is above critical"),
+    ],
+)
+def test_configure_refuses_bad_input_naming_key_and_value(
+    api: MemoryApp, body: bytes, message: str
+) -> None:
+    reply = post(api, "/configure", body)
+    assert reply.status == 400
+    assert reply.json()["error"].startswith(message)
+
+
+def test_configure_changes_nothing_when_one_value_is_bad(
+    api: MemoryApp, middleware: MemoryMonitorMiddleware
+) -> None:
+    reply = post(api, "/configure", b'{"headers": false, "critical": 2}')
+    assert reply.status == 400
+    assert middleware.recorder.headers is True
+    assert api.coordinator.critical == 0.85
+
+
+def test_configure_without_a_middleware_names_the_key(clock: FakeClock) -> None:
+    coordinator = MemoryPressureCoordinator(memory=lambda: (1, 10), clock=clock)
+    app = memory_app(token=TOKEN, coordinator=coordinator, cache_manager=CacheManager())
+    try:
+        reply = post(app, "/configure", b'{"headers": false}')
+        assert (reply.status, reply.json()["key"]) == (400, "headers")
+    finally:
+        app.close()
+
+
+def test_bodies_above_the_cap_are_413(api: MemoryApp) -> None:
+    declared = {**AUTH, "Content-Length": str(1024 * 1024)}
+    assert call(api, scope_of("/configure", "POST", declared)).status == 413
+    streamed = [b" " * 8192, b" " * 8192, b" " * 8192]  # no Content-Length: counted as read
+    assert call(api, scope_of("/configure", "POST", AUTH), streamed).status == 413
+    assert call(api, scope_of("/configure", "POST", AUTH), [b" " * 8192, b"{}"]).status == 200
+
+
+def test_a_failing_route_is_a_json_500(clock: FakeClock) -> None:
+    def broken() -> int:
+        raise RuntimeError("no /proc here")
+
+    coordinator = MemoryPressureCoordinator(memory=lambda: (1, 10), clock=clock)
+    diagnostics = MemoryDiagnostics(
+        coordinator, CacheManager(), thresholds=MemoryThresholds(), rss=broken
+    )
+    reply = get(memory_app(diagnostics=diagnostics), "/profile")
+    assert reply.status == 500
+    assert reply.json() == {"error": "internal error (RuntimeError)"}
+
+
+def test_lifespan_and_websocket_scopes(api: MemoryApp) -> None:
+    sent: list[Message] = []
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(api({"type": "lifespan"}, receive, send))
+    asyncio.run(api({"type": "websocket", "path": "/status"}, receive, send))
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+        "websocket.close",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"token": ""}, "token: expected a non-empty string or None, got ''"),
+        ({"max_body": 0}, "max_body: expected bytes (an int >= 1), got 0"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(WebConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        memory_app(**kwargs)
+
+
+@pytest.fixture
+def fresh_defaults() -> Iterator[None]:
+    reset_cache_manager()
+    reset_memory_pressure_coordinator()
+    yield
+    reset_cache_manager()
+    reset_memory_pressure_coordinator()
+
+
+@pytest.mark.usefixtures("fresh_defaults")
+def test_defaults_are_the_process_wide_coordinator_and_cache_manager() -> None:
+    app = memory_app()
+    try:
+        assert app.coordinator is get_memory_pressure_coordinator()
+        assert app.cache_manager is get_cache_manager()
+    finally:
+        app.close()
+    other = MemoryPressureCoordinator()
+    diagnostics = MemoryDiagnostics(other, CacheManager())
+    with pytest.raises(WebConfigError, match="coordinator: differs"):
+        memory_app(coordinator=get_memory_pressure_coordinator(), diagnostics=diagnostics)

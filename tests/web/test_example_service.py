@@ -1,0 +1,30 @@
+"""``examples/service.py`` imports and answers under uvicorn (a subprocess)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .helpers import TOKEN, Server, start_server
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("service") / "stderr.log"
+    served = start_server("examples.service:app", log, env={"MEMORY_API_TOKEN": TOKEN})
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def test_the_example_service_answers_and_measures(service: Server) -> None:
+    for _ in range(2):  # computed, then from the cache
+        reply = service.get("/primes/50000")
+        assert reply.status == 200
+        assert reply.json() == {"n": 50000, "count": 5133, "largest": [49999]}
+        assert int(reply.headers["x-memory-rss"]) > 0
+    assert service.get("/memory/cache/metrics").json()["primes"]["hits"] == 1
+    assert service.get("/memory/requests").json()["routes"]["/primes/50000"]["count"] == 2
+    assert service.post("/memory/cleanup").status == 200
