@@ -46,6 +46,12 @@ _EXPORTS: dict[str, str] = {
     "load_report": ".report",
     "load_schema": ".report",
     "Budget": ".results",
+    "Allowance": ".compare",
+    "AllowanceError": ".compare",
+    "ReportDiff": ".compare",
+    "diff_reports": ".compare",
+    "parse_allowance": ".compare",
+    "render_report": ".render",
     "Site": ".results",
     "TestMemory": ".results",
     # library
@@ -74,6 +80,12 @@ _EXPORTS: dict[str, str] = {
     "PressureError": ".pressure",
     "PressureResponse": ".pressure",
     "get_memory_pressure_coordinator": ".pressure",
+    # services
+    "memory_app": ".web.endpoints",
+    "MemoryMonitorMiddleware": ".web.asgi",
+    "RequestRecord": ".web.recorder",
+    "WebConfigError": ".web.recorder",
+    "WSGIMemoryMonitorMiddleware": ".web.wsgi",
 }
 
 __all__ = sorted([*_EXPORTS, "cache_manager", "__version__"])
@@ -103,47 +115,69 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if TYPE_CHECKING:
-    from .bounded import BoundedDict, BoundedError, BoundedList, MetricsCollector, SingletonMeta
-    from .cache import (
-        BoundedCache,
-        CacheError,
-        CacheExistsError,
-        CacheManager,
-        CacheMetrics,
-        deep_sizeof,
-        get_cache_manager,
-    )
-    from .core.guard import AbortInfo, Guard, LevelEvent
-    from .core.levels import Level, MemoryThresholds
-    from .core.sizes import format_size, parse_size
-    from .diagnostics import AllocationSite, LeakCandidate, MemoryDiagnostics
-    from .errors import (
-        MemguardError,
-        MemoryBudgetExceeded,
-        MemoryLeakDetected,
-        MemoryLimitExceeded,
-        SizeError,
-        ThresholdError,
-    )
-    from .monitor import (
-        MonitorError,
-        MonitorEvent,
-        ProcessGoneError,
-        ProcessMonitor,
-        UnknownProcessError,
-    )
-    from .pressure import (
-        HandlerExistsError,
-        MemoryPressureCoordinator,
-        PressureError,
-        PressureResponse,
-        get_memory_pressure_coordinator,
-    )
-    from .probe.process import current_rss, open_peak_meter, rss_of
-    from .probe.system import SystemMemory, read_pressure, read_system_memory
-    from .report import SCHEMA, ReportError, load_report, load_schema
-    from .results import Budget, Site, TestMemory
+if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
+    from .bounded import BoundedDict as BoundedDict
+    from .bounded import BoundedError as BoundedError
+    from .bounded import BoundedList as BoundedList
+    from .bounded import MetricsCollector as MetricsCollector
+    from .bounded import SingletonMeta as SingletonMeta
+    from .cache import BoundedCache as BoundedCache
+    from .cache import CacheError as CacheError
+    from .cache import CacheExistsError as CacheExistsError
+    from .cache import CacheManager as CacheManager
+    from .cache import CacheMetrics as CacheMetrics
+    from .cache import deep_sizeof as deep_sizeof
+    from .cache import get_cache_manager as get_cache_manager
+    from .compare import Allowance as Allowance
+    from .compare import AllowanceError as AllowanceError
+    from .compare import ReportDiff as ReportDiff
+    from .compare import diff_reports as diff_reports
+    from .compare import parse_allowance as parse_allowance
+    from .core.guard import AbortInfo as AbortInfo
+    from .core.guard import Guard as Guard
+    from .core.guard import LevelEvent as LevelEvent
+    from .core.levels import Level as Level
+    from .core.levels import MemoryThresholds as MemoryThresholds
+    from .core.sizes import format_size as format_size
+    from .core.sizes import parse_size as parse_size
+    from .diagnostics import AllocationSite as AllocationSite
+    from .diagnostics import LeakCandidate as LeakCandidate
+    from .diagnostics import MemoryDiagnostics as MemoryDiagnostics
+    from .errors import MemguardError as MemguardError
+    from .errors import MemoryBudgetExceeded as MemoryBudgetExceeded
+    from .errors import MemoryLeakDetected as MemoryLeakDetected
+    from .errors import MemoryLimitExceeded as MemoryLimitExceeded
+    from .errors import SizeError as SizeError
+    from .errors import ThresholdError as ThresholdError
+    from .monitor import MonitorError as MonitorError
+    from .monitor import MonitorEvent as MonitorEvent
+    from .monitor import ProcessGoneError as ProcessGoneError
+    from .monitor import ProcessMonitor as ProcessMonitor
+    from .monitor import UnknownProcessError as UnknownProcessError
+    from .pressure import HandlerExistsError as HandlerExistsError
+    from .pressure import MemoryPressureCoordinator as MemoryPressureCoordinator
+    from .pressure import PressureError as PressureError
+    from .pressure import PressureResponse as PressureResponse
+    from .pressure import get_memory_pressure_coordinator as get_memory_pressure_coordinator
+    from .probe.process import current_rss as current_rss
+    from .probe.process import open_peak_meter as open_peak_meter
+    from .probe.process import rss_of as rss_of
+    from .probe.system import SystemMemory as SystemMemory
+    from .probe.system import read_pressure as read_pressure
+    from .probe.system import read_system_memory as read_system_memory
+    from .render import render_report as render_report
+    from .report import SCHEMA as SCHEMA
+    from .report import ReportError as ReportError
+    from .report import load_report as load_report
+    from .report import load_schema as load_schema
+    from .results import Budget as Budget
+    from .results import Site as Site
+    from .results import TestMemory as TestMemory
+    from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
+    from .web.endpoints import memory_app as memory_app
+    from .web.recorder import RequestRecord as RequestRecord
+    from .web.recorder import WebConfigError as WebConfigError
+    from .web.wsgi import WSGIMemoryMonitorMiddleware as WSGIMemoryMonitorMiddleware
 
     cache_manager: CacheManager
     __version__: str

@@ -130,7 +130,12 @@ class TestMemory:
             peak_delta=data.get("peak_delta"),
             heap_peak=data.get("heap_peak"),
             leaked=data.get("leaked"),
-            budget=Budget(**{k: budget.get(k) for k in BUDGET_KINDS}),
+            budget=Budget(
+                peak=budget.get("peak"),
+                leak=budget.get("leak"),
+                heap=budget.get("heap"),
+                rss=budget.get("rss"),
+            ),
             sites=tuple(Site(**site) for site in data.get("sites") or ()),
             message=data.get("message"),
         )

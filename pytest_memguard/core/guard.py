@@ -17,6 +17,7 @@ may not even run until it returns.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -191,10 +192,8 @@ class Guard:
             self._thread.join()
             self._thread = None
         if self._signal_installed:
-            try:
-                signal.signal(signal.SIGUSR1, self._previous_handler)  # type: ignore[arg-type]
-            except (ValueError, TypeError):  # pragma: no cover - not the main thread
-                pass
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread
+                signal.signal(signal.SIGUSR1, self._previous_handler)
             self._signal_installed = False
 
     def __enter__(self) -> Guard:

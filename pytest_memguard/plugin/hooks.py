@@ -155,11 +155,10 @@ class MemguardPlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         nodeid = item.nodeid
-        budget = item.stash.get(BUDGET_KEY, NO_BUDGET)
-        error = budget if isinstance(budget, str) else None
-        if error is not None:
-            budget = NO_BUDGET
-        elif self._ask_budget:
+        stashed = item.stash.get(BUDGET_KEY, NO_BUDGET)
+        error = stashed if isinstance(stashed, str) else None
+        budget = NO_BUDGET if isinstance(stashed, str) else stashed
+        if error is None and self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
         state = item.stash[STATE_KEY] = TestState(nodeid, budget)
         self._running, self._item = state, item

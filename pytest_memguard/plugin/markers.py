@@ -63,7 +63,7 @@ def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) 
                 f"version of pytest-memguard does not have yet ({_USAGE})"
             )
         try:
-            values[kind] = parse_size(value)  # type: ignore[arg-type]
+            values[kind] = parse_size(value)
         except SizeError as error:
             raise ValueError(f"{MARKER}({kind}={value!r}): {error}") from None
         sources[kind] = f"{MARKER}({kind}={value!r})"

@@ -35,4 +35,5 @@ def run(pytester: pytest.Pytester) -> Run:
 def entry(report: dict[str, Any], name: str) -> dict[str, Any]:
     """The report's entry of the test whose node id ends with ``name``."""
     (found,) = [t for t in report["tests"] if t["nodeid"].endswith(name)]
+    assert isinstance(found, dict)
     return found

@@ -156,8 +156,9 @@ def test_bad_settings_are_usage_errors_before_any_test(
     message: str,
 ) -> None:
     if "env" in setup:
-        name, value = setup["env"]  # type: ignore[misc]
-        monkeypatch.setenv(name, value)
+        env = setup["env"]
+        assert isinstance(env, tuple)
+        monkeypatch.setenv(str(env[0]), str(env[1]))
     if "ini" in setup:
         pytester.makeini(f"[pytest]\n{setup['ini']}\n")
     pytester.makepyfile("def test_never_runs(): raise AssertionError('ran')")

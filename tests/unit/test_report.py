@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -30,7 +31,7 @@ def _result(nodeid: str, delta: int, status: str = "ok") -> TestMemory:
     )
 
 
-def _report(results: list[TestMemory], collected: list[str]) -> dict[str, object]:
+def _report(results: list[TestMemory], collected: list[str]) -> dict[str, Any]:
     return build_report(
         tests=[result.to_json() for result in results],
         collected=collected,
@@ -49,13 +50,13 @@ def test_report_validates_and_lists_every_collected_test() -> None:
         [_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"]
     )
     jsonschema.validate(report, load_schema())
-    assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]  # type: ignore[index]
+    assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]
     summary = report["summary"]
-    assert summary["statuses"]["not_run"] == 1  # type: ignore[index]
-    assert summary["statuses"]["over_budget"] == 1  # type: ignore[index]
-    assert summary["worst"] == {"nodeid": "t::b", "peak_delta": 30 * MiB}  # type: ignore[index]
-    assert summary["peak_rss"] == 80 * MiB  # type: ignore[index]
-    assert report["tests"][2]["status"] == "not_run"  # type: ignore[index]
+    assert summary["statuses"]["not_run"] == 1
+    assert summary["statuses"]["over_budget"] == 1
+    assert summary["worst"] == {"nodeid": "t::b", "peak_delta": 30 * MiB}
+    assert summary["peak_rss"] == 80 * MiB
+    assert report["tests"][2]["status"] == "not_run"
 
 
 def test_write_is_atomic_and_load_reads_it_back(tmp_path: Path) -> None:
