@@ -11,6 +11,9 @@ even when this shell sets ``PYTHONDONTWRITEBYTECODE``.  Usage:
 
     python benchmarks/overhead.py [--suite trivial|alloc] [--tests N] [--rounds 7]
         [--variant "--memguard"] [--variant "--memguard --memguard-leaks"] [--base "-n 2"]
+
+With pytest-memray installed (``pip install -e '.[bench]'``), ``--variant --memray`` runs
+it with ``limit_leaks("1 MB")`` on every test, its leak check, for comparison.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TRIVIAL = '''
+TRIVIAL = """
 import pytest
 
 @pytest.mark.parametrize("n", range({per_param}))
@@ -33,9 +36,9 @@ def test_param(n):
     assert n >= 0
 
 {functions}
-'''
+"""
 
-ALLOC = '''
+ALLOC = """
 import pytest
 
 @pytest.mark.parametrize("n", range({per_param}))
@@ -44,7 +47,19 @@ def test_build_list(n):
     assert len(items) == 100_000
 
 {functions}
-'''
+"""
+
+
+CONFTEST = """
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    # Under pytest-memray (--memray), check every test for leaks, as --memguard-leaks does.
+    if config.pluginmanager.hasplugin("memray") and config.getoption("memray", False):
+        for item in items:
+            item.add_marker(pytest.mark.limit_leaks("1 MB"))
+"""
 
 
 def generate(root: Path, suite: str, tests: int, files: int = 20) -> None:
@@ -95,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(folder)
         generate(root, args.suite, tests)
         (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "conftest.py").write_text(CONFTEST)
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         base += shlex.split(args.base)
         commands = {"plain": base} | {v: [*base, *shlex.split(v)] for v in variants}
@@ -104,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for name, command in commands.items():
                 times[name].append(timed(command, root, env))
-    print(f"suite: {tests} {args.suite} tests; {args.rounds} alternating rounds; base {args.base!r}")
+    print(
+        f"suite: {tests} {args.suite} tests; {args.rounds} alternating rounds; base {args.base!r}"
+    )
     print(f"plain pytest: median {statistics.median(times['plain']):.3f} s")
     for variant in variants:
         ratios = [v / p for v, p in zip(times[variant], times["plain"], strict=True)]

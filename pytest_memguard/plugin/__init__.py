@@ -45,6 +45,10 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = MemguardPlugin(config, settings)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    if config.pluginmanager.hasplugin("xdist"):
+        from . import xdist
+
+        xdist.register(config, plugin)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -52,5 +56,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     plugin = config.stash[PLUGIN_KEY]
     del config.stash[PLUGIN_KEY]
+    if config.pluginmanager.hasplugin("memguard-xdist"):
+        from . import xdist
+
+        xdist.unregister(config)
     config.pluginmanager.unregister(plugin, PLUGIN_NAME)
     plugin.close()

@@ -9,11 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 from ..core.guard import AbortInfo, Guard, LevelEvent, describe_platform
+from ..core.levels import Level
+from ..core.sizes import format_size
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, trim_heap
 from ..probe.system import read_system_memory
@@ -24,6 +26,14 @@ from . import terminal
 from .markers import MARKER, budget_of
 from .settings import Settings
 from .state import NO_BUDGET, TestState
+
+if TYPE_CHECKING:
+    from .leakcheck import LeakCheck
+    from .relief import Relief
+    from .xdist import Controller
+
+#: Share of the machine's usable memory in use at which the run frees what it can.
+MACHINE_CRITICAL: Final = 0.85
 
 __all__ = ["BUDGET_KEY", "STATE_KEY", "MemguardPlugin"]
 
@@ -70,7 +80,12 @@ class MemguardPlugin:
         self.memory = read_system_memory()
         self.reader = RssReader()
         self.meter = open_peak_meter(read=self.reader)
-        self.work_dir = Path(tempfile.mkdtemp(prefix="pytest-memguard-"))
+        # An xdist worker writes its records into the controller's work folder.
+        shared = workerinput.get("memguard_dir") if workerinput else None
+        self._owns_work_dir = shared is None
+        self.work_dir = Path(shared or tempfile.mkdtemp(prefix="pytest-memguard-"))
+        #: The xdist controller's side (plugin/xdist.py), when this process is one.
+        self.controller: Controller | None = None
         self.records = RecordWriter(self.work_dir / f"{self.worker}-{os.getpid()}.jsonl")
         self.collected: list[str] = []
         self.results: list[TestState] = []
@@ -85,6 +100,15 @@ class MemguardPlugin:
         self._escalated = False
         self._ask_budget = True
         self._tell_result = True
+        self._leaks: LeakCheck | None = None
+        self._relief: Relief | None = None
+        #: Why memory must be freed after the running test (None: no reason yet).
+        self._tight: str | None = None
+        self._next_machine_check = time.monotonic() + 1.0
+        #: Lines for the terminal summary (e.g. what was freed under pressure).
+        self.notices: list[str] = []
+        #: True while a leak suspect runs again: the phase wrappers stand aside.
+        self._rerunning = False
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -111,7 +135,9 @@ class MemguardPlugin:
         self.meter.close()
         self.reader.close()
         os.close(self.escalate_fd)
-        if self.report is not None and not self._escalated:
+        if self.controller is not None:
+            self.controller.close()
+        if self.report is not None and not self._escalated and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _show_letter(self) -> None:
@@ -131,10 +157,7 @@ class MemguardPlugin:
         # Every conftest is loaded by now: skip per-test hook calls nobody listens to.
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
-        default, source = self.settings.budget, self.settings.source("budget")
-        shared = (
-            Budget(peak=default, sources={"peak": source}) if default is not None else NO_BUDGET
-        )
+        shared = self._default_budget()
         for item in session.items:
             self.collected.append(item.nodeid)
             # ``in keywords`` is a few dictionary lookups; most tests have no marker.
@@ -142,9 +165,22 @@ class MemguardPlugin:
                 item.stash[BUDGET_KEY] = shared
                 continue
             try:
-                item.stash[BUDGET_KEY] = budget_of(item, default, source)
+                item.stash[BUDGET_KEY] = budget_of(item, shared)
             except ValueError as error:
                 item.stash[BUDGET_KEY] = str(error)
+
+    def _default_budget(self) -> Budget:
+        """The budget of a test without a marker: the default peak, and a leak budget
+        when every test is checked for leaks."""
+        settings = self.settings
+        if settings.budget is None and not settings.leaks:
+            return NO_BUDGET
+        values: dict[str, int | None] = {"peak": settings.budget}
+        sources = {"peak": settings.source("budget")}
+        if settings.leaks:
+            values["leak"] = self._leak_check().default_budget
+            sources["leak"] = settings.sources.get("leak_budget", settings.source("leaks"))
+        return Budget(**values, sources=sources)
 
     @pytest.hookimpl(trylast=True)
     def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
@@ -154,6 +190,8 @@ class MemguardPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+        if self._rerunning:
+            return (yield)
         nodeid = item.nodeid
         stashed = item.stash.get(BUDGET_KEY, NO_BUDGET)
         error = stashed if isinstance(stashed, str) else None
@@ -184,8 +222,11 @@ class MemguardPlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
         state = item.stash.get(STATE_KEY, None)
-        if state is None:
+        if state is None or self._rerunning:
             return (yield)
+        budget = state.budget
+        if budget.leak is not None or budget.heap is not None:
+            self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
         meter = self.meter
         state.rss_start = start = meter.reset()
         self.guard.arm()
@@ -206,11 +247,13 @@ class MemguardPlugin:
         self.guard.disarm()
         state.rss_peak = peak = self.meter.peak()
         state.peak_delta = peak - start
+        if state.traced_start is not None:
+            self._leak_check().end_call(state)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         state = item.stash.get(STATE_KEY, None)
-        if state is None:
+        if state is None or self._rerunning:
             return (yield)
         state.next = nextitem.nodeid if nextitem is not None else None
         if state.abort is not None:
@@ -222,13 +265,75 @@ class MemguardPlugin:
         try:
             result = yield
         except BaseException as raised:
-            self._settle(state, "teardown", raised)
+            self._end_teardown(state, item, nextitem, raised)
             raise
+        self._end_teardown(state, item, nextitem, None)
+        return result
+
+    def _end_teardown(
+        self,
+        state: TestState,
+        item: pytest.Item,
+        nextitem: pytest.Item | None,
+        raised: BaseException | None,
+    ) -> None:
+        message = None
+        try:
+            self._settle(state, "teardown", raised)
         finally:
             self.guard.end()
             state.rss_end = self.reader()
-        self._settle(state, "teardown", None)
-        return result
+            if state.traced_start is not None:
+                message = self._leak_check().finish(
+                    state,
+                    self.reader,
+                    lambda: self._run_again(item, nextitem),
+                    judge=raised is None and state.abort is None,
+                )
+        if message is not None:
+            self._fail(state, "teardown", "leak", message)
+
+    def _leak_check(self) -> LeakCheck:
+        """The run's leak checker, built when the first checked test needs it."""
+        if self._leaks is None:
+            from .leakcheck import LeakCheck
+
+            self._leaks = LeakCheck(self.config.rootpath, self.settings.leak_budget)
+        return self._leaks
+
+    def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> str | None:
+        """Run a leak suspect once more (setup, call, teardown); what went wrong, or None.
+
+        Through the public per-phase hooks, so fixtures and other plugins take part as in
+        the first run; memguard's own wrappers stand aside.  No reports are made.
+        """
+        funcargs = getattr(item, "funcargs", None)
+        if isinstance(funcargs, dict):
+            funcargs.clear()  # the fixtures of the first run are torn down
+        error: str | None = None
+        ihook = item.ihook
+        self._rerunning = True
+        self.guard.begin(item.nodeid)
+        self.guard.arm()
+        try:
+            for when in ("setup", "call", "teardown"):
+                if error is not None and when == "call":
+                    continue
+                try:
+                    if when == "setup":
+                        ihook.pytest_runtest_setup(item=item)
+                    elif when == "call":
+                        ihook.pytest_runtest_call(item=item)
+                    else:
+                        ihook.pytest_runtest_teardown(item=item, nextitem=nextitem)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as raised:
+                    error = error or f"{when}: {type(raised).__name__}: {raised}".strip()
+        finally:
+            self._rerunning = False
+            self.guard.end()
+        return error
 
     def _settle(self, state: TestState, when: str, raised: BaseException | None) -> None:
         """End of a phase: disarm, pass level events on, fail the phase the guard stopped.
@@ -241,6 +346,8 @@ class MemguardPlugin:
             return
         for event in guard.drain_events():
             state.levels = max(state.levels, event.level)
+            if event.level >= Level.CRITICAL:
+                self._tight = "the process passed its critical threshold"
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
         if state.abort is not None:
             return
@@ -290,6 +397,32 @@ class MemguardPlugin:
             result = state.result(self.worker)
             self.config.hook.pytest_memguard_test_result(item=self._item, result=result)
         self._item = None
+        if self._tight is not None or time.monotonic() >= self._next_machine_check:
+            self._check_pressure(state.nodeid)
+
+    def _check_pressure(self, nodeid: str | None) -> None:
+        """Between tests: free memory when the process or the machine is at critical.
+
+        The machine is read at most once a second; the process's critical threshold is
+        heard from the watchdog.  The cleanup itself (:mod:`.relief`) is imported only
+        when it is needed.
+        """
+        trigger, self._tight = self._tight, None
+        now = time.monotonic()
+        if trigger is None and now >= self._next_machine_check:
+            self._next_machine_check = now + 1.0
+            memory = read_system_memory()
+            if memory.total and memory.available < memory.total * (1 - MACHINE_CRITICAL):
+                trigger = f"the machine has {format_size(memory.available)} available"
+        if trigger is None:
+            return
+        if self._relief is None:
+            from .relief import Relief
+
+            self._relief = Relief(self.config, self.reader)
+        line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
+        if line is not None:
+            self.notices.append(line)
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------
 
@@ -336,6 +469,8 @@ class MemguardPlugin:
     def _write_report(
         self, *, interrupted: bool, reason: str, abort: str | None = None
     ) -> Path | None:
+        if not self._owns_work_dir:
+            return None  # an xdist worker: its results went to the controller
         tests = [state.entry(self.worker) for state in list(self.results)]
         running = self._running
         if running is not None and abort is not None:
@@ -358,19 +493,28 @@ class MemguardPlugin:
                 ).to_json()
             )
         peak = max([self.guard.max_rss] + [t["rss_peak"] or 0 for t in tests])
+        collected, alerts = self.collected, self.alerts
+        workers = [
+            {
+                "id": self.worker,
+                "pid": os.getpid(),
+                "peak_rss": peak,
+                "killed": self._escalated,
+                "reason": reason if self._escalated else None,
+            }
+        ]
+        not_run = f"not run ({reason})" if reason else "not run"
+        controller = self.controller
+        if controller is not None and controller.active:
+            tests, collected = controller.tests(), controller.collected
+            alerts = [*alerts, *controller.alerts()]
+            workers = controller.workers()
+            not_run = controller.not_run_reason()
         report = build_report(
             tests=tests,
-            collected=self.collected,
-            alerts=self.alerts,
-            workers=[
-                {
-                    "id": self.worker,
-                    "pid": os.getpid(),
-                    "peak_rss": peak,
-                    "killed": self._escalated,
-                    "reason": reason if self._escalated else None,
-                }
-            ],
+            collected=collected,
+            alerts=alerts,
+            workers=workers,
             environment=environment(
                 self.memory,
                 peak_method=self.meter.method,
@@ -381,7 +525,7 @@ class MemguardPlugin:
             started=self.started,
             duration_s=time.time() - self.started,
             interrupted=interrupted,
-            not_run_reason=f"not run ({reason})" if reason else "not run",
+            not_run_reason=not_run,
         )
         extras = self.config.hook.pytest_memguard_report(
             config=self.config, report=MappingProxyType(report)
@@ -390,6 +534,8 @@ class MemguardPlugin:
             report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
         if self.errors:
             report["errors"] = list(self.errors)
+        if self._relief is not None and self._relief.events:
+            report["pressure"] = list(self._relief.events)
         self.report = report
         if self.settings.json_path is None:
             return None
@@ -402,6 +548,8 @@ class MemguardPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is not None:
             terminal.write_summary(terminalreporter, self.report, self.settings, self.report_path)
+        for line in self.notices:
+            terminalreporter.write_line(line, yellow=True)
         for error in self.errors:
             terminalreporter.write_line(
                 f"memguard: internal error, the guard went on: {error}", yellow=True

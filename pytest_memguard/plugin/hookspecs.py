@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from ..core.guard import LevelEvent
+    from ..core.levels import Level
     from ..results import Budget, TestMemory
 
 hookspec = pytest.hookspec
@@ -48,6 +49,22 @@ def pytest_memguard_test_result(item: pytest.Item, result: TestMemory) -> None:
 
     :param item: the test
     :param result: what was measured, its status and the message of a memory failure
+    """
+
+
+@hookspec
+def pytest_memguard_pressure(config: pytest.Config, level: Level) -> int | None:
+    """Memory is tight: free what you can, e.g. drop a conftest's caches.
+
+    Called between two tests, in the main thread, when the process passed its critical
+    threshold or the machine is at critical pressure, at most once a minute (the run's
+    coordinator has a cooldown).  Then the process-wide pressure coordinator (if the code
+    under test made one) and ``gc.collect()`` run; the report's ``pressure`` list says
+    what each freed.
+
+    :param config: the pytest config
+    :param level: how tight it is (:attr:`Level.CRITICAL`)
+    :return: the bytes freed, if known, or None
     """
 
 

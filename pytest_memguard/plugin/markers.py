@@ -17,9 +17,7 @@ MARKER_LINE: Final = (
     "peak = RSS growth of the test body, leak = memory kept after it, heap = peak traced "
     "Python allocations, rss = absolute hard cap while it runs (sizes like '200 MB' or '1.5GiB')"
 )
-_USAGE: Final = 'expected e.g. memory_budget("200 MB") or memory_budget(peak="1 GB", rss="2 GB")'
-#: Budget kinds the plugin does not measure yet; naming one is an error, never a silent no-op.
-UNSUPPORTED: Final = frozenset({"leak", "heap"})
+_USAGE: Final = 'expected e.g. memory_budget("200 MB") or memory_budget(peak="1 GB", leak="1 MB")'
 
 
 def memory_budget(
@@ -33,8 +31,8 @@ def memory_budget(
     return {"peak": peak, "leak": leak, "heap": heap, "rss": rss}
 
 
-def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) -> Budget:
-    """The budget of ``item`` from its closest marker and the default peak budget.
+def budget_of(item: pytest.Item, defaults: Budget) -> Budget:
+    """The budget of ``item``: its closest marker's values over the run's ``defaults``.
 
     :raises ValueError: with a message naming the marker and the bad value
     """
@@ -43,12 +41,10 @@ def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) 
     from ..results import Budget
 
     mark = item.get_closest_marker(MARKER)
-    sources: dict[str, str] = {}
-    values: dict[str, int | None] = {}
-    if default_peak is not None:
-        values["peak"], sources["peak"] = default_peak, default_source
+    sources = dict(defaults.sources)
+    values: dict[str, int | None] = defaults.to_json()
     if mark is None:
-        return Budget(**values, sources=sources)
+        return defaults
     try:
         raw = memory_budget(*mark.args, **mark.kwargs)
     except TypeError as error:
@@ -57,11 +53,6 @@ def budget_of(item: pytest.Item, default_peak: int | None, default_source: str) 
     for kind, value in raw.items():
         if value is None:
             continue
-        if kind in UNSUPPORTED:
-            raise ValueError(
-                f"{MARKER}({kind}={value!r}): {kind} budgets need leak detection, which this "
-                f"version of pytest-memguard does not have yet ({_USAGE})"
-            )
         try:
             values[kind] = parse_size(value)
         except SizeError as error:

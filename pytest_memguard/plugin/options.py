@@ -31,6 +31,18 @@ _OPTIONS: Final = (
         "enforce|report",
         "Enforce: memory failures fail tests; report: measure and warn only",
     ),
+    (
+        "leak-budget",
+        "SIZE",
+        "Memory a leak-checked test may keep (default 1MiB: far above pytest's own"
+        " bookkeeping, far below real leaks)",
+    ),
+    (
+        "aggregate",
+        "SIZE|PCT",
+        "Limit on the sum of the RSS of all xdist workers: past it the largest is killed"
+        " (default 90%%)",
+    ),
     ("json", "PATH", "Write the JSON report to PATH"),
     (
         "top",
@@ -51,21 +63,32 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("memguard", "Turn the memory guard on (true/false)", type="string", default="")
     for name, metavar, text in _OPTIONS:
+        if name == "leak-budget":  # the switch first, then its budget
+            group.addoption(
+                "--memguard-leaks",
+                action="store_true",
+                default=None,
+                help="Fail tests that keep memory after their teardown (tracemalloc;"
+                " ini memguard_leaks, env MEMGUARD_LEAKS)",
+            )
+            parser.addini("memguard_leaks", "Check every test for leaks (true/false)", default="")
         group.addoption(f"--memguard-{name}", metavar=metavar, default=None, help=text)
-        parser.addini(f"memguard_{name}", text.replace("%%", "%"), type="string", default="")
+        ini = f"memguard_{name.replace('-', '_')}"
+        parser.addini(ini, text.replace("%%", "%"), type="string", default="")
 
 
 def lookup(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
     """(raw value, source label) of setting ``name`` by precedence; (None, "default") if unset."""
-    option = f"memguard_{name}" if name else "memguard"
+    key = name.replace("-", "_")
+    option = f"memguard_{key}" if name else "memguard"
     cli = config.getoption(option, default=None)
     if cli is not None:
         return str(cli), f"--memguard-{name}" if name else "--memguard"
-    env_name = f"MEMGUARD_{name.upper()}" if name else "MEMGUARD"
+    env_name = f"MEMGUARD_{key.upper()}" if name else "MEMGUARD"
     env = environ.get(env_name, "").strip()
     if env:
         return env, env_name
-    ini_name = f"memguard_{name}" if name else "memguard"
+    ini_name = f"memguard_{key}" if name else "memguard"
     ini = str(config.getini(ini_name) or "").strip()
     if ini:
         return ini, f"{ini_name} (ini)"

@@ -21,6 +21,7 @@ import pytest
 from ..core.levels import MemoryThresholds
 from ..core.sizes import parse_size
 from ..errors import SizeError, ThresholdError
+from ..probe.system import read_system_memory
 from .options import DEFAULT_TOP, lookup, parse_bool
 
 __all__ = ["DEFAULT_THRESHOLDS", "Settings", "resolve_settings"]
@@ -29,6 +30,8 @@ Mode = Literal["enforce", "report"]
 MODES: Final = ("enforce", "report")
 #: Process thresholds when none is given, as shares of the memory the process can use.
 DEFAULT_THRESHOLDS: Final = {"warning": "70%", "critical": "80%", "max": "90%"}
+#: The default limit on the sum of all xdist workers' RSS.
+DEFAULT_AGGREGATE: Final = "90%"
 _THRESHOLD_OPTION: Final = {"warning": "warn", "critical": "critical", "max": "max"}
 
 
@@ -42,6 +45,11 @@ class Settings:
     thresholds: MemoryThresholds = field(default_factory=MemoryThresholds)
     json_path: Path | None = None
     top: int = DEFAULT_TOP
+    #: Check every test for leaks; ``leak_budget`` None means the engine's default.
+    leaks: bool = False
+    leak_budget: int | None = None
+    #: Bytes all xdist workers may use together (None: no limit).
+    aggregate: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -61,6 +69,9 @@ class Settings:
             "critical": self.thresholds.critical,
             "max": self.thresholds.max,
             "budget": self.budget,
+            "leaks": self.leaks,
+            "leak_budget": self.leak_budget,
+            "aggregate": self.aggregate,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "sources": dict(self.sources),
@@ -124,6 +135,21 @@ def resolve_settings(
 
     thresholds = _resolve_thresholds(config, env, sources, memory_total)
 
+    raw_leaks, leaks_source = lookup(config, "leaks", env)
+    leaks = raw_leaks is not None and parse_bool(raw_leaks, leaks_source)
+    if raw_leaks is not None:
+        sources["leaks"] = leaks_source
+    raw_leak_budget, leak_budget_source = lookup(config, "leak-budget", env)
+    leak_budget = None
+    if raw_leak_budget is not None:
+        try:
+            leak_budget = parse_size(raw_leak_budget)
+        except SizeError as error:
+            raise pytest.UsageError(f"{leak_budget_source}: {error}") from None
+        sources["leak_budget"] = leak_budget_source
+
+    aggregate = _resolve_aggregate(config, env, sources, memory_total)
+
     raw_json, json_source = lookup(config, "json", env)
     json_path = None
     if raw_json is not None:
@@ -142,6 +168,9 @@ def resolve_settings(
         thresholds=thresholds,
         json_path=json_path,
         top=top,
+        leaks=leaks,
+        leak_budget=leak_budget,
+        aggregate=aggregate,
         sources=sources,
     )
 
@@ -179,3 +208,25 @@ def _resolve_thresholds(
         )
     except (SizeError, ThresholdError) as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def _resolve_aggregate(
+    config: pytest.Config,
+    env: Mapping[str, str],
+    sources: dict[str, str],
+    memory_total: Callable[[], int] | None,
+) -> int | None:
+    """The limit on the sum of the workers' RSS (xdist); ``none`` turns it off."""
+    raw, source = lookup(config, "aggregate", env)
+    if raw is None:
+        raw, source = DEFAULT_AGGREGATE, f"default {DEFAULT_AGGREGATE}"
+    sources["aggregate"] = source
+    if raw.strip().lower() == "none":
+        return None
+    try:
+        total = None
+        if raw.strip().endswith("%"):
+            total = memory_total() if memory_total is not None else read_system_memory().total
+        return parse_size(raw, percent_of=total)
+    except SizeError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None

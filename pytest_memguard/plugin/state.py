@@ -32,11 +32,13 @@ class TestState:
         "duration_s",
         "failed_when",
         "heap_peak",
+        "leak_check",
         "leaked",
         "levels",
         "message",
         "next",
         "nodeid",
+        "notes",
         "outcome",
         "peak_delta",
         "rss_end",
@@ -45,6 +47,7 @@ class TestState:
         "sites",
         "started",
         "status",
+        "traced_start",
         "warnings",
     )
 
@@ -65,6 +68,11 @@ class TestState:
         self.status: Status = "ok"
         self.message: str | None = None
         self.warnings: tuple[str, ...] = ()
+        #: Said in the report without making the test a warning (e.g. a warm-up).
+        self.notes: tuple[str, ...] = ()
+        #: Traced bytes when the body started (while a leak or heap check traces it).
+        self.traced_start: int | None = None
+        self.leak_check: dict[str, Any] | None = None
         self.failed_when: str | None = None
         #: The node id of the test that runs next, if any (known at teardown).
         self.next: str | None = None
@@ -84,10 +92,9 @@ class TestState:
 
     def entry(self, worker: str) -> dict[str, Any]:
         """The test's entry in the JSON report."""
-        message = self.message
-        if self.warnings:
-            message = "; ".join([message, *self.warnings] if message else self.warnings)
-        return {
+        said = [self.message] if self.message else []
+        said += [*self.warnings, *self.notes]
+        entry: dict[str, Any] = {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
             "status": self.final_status(),
@@ -101,8 +108,11 @@ class TestState:
             "leaked": self.leaked,
             "budget": self.budget.to_json(),
             "sites": [site.to_json() for site in self.sites] if self.sites else [],
-            "message": message,
+            "message": "; ".join(said) if said else None,
         }
+        if self.leak_check is not None:
+            entry["leak_check"] = self.leak_check
+        return entry
 
     def result(self, worker: str) -> TestMemory:
         """The test's result as the public :class:`TestMemory` value."""

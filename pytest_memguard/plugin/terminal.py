@@ -83,6 +83,11 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
         )
         for t in violations:
             tr.write_line(f"  {_STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
+    for worker in report["workers"]:
+        if worker["killed"] and worker["id"] != "main":  # xdist workers that died
+            tr.write_line(
+                f"worker {worker['id']} (pid {worker['pid']}): {worker['reason']}", red=True
+            )
     alerts = report["alerts"]
     if alerts:
         tr.write_line(f"{len(alerts)} threshold alert(s):", yellow=True)

@@ -38,8 +38,12 @@ def test_a_runaway_is_stopped_and_the_next_test_runs(pytester: pytest.Pytester, 
     assert runaway["rss_peak"] < 1000 * MB, "stopped well under 1 GB"
     assert runaway["rss_peak"] >= 700 * MB
     assert entry(report, "test_next")["status"] == "ok"
-    assert entry(report, "test_next")["rss_start"] < 700 * MB, "the stopped test's memory was released"
-    assert any(a["level"] == "abort" and a["nodeid"].endswith("test_runaway") for a in report["alerts"])
+    assert entry(report, "test_next")["rss_start"] < 700 * MB, (
+        "the stopped test's memory was released"
+    )
+    assert any(
+        a["level"] == "abort" and a["nodeid"].endswith("test_runaway") for a in report["alerts"]
+    )
 
 
 def test_a_sleeping_test_holding_memory_is_interrupted(pytester: pytest.Pytester, run: Run) -> None:
@@ -80,7 +84,9 @@ def test_the_rss_cap_of_the_marker_stops_its_test(pytester: pytest.Pytester, run
     assert capped["rss_peak"] < 450 * MB
 
 
-def test_a_test_that_catches_the_interrupt_and_stops_still_fails(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_test_that_catches_the_interrupt_and_stops_still_fails(
+    pytester: pytest.Pytester, run: Run
+) -> None:
     pytester.makepyfile(
         """
         def test_swallow_once():
@@ -103,7 +109,9 @@ def test_a_test_that_catches_the_interrupt_and_stops_still_fails(pytester: pytes
     assert swallow["message"].endswith("(it caught the interrupt and went on)")
 
 
-def test_a_test_that_will_not_stop_ends_the_process_with_a_report(pytester: pytest.Pytester) -> None:
+def test_a_test_that_will_not_stop_ends_the_process_with_a_report(
+    pytester: pytest.Pytester,
+) -> None:
     import json
 
     pytester.makepyfile(

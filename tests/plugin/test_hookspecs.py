@@ -97,7 +97,9 @@ def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: Run) -> Non
     )
     result, _ = run(inprocess=True)
     result.stdout.fnmatch_lines(
-        ["results: [('test_big', 'ok', 'passed', True), ('test_over', 'over_budget', 'failed', True)]"]
+        [
+            "results: [('test_big', 'ok', 'passed', True), ('test_over', 'over_budget', 'failed', True)]"
+        ]
     )
 
 
@@ -124,5 +126,7 @@ def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) 
     result = pytester.runpytest("--memguard")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["memguard: internal error, the guard went on: writing the report: RuntimeError: broken conftest"]
+        [
+            "memguard: internal error, the guard went on: writing the report: RuntimeError: broken conftest"
+        ]
     )

@@ -30,6 +30,8 @@ def test_help_lists_the_memguard_group(pytester: pytest.Pytester) -> None:
             "*--memguard-max=SIZE|PCT*",
             "*Hard limit: a test that takes the process past it is*",
             "*--memguard-mode=enforce|report*",
+            "*--memguard-leaks*Fail tests that keep memory after their teardown*",
+            "*--memguard-leak-budget=SIZE*",
             "*--memguard-json=PATH*Write the JSON report to PATH*",
             "*--memguard-top=N*",
             "*memguard_max (string):*",
@@ -66,7 +68,25 @@ def test_precedence_cli_env_ini_default(
     assert resolved.source("budget") == source
 
 
-def test_thresholds_from_every_layer(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leak_settings_from_every_layer(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not settings(pytester, "--memguard").leaks
+    pytester.makeini("[pytest]\nmemguard_leaks = true\nmemguard_leak_budget = 2MiB\n")
+    resolved = settings(pytester, "--memguard")
+    assert (resolved.leaks, resolved.leak_budget) == (True, 2 * 2**20)
+    assert resolved.source("leak_budget") == "memguard_leak_budget (ini)"
+    monkeypatch.setenv("MEMGUARD_LEAKS", "0")
+    monkeypatch.setenv("MEMGUARD_LEAK_BUDGET", "3MB")
+    resolved = settings(pytester, "--memguard", "--memguard-leak-budget=4MB")
+    assert (resolved.leaks, resolved.leak_budget) == (False, 4 * MB)
+    assert resolved.source("leaks") == "MEMGUARD_LEAKS"
+    assert settings(pytester, "--memguard", "--memguard-leaks").leaks
+
+
+def test_thresholds_from_every_layer(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makeini("[pytest]\nmemguard = true\nmemguard_warn = 1GB\nmemguard_critical = 2GB\n")
     monkeypatch.setenv("MEMGUARD_CRITICAL", "3GB")
     resolved = settings(pytester, "--memguard-max=4GB")
@@ -84,7 +104,9 @@ def test_default_thresholds_are_shares_of_usable_memory(pytester: pytest.Pyteste
 
     total = read_system_memory().total
     t = settings(pytester, "--memguard").thresholds
-    assert t.max is not None and t.critical is not None and t.warning is not None
+    assert t.max is not None
+    assert t.critical is not None
+    assert t.warning is not None
     assert abs(t.max - total * 0.9) < 2**20
     assert abs(t.critical - total * 0.8) < 2**20
     assert abs(t.warning - total * 0.7) < 2**20
@@ -124,6 +146,17 @@ def test_a_given_max_drops_the_defaults_below_it(pytester: pytest.Pytester) -> N
             ["--memguard-warn=3GB", "--memguard-max=1GB"],
             "ERROR: --memguard-warn '3GB' (2.8 GiB) is above --memguard-max '1GB' (953.7 MiB)"
             " (expected warning <= critical <= max, e.g. 2GB, 3GB, 4GB)",
+        ),
+        (
+            {"ini": "memguard_leak_budget = 1 M"},
+            [],
+            "ERROR: memguard_leak_budget (ini): invalid size '1 M': 'M' is ambiguous, MB or MiB?"
+            " (expected e.g. 1MB or 1MiB)",
+        ),
+        (
+            {"env": ("MEMGUARD_LEAKS", "sometimes")},
+            [],
+            "ERROR: MEMGUARD_LEAKS: invalid value 'sometimes' (expected true or false, 1 or 0)",
         ),
         (
             {},
@@ -177,7 +210,9 @@ def test_an_unwritable_report_path_is_reported_at_start(pytester: pytest.Pyteste
     pytester.makepyfile("def test_never_runs(): raise AssertionError('ran')")
     result = pytester.runpytest("--memguard", f"--memguard-json={blocker}/report.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: --memguard-json: cannot write the report to '{blocker}/report.json' (*)"])
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --memguard-json: cannot write the report to '{blocker}/report.json' (*)"]
+    )
 
 
 def test_report_path_folders_are_created(pytester: pytest.Pytester) -> None:
@@ -199,7 +234,11 @@ def test_report_path_folders_are_created(pytester: pytest.Pytester) -> None:
     ],
 )
 def test_turning_it_on_from_ini_or_environment(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: str | None, env: str | None, on: bool
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    ini: str | None,
+    env: str | None,
+    on: bool,
 ) -> None:
     if ini is not None:
         pytester.makeini(f"[pytest]\nmemguard = {ini}\n")
@@ -238,7 +277,9 @@ def test_off_means_off_but_the_marker_stays_registered(pytester: pytest.Pytester
 
 def test_markers_listing_shows_the_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.memory_budget(peak=None, *, leak=None, heap=None, rss=None):*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.memory_budget(peak=None, *, leak=None, heap=None, rss=None):*"]
+    )
 
 
 def test_no_memguard_disables_the_plugin(pytester: pytest.Pytester) -> None:

@@ -106,7 +106,9 @@ def test_hard_limit_interrupts_then_resends(fake: Fake) -> None:
     guard.disarm()
     info = guard.end()
     assert info == AbortInfo("t::a", 520 * MB, 500 * MB, "max", 3, False)
-    assert info.message == "RSS 495.9 MiB passed the hard limit 476.8 MiB (max); the test was stopped"
+    assert (
+        info.message == "RSS 495.9 MiB passed the hard limit 476.8 MiB (max); the test was stopped"
+    )
     assert fake.exits == []
 
 

@@ -83,7 +83,9 @@ def test_from_env_reads_the_plugin_variables() -> None:
 
 def test_from_env_keeps_the_default_for_unset_variables() -> None:
     default = MemoryThresholds("1 GB", "2 GB", "4 GB")
-    t = MemoryThresholds.from_env(environ={"MEMGUARD_MAX": "5GB", "MEMGUARD_WARN": " "}, default=default)
+    t = MemoryThresholds.from_env(
+        environ={"MEMGUARD_MAX": "5GB", "MEMGUARD_WARN": " "}, default=default
+    )
     assert (t.warning, t.critical, t.max) == (10**9, 2 * 10**9, 5 * 10**9)
     t = MemoryThresholds.from_env(prefix="APP_", environ={"APP_WARN": "100MB"})
     assert (t.warning, t.critical, t.max) == (10**8, None, None)

@@ -30,7 +30,10 @@ BAD = [
     ("12 apples", "invalid size '12 apples': unknown unit 'apples' (expected e.g. 4GB or 3.5GiB)"),
     ("512M", "invalid size '512M': 'M' is ambiguous, MB or MiB? (expected e.g. 512MB or 512MiB)"),
     ("4g", "invalid size '4g': 'g' is ambiguous, MB or MiB? (expected e.g. 4MB or 4MiB)"),
-    ("1.5 Gi", "invalid size '1.5 Gi': 'Gi' is ambiguous, MB or MiB? (expected e.g. 1.5MB or 1.5MiB)"),
+    (
+        "1.5 Gi",
+        "invalid size '1.5 Gi': 'Gi' is ambiguous, MB or MiB? (expected e.g. 1.5MB or 1.5MiB)",
+    ),
     ("512", "invalid size '512': a size needs a unit (expected e.g. 512MB or 512MiB)"),
     ("-5MB", "invalid size '-5MB': a size cannot be negative (expected e.g. 4GB or 3.5GiB)"),
     (-1, "invalid size -1: a size cannot be negative (expected e.g. 4GB or 3.5GiB)"),
@@ -52,7 +55,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("value", "message"), BAD)
-def test_parse_size_refuses_with_a_message_that_quotes_the_input(value: object, message: str) -> None:
+def test_parse_size_refuses_with_a_message_that_quotes_the_input(
+    value: object, message: str
+) -> None:
     with pytest.raises(SizeError) as excinfo:
         parse_size(value)  # type: ignore[arg-type]
     assert str(excinfo.value) == message

@@ -1,0 +1,79 @@
+"""Freeing memory when the run gets tight: the run's own pressure coordinator.
+
+Imported only when memory is tight (the process passed its critical threshold, or the
+machine is at critical pressure).  The run's coordinator has three handlers, called in
+this order between two tests, in the main thread:
+
+- ``pytest_memguard_pressure``: the hook, so that conftests and plugins drop their caches;
+- ``services``: the process-wide coordinator, when the code under test created one
+  (the library's caches and every cleanup handler registered with it);
+- ``gc``: ``gc.collect()`` and a heap trim, last, so that it frees what the others dropped.
+
+Its cooldown (60 s) keeps a run that stays tight from cleaning up after every test.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ..core.levels import Level
+from ..core.sizes import format_size
+from ..pressure import MemoryPressureCoordinator
+from ..probe.process import trim_heap
+
+__all__ = ["Relief"]
+
+
+class Relief:
+    """The run's coordinator and the record of what it freed."""
+
+    def __init__(self, config: pytest.Config, rss: Callable[[], int]) -> None:
+        self.config = config
+        self.rss = rss
+        self.coordinator = MemoryPressureCoordinator()
+        self.coordinator.register("pytest_memguard_pressure", self._hooks, weak=False)
+        self.coordinator.register("services", _services, weak=False)
+        self.coordinator.register("gc", self._collect, weak=False)
+        #: One entry per run of the handlers, for the JSON report.
+        self.events: list[dict[str, Any]] = []
+
+    def relieve(self, level: Level, trigger: str, nodeid: str | None) -> str | None:
+        """Run the handlers at ``level`` (unless cooling down); a line for people, or None."""
+        response = self.coordinator.handle_memory_pressure(level)
+        if not response.ran:
+            return None
+        entry = response.as_dict()
+        entry.update(time=time.time(), trigger=trigger, after=nodeid)
+        self.events.append(entry)
+        parts = ", ".join(f"{name} {format_size(freed)}" for name, freed in response.freed.items())
+        errors = "".join(f"; {name} failed: {error}" for name, error in response.errors.items())
+        return (
+            f"memguard: memory is tight ({trigger}); freed {format_size(response.total_freed)}"
+            f" after {nodeid or 'the session start'} ({parts}){errors}"
+        )
+
+    def _hooks(self, level: Level) -> int:
+        freed = self.config.hook.pytest_memguard_pressure(config=self.config, level=level)
+        return sum(value for value in freed if isinstance(value, int) and value > 0)
+
+    def _collect(self, level: Level) -> int:
+        before = self.rss()
+        gc.collect()
+        trim_heap()
+        return max(0, before - self.rss())
+
+
+def _services(level: Level) -> int | None:
+    """The process-wide coordinator's handlers, if the code under test made one."""
+    module = sys.modules.get("pytest_memguard.pressure")
+    current = getattr(module, "current_memory_pressure_coordinator", None)
+    coordinator = current() if current is not None else None
+    if coordinator is None:
+        return None
+    return int(coordinator.handle_memory_pressure(level, force=True).total_freed)

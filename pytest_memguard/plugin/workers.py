@@ -1,0 +1,280 @@
+"""The controller's watch over xdist workers: one monitor thread, kills, and why they died.
+
+Workers guard their own tests (the same engine as a single process).  From outside, the
+controller reads every worker's RSS with :class:`~pytest_memguard.monitor.ProcessMonitor`
+and kills a worker that stays past its hard limit longer than its own guard needs to end
+it (``grace`` seconds), that passes ``ceiling`` times the limit (its own guard cannot run:
+a long C call holds the interpreter), or that is the largest when the sum of all workers
+passes the aggregate limit.  No pytest import: ``xdist.py`` drives this from hooks.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from ..core.levels import MemoryThresholds
+from ..core.sizes import format_size
+from ..monitor import MonitorEvent, ProcessMonitor
+from ..records import ProcessRecords, read_records
+
+__all__ = ["WorkerState", "WorkerWatch", "exit_status"]
+
+#: Seconds a worker may stay past its hard limit: its own guard ends it after ~2 s.
+KILL_AFTER: Final = 3.0
+#: A worker this many times past its hard limit is killed at once.
+CEILING: Final = 1.5
+
+
+@dataclass
+class WorkerState:
+    """What the controller knows of one worker (sizes in bytes)."""
+
+    id: str
+    pid: int | None = None
+    peak_rss: int = 0
+    #: Why memguard killed it (from outside), or None.
+    kill: str | None = None
+    #: How it ended when it did not finish properly: a signal, an exit status, or None.
+    death: str | None = None
+    down: bool = False
+    crashed: bool = False
+    over_since: float | None = None
+    process: psutil.Process | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The worker's entry in the report's ``workers`` list."""
+        reason = (self.kill or self.death or "crashed") if self.crashed or self.kill else None
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "peak_rss": self.peak_rss,
+            "killed": self.crashed or self.kill is not None,
+            "reason": reason,
+        }
+
+
+def exit_status(pid: int, wait: float = 0.5) -> str | None:
+    """How a dead child ended ("killed by signal 9 (SIGKILL)", "exit status 1"), if known.
+
+    Read without reaping it (xdist's own process handle does that): on Linux from the
+    zombie's ``/proc/<pid>/stat``; elsewhere unknown.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = text[text.rindex(")") + 2 :].split()
+        if fields[0] in ("Z", "X") and len(fields) >= 50:
+            status = int(fields[-1])
+            signum = status & 0x7F
+            if signum:
+                import signal
+
+                try:
+                    name = signal.Signals(signum).name
+                except ValueError:
+                    name = "?"
+                return f"killed by signal {signum} ({name})"
+            return f"exit status {(status >> 8) & 0xFF}"
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+class WorkerWatch:
+    """Tracks the workers of one run; thread-safe (a monitor thread and pytest's thread)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        thresholds: MemoryThresholds,
+        aggregate: int | None,
+        *,
+        interval: float = 0.25,
+        on_error: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.thresholds = thresholds
+        self.aggregate = aggregate
+        self.interval = interval
+        self.on_error = on_error
+        self.workers: dict[str, WorkerState] = {}
+        self.alerts: list[dict[str, Any]] = []
+        # Alerts only: the kill decisions need the worker's own guard to have its chance.
+        self.monitor = ProcessMonitor(
+            thresholds=MemoryThresholds(thresholds.warning, thresholds.critical, None),
+            aggregate_limit=aggregate,
+            interval=interval,
+            min_free=None,
+            abort=False,
+        )
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- workers come and go -------------------------------------------------------------
+
+    def add(self, worker: str) -> WorkerState:
+        """A worker is being set up."""
+        with self._lock:
+            return self.workers.setdefault(worker, WorkerState(worker))
+
+    def ready(self, worker: str) -> None:
+        """The worker runs: find its pid (its record file's name) and watch it."""
+        state = self.add(worker)
+        pid = None
+        for path in self.folder.glob(f"{worker}-*.jsonl"):
+            tail = path.stem.rsplit("-", 1)[-1]
+            if tail.isdigit():
+                pid = int(tail)
+        if pid is None:
+            return
+        with self._lock:
+            state.pid = pid
+            try:
+                state.process = psutil.Process(pid)
+                self.monitor.track(pid, name=worker)
+            except Exception as error:  # gone already, or not readable
+                self._error(f"watching worker {worker}", error)
+                return
+        self._start()
+
+    def down(self, worker: str, crashed: bool) -> WorkerState:
+        """The worker ended; when it crashed, find out how."""
+        state = self.add(worker)
+        with self._lock:
+            state.down = True
+            state.crashed = crashed
+            if worker in self.monitor:
+                stats = self.monitor.untrack(worker)
+                state.peak_rss = max(state.peak_rss, stats.get("peak") or 0)
+        if crashed and state.pid is not None:
+            state.death = exit_status(state.pid)
+        return state
+
+    def records(self, worker: str) -> ProcessRecords | None:
+        """The worker's crash-proof records (None when it wrote none)."""
+        found = read_records(self.folder.glob(f"{worker}-*.jsonl"))
+        return found[-1] if found else None
+
+    # -- the monitor thread ------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="memguard-worker-watch", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the monitor thread and join it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception as error:  # the watch must never take the run down
+                self._error("watching the workers", error)
+
+    def poll(self, now: float | None = None) -> None:
+        """One sweep: alerts, and the kills the limits call for."""
+        with self._lock:
+            events = self.monitor.poll()
+            now = time.monotonic() if now is None else now
+            for event in events:
+                self._on_event(event)
+            limit = self.thresholds.max
+            for state in self.workers.values():
+                if state.down or state.kill is not None or state.id not in self.monitor:
+                    continue
+                stats = self.monitor.stats(state.id)
+                rss = stats.get("end") or 0
+                state.peak_rss = max(state.peak_rss, stats.get("peak") or 0)
+                if limit is None or rss < limit:
+                    state.over_since = None
+                    continue
+                if state.over_since is None:
+                    state.over_since = now
+                source = self.thresholds.sources.get("max", "max")
+                if rss >= limit * CEILING:
+                    self.kill(
+                        state,
+                        f"RSS {format_size(rss)} passed {CEILING:g} x the hard limit"
+                        f" {format_size(limit)} ({source})",
+                        rss,
+                    )
+                elif now - state.over_since >= KILL_AFTER:
+                    self.kill(
+                        state,
+                        f"RSS {format_size(rss)} stayed over the hard limit {format_size(limit)}"
+                        f" ({source}) for {KILL_AFTER:g} s",
+                        rss,
+                    )
+
+    def _on_event(self, event: MonitorEvent) -> None:
+        if event.kind == "aggregate":
+            state = self.workers.get(event.id)
+            assert self.aggregate is not None
+            if state is not None and state.kill is None:
+                self.kill(
+                    state,
+                    f"the workers used more than the aggregate limit"
+                    f" {format_size(self.aggregate)} together; {state.id} was the largest"
+                    f" at {format_size(event.rss)}",
+                    event.rss,
+                )
+            return
+        if event.kind in ("warning", "critical"):
+            self._alert(event.kind, event.id, event.rss, event.message)
+
+    def _alert(self, level: str, worker: str, rss: int | None, message: str) -> None:
+        state = self.workers.get(worker)
+        self.alerts.append(
+            {
+                "timestamp": time.time(),
+                "level": level,
+                "process": f"{worker} (seen by the controller)",
+                "pid": state.pid if state is not None and state.pid is not None else 0,
+                "rss": rss or 0,
+                "threshold": None,
+                "nodeid": None,
+                "message": message,
+            }
+        )
+
+    def kill(self, state: WorkerState, reason: str, rss: int | None) -> None:
+        """Kill a worker (and its children) and remember why."""
+        state.kill = f"killed by memguard: {reason}"
+        self._alert("abort", state.id, rss, f"{state.id}: {state.kill}")
+        process = state.process
+        if process is None:
+            return
+        try:
+            targets = [*reversed(process.children(recursive=True)), process]
+        except psutil.Error:
+            targets = [process]
+        for target in targets:
+            try:
+                target.kill()
+            except psutil.Error:
+                continue
+
+    def _error(self, where: str, error: BaseException) -> None:
+        if self.on_error is not None:
+            self.on_error(where, error)

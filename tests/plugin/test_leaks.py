@@ -1,0 +1,229 @@
+"""Leak detection end to end: exactly the leaking tests fail, with their sites."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Run, entry
+
+CASES = """
+import functools
+import gc
+import logging
+
+import numpy as np
+import pytest
+
+KEPT = []
+ARRAYS = []
+
+
+@functools.lru_cache(maxsize=None)
+def table():
+    return [str(i) * 10 for i in range(50_000)]
+
+
+@pytest.fixture(scope="module")
+def module_data():
+    return bytearray(30_000_000)
+
+
+@pytest.fixture(scope="session")
+def session_data():
+    return [object() for _ in range(20_000)]
+
+
+@pytest.fixture
+def bucket():
+    items = []
+    yield items
+    items.clear()
+
+
+def test_cache_first_user():
+    assert len(table()) == 50_000
+
+
+def test_cache_later_user():
+    assert table()[1] == "1" * 10
+
+
+def test_module_fixture_first(module_data):
+    assert len(module_data) == 30_000_000
+
+
+def test_module_fixture_later(module_data, session_data):
+    assert len(session_data) == 20_000
+
+
+def test_function_fixture_released_at_teardown(bucket):
+    bucket.append(bytearray(20_000_000))
+    bucket.extend(str(i) for i in range(20_000))
+
+
+def test_temporary_garbage():
+    junk = [dict(a=i) for i in range(50_000)]
+    del junk
+
+
+def test_garbage_in_cycles():
+    for _ in range(1_000):
+        a, b = [bytearray(10_000)], []
+        a.append(b)
+        b.append(a)
+    gc.disable()
+    try:
+        ring = [bytearray(5_000_000)]
+        ring.append(ring)
+        del ring
+    finally:
+        gc.enable()
+
+
+def test_pytest_bookkeeping(caplog):
+    logging.getLogger("cases").warning("noise %s", "x" * 50_000)
+    print("y" * 200_000)
+
+
+def test_python_leak():
+    KEPT.append([bytes(1000) for _ in range(20_000)])
+
+
+def test_numpy_leak():
+    ARRAYS.append(np.ones(3_000_000))
+"""
+
+
+@pytest.fixture
+def cases(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_cases=CASES)
+
+
+def test_only_the_two_real_leaks_fail(cases: None, run: Run) -> None:
+    result, report = run("--memguard-leaks")
+    result.assert_outcomes(passed=10, errors=2)
+    assert not [t["nodeid"] for t in report["tests"] if t["status"] == "warning"]
+    result.stdout.fnmatch_lines(
+        [
+            "test_cases.py .........M.M*",
+            "*ERROR at teardown of test_python_leak*",
+            "memguard: retained * (leak budget 1.0 MiB) and * more on a rerun:"
+            " leak at test_cases.py:* (*, * blocks)",
+            "*ERROR at teardown of test_numpy_leak*",
+            "memguard: retained *: leak at test_cases.py:*",
+        ]
+    )
+    leaks = {t["nodeid"].split("::")[1] for t in report["tests"] if t["status"] == "leak"}
+    assert leaks == {"test_python_leak", "test_numpy_leak"}
+    python_leak = entry(report, "test_python_leak")
+    assert python_leak["leaked"] > 19 * 2**20
+    assert python_leak["sites"][0]["file"] == "test_cases.py"
+    assert python_leak["leak_check"]["verdict"] == "leak"
+    numpy_leak = entry(report, "test_numpy_leak")
+    assert numpy_leak["leaked"] >= 22 * 2**20
+    assert numpy_leak["sites"][0]["file"] == "test_cases.py"
+    # The first user of the cache kept memory once: run again, found to be a warm-up.
+    warm = entry(report, "test_cache_first_user")
+    assert warm["status"] == "ok"
+    assert warm["leak_check"]["verdict"] == "warm_up"
+    assert "a warm-up, not a leak" in warm["message"]
+    for name in ("test_cache_later_user", "test_function_fixture_released_at_teardown"):
+        assert entry(report, name)["leaked"] < 2**20
+    assert report["config"]["leaks"] is True
+
+
+def test_without_leak_checks_nothing_is_traced(cases: None, run: Run) -> None:
+    result, report = run()
+    result.assert_outcomes(passed=10)
+    assert all(t["leaked"] is None and t["heap_peak"] is None for t in report["tests"])
+
+
+@pytest.mark.parametrize(
+    ("budget", "outcomes"), [('"50 MB"', {"passed": 1}), ('"1 MB"', {"passed": 1, "errors": 1})]
+)
+def test_the_marker_leak_budget(
+    pytester: pytest.Pytester, run: Run, budget: str, outcomes: dict[str, int]
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+        KEPT = []
+
+        @pytest.mark.memory_budget(leak={budget})
+        def test_keeps_20mb():
+            KEPT.append([bytes(1000) for _ in range(20_000)])
+        """
+    )
+    result, report = run()
+    result.assert_outcomes(**outcomes)
+    kept = entry(report, "test_keeps_20mb")
+    assert kept["leaked"] >= 20_000_000
+    assert kept["status"] == ("ok" if "errors" not in outcomes else "leak")
+
+
+@pytest.mark.parametrize(("budget", "fails"), [('"20 MB"', True), ('"200 MB"', False)])
+def test_the_marker_heap_budget(
+    pytester: pytest.Pytester, run: Run, budget: str, fails: bool
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.memory_budget(heap={budget})
+        def test_builds_50mb():
+            objects = [bytes(1000) for _ in range(50_000)]
+            del objects
+        """
+    )
+    result, report = run()
+    built = entry(report, "test_builds_50mb")
+    assert built["heap_peak"] >= 50_000_000
+    assert built["leaked"] is None, "a heap budget alone does not check for leaks"
+    if fails:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*test_builds_50mb - memguard: Python heap peak * is over*"])
+    else:
+        result.assert_outcomes(passed=1)
+
+
+def test_a_suspect_that_fails_when_run_again_is_a_warning(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    pytester.makepyfile(
+        """
+        KEPT = []
+
+        def test_only_once():
+            assert not KEPT, "not meant to run twice"
+            KEPT.append(bytearray(5_000_000))
+        """
+    )
+    result, report = run("--memguard-leaks")
+    result.assert_outcomes(passed=1)
+    once = entry(report, "test_only_once")
+    assert once["status"] == "warning"
+    assert once["leak_check"]["verdict"] == "unconfirmed"
+    assert "not confirmed as a leak: the rerun failed: call: AssertionError" in once["message"]
+
+
+def test_tracing_the_user_started_is_used_and_left_on(pytester: pytest.Pytester, run: Run) -> None:
+    # A plugin stands in for PYTHONTRACEMALLOC: tracing is on before memguard looks.
+    pytester.makepyfile(tracemalloc_on="import tracemalloc\ntracemalloc.start(4)\n")
+    pytester.makepyfile(
+        """
+        import tracemalloc
+        KEPT = []
+
+        def test_leaks():
+            KEPT.append(bytearray(8_000_000))
+
+        def test_tracing_is_still_on():
+            assert tracemalloc.is_tracing()
+        """
+    )
+    pytester.makeini("[pytest]\nmemguard_leaks = true\n")
+    pytester.syspathinsert()
+    result, report = run("-p", "tracemalloc_on")
+    result.assert_outcomes(passed=2, errors=1)
+    assert entry(report, "test_leaks")["status"] == "leak"
+    assert report["config"]["sources"]["leaks"] == "memguard_leaks (ini)"
