@@ -236,10 +236,10 @@ class MemoryPressureCoordinator:
     def fraction_used(self) -> float:
         """The share of memory in use, 0.0 to 1.0, read through ``memory``."""
         reading = self._memory()
-        if isinstance(reading, tuple):
+        if isinstance(reading, tuple) and not hasattr(reading, "used"):
             used, total = reading
-        else:
-            used, total = reading.used, reading.total
+        else:  # an object with the two names (SystemMemory is a named tuple with more)
+            used, total = reading.used, reading.total  # type: ignore[union-attr]
         return min(1.0, max(0.0, used / total)) if total > 0 else 0.0
 
     def level(self) -> Level:

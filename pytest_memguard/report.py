@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from .ci_env import detect_ci
 from .errors import MemguardError
 from .probe.system import SystemMemory
 from .results import STATUSES, TestMemory
@@ -49,9 +50,18 @@ def load_schema() -> dict[str, Any]:
 
 
 def environment(
-    memory: SystemMemory, *, peak_method: str, interrupt: str, pytest_version: str | None = None
+    memory: SystemMemory,
+    *,
+    peak_method: str,
+    interrupt: str,
+    pytest_version: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``environment`` section: interpreter, platform and the memory the process can use."""
+    """The ``environment`` section: interpreter, platform, usable memory, CI system.
+
+    ``ci`` is what :func:`~pytest_memguard.ci_env.detect_ci` finds in ``environ`` (default
+    ``os.environ``): the CI system, commit, branch, job, build and URL; null outside CI.
+    """
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -65,6 +75,7 @@ def environment(
         "cgroup": memory.cgroup,
         "peak_method": peak_method,
         "interrupt_method": interrupt,
+        "ci": detect_ci(os.environ if environ is None else environ),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from ..core.sizes import format_size
@@ -58,7 +57,7 @@ def status() -> dict[str, Any]:
             "warning": coordinator.warning,
             "critical": coordinator.critical,
         },
-        "psi": asdict(psi) if psi is not None else None,
+        "psi": psi._asdict() if psi is not None else None,
     }
 
 

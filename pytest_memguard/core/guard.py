@@ -26,9 +26,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
-from typing import Final
+from typing import Final, NamedTuple
 
 from ..errors import MemoryLimitExceeded
 from ..probe.process import PeakMeter, RssReader
@@ -47,8 +46,7 @@ _LEVEL_WORDS: Final = {
 ESCALATION_EXIT_CODE: Final = 1
 
 
-@dataclass(frozen=True)
-class LevelEvent:
+class LevelEvent(NamedTuple):
     """A threshold crossed upward: the level reached, the RSS and the threshold, in bytes."""
 
     time: float
@@ -59,8 +57,7 @@ class LevelEvent:
     message: str
 
 
-@dataclass(frozen=True)
-class AbortInfo:
+class AbortInfo(NamedTuple):
     """How a unit was stopped at its hard limit."""
 
     unit: str
@@ -94,7 +91,7 @@ class _Unit:
 
 
 class _Abort:
-    __slots__ = ("first", "phase", "rss", "signals", "escalated")
+    __slots__ = ("escalated", "first", "phase", "rss", "signals")
 
     def __init__(self, rss: int, now: float, phase: int) -> None:
         self.rss = rss
@@ -136,7 +133,7 @@ class Guard:
         on_growth: Callable[[str, int], None] | None = None,
         on_escalate: Callable[[AbortInfo], None] | None = None,
         escalate_fd: int | None = None,
-        exit: Callable[[int], object] = os._exit,  # noqa: A002 - mirrors os._exit
+        exit: Callable[[int], object] = os._exit,
         interrupt: Callable[[], None] | None = None,
     ) -> None:
         self.thresholds = thresholds

@@ -58,7 +58,7 @@ class MemoryStatus:
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
         if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
-            category = "failed" if report.when == "call" else "error"
+            category = "error" if report.when in ("setup", "teardown") else "failed"
             return category, "M", ("MEMORY", {"red": True})
         return None
 
@@ -416,6 +416,19 @@ class MemguardPlugin:
                 trigger = f"the machine has {format_size(memory.available)} available"
         if trigger is None:
             return
+        if self._relief is None:
+            from .relief import Relief
+
+            self._relief = Relief(self.config, self.reader)
+        line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
+        if line is not None:
+            self.notices.append(line)
+
+    def relieve(self, trigger: str, nodeid: str | None) -> None:
+        """Free what the run can now (the pressure hook, services, gc), as under pressure.
+
+        The run's coordinator keeps its cooldown; what was freed goes to the summary.
+        """
         if self._relief is None:
             from .relief import Relief
 

@@ -43,11 +43,34 @@ _OPTIONS: Final = (
         "Limit on the sum of the RSS of all xdist workers: past it the largest is killed"
         " (default 90%%)",
     ),
+    (
+        "min-free",
+        "SIZE",
+        "Pre-flight: a test does not start while less memory than this is available"
+        " (container-aware)",
+    ),
+    ("recycle", "SIZE", "Under xdist, replace a worker whose RSS after a test is above this"),
+    (
+        "worker-memory",
+        "SIZE",
+        "Memory-aware -n auto: no more workers than available memory holds at SIZE each",
+    ),
     ("json", "PATH", "Write the JSON report to PATH"),
     (
         "top",
         "N",
         f"Rows of the heaviest-tests table in the summary (default {DEFAULT_TOP}; 0 hides it)",
+    ),
+    (
+        "baseline",
+        "REPORT",
+        "Fail tests whose memory grew past --memguard-max-increase over this earlier JSON report",
+    ),
+    (
+        "max-increase",
+        "PCT|SIZE",
+        "Growth over the baseline a test may have: 10%%, 50MB, or 10%%+8MB to fail only past"
+        " both (default 10%%+1MB)",
     ),
 )
 

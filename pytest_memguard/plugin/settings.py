@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 import pytest
 
+from ..compare import DEFAULT_ALLOWANCE, Allowance, parse_allowance
 from ..core.levels import MemoryThresholds
 from ..core.sizes import parse_size
 from ..errors import SizeError, ThresholdError
@@ -50,6 +51,16 @@ class Settings:
     leak_budget: int | None = None
     #: Bytes all xdist workers may use together (None: no limit).
     aggregate: int | None = None
+    #: An earlier JSON report to compare each test with, as given (None: no comparison).
+    baseline: Path | None = None
+    #: How much a test's figures may grow over the baseline's.
+    max_increase: Allowance = field(default_factory=lambda: parse_allowance(DEFAULT_ALLOWANCE))
+    #: Pre-flight: bytes that must be available before a test starts (None: no check).
+    min_free: int | None = None
+    #: xdist: a worker whose RSS after a test is above this many bytes is replaced.
+    recycle: int | None = None
+    #: ``-n auto``: bytes each xdist worker is expected to need.
+    worker_memory: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +83,11 @@ class Settings:
             "leaks": self.leaks,
             "leak_budget": self.leak_budget,
             "aggregate": self.aggregate,
+            "baseline": str(self.baseline) if self.baseline else None,
+            "max_increase": self.max_increase.describe(),
+            "min_free": self.min_free,
+            "recycle": self.recycle,
+            "worker_memory": self.worker_memory,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "sources": dict(self.sources),
@@ -149,6 +165,11 @@ def resolve_settings(
         sources["leak_budget"] = leak_budget_source
 
     aggregate = _resolve_aggregate(config, env, sources, memory_total)
+    min_free, recycle, worker_memory = (
+        resolve_size_setting(config, name, env, sources)
+        for name in ("min-free", "recycle", "worker-memory")
+    )
+    baseline, max_increase = _resolve_baseline(config, env, sources)
 
     raw_json, json_source = lookup(config, "json", env)
     json_path = None
@@ -171,6 +192,11 @@ def resolve_settings(
         leaks=leaks,
         leak_budget=leak_budget,
         aggregate=aggregate,
+        baseline=baseline,
+        max_increase=max_increase,
+        min_free=min_free,
+        recycle=recycle,
+        worker_memory=worker_memory,
         sources=sources,
     )
 
@@ -230,3 +256,43 @@ def _resolve_aggregate(
         return parse_size(raw, percent_of=total)
     except SizeError as error:
         raise pytest.UsageError(f"{source}: {error}") from None
+
+
+def _resolve_baseline(
+    config: pytest.Config, env: Mapping[str, str], sources: dict[str, str]
+) -> tuple[Path | None, Allowance]:
+    """The baseline report's path (an ini path is relative to the ini file) and the allowance."""
+    raw, source = lookup(config, "max-increase", env)
+    try:
+        allowance = parse_allowance(raw if raw is not None else DEFAULT_ALLOWANCE)
+    except ValueError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
+    if raw is not None:
+        sources["max_increase"] = source
+    raw, source = lookup(config, "baseline", env)
+    if raw is None:
+        return None, allowance
+    sources["baseline"] = source
+    path = Path(raw).expanduser()
+    if source.endswith("(ini)") and config.inipath is not None and not path.is_absolute():
+        path = config.inipath.parent / path
+    return path, allowance
+
+
+def resolve_size_setting(
+    config: pytest.Config,
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    sources: dict[str, str] | None = None,
+) -> int | None:
+    """The size setting ``name`` (e.g. ``min-free``) in bytes, or None when not given."""
+    raw, source = lookup(config, name, os.environ if environ is None else environ)
+    if raw is None:
+        return None
+    try:
+        value = parse_size(raw)
+    except SizeError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
+    if sources is not None:
+        sources[name.replace("-", "_")] = source
+    return value

@@ -39,8 +39,10 @@ def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
     side: WorkerSide | Controller
     if hasattr(config, "workerinput"):
         side = WorkerSide(plugin)
-    else:
+    elif getattr(config.option, "dist", "no") != "no":
         side = plugin.controller = Controller(plugin)
+    else:  # xdist is installed but this run is not distributed: nothing to do
+        return
     config.pluginmanager.register(side, PLUGIN_NAME)
 
 

@@ -10,9 +10,8 @@ minus inactive file cache, and available = min(limit - working set, host availab
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 __all__ = [
     "Cgroup",
@@ -27,8 +26,7 @@ __all__ = [
 _UNLIMITED: Final = 1 << 62
 
 
-@dataclass(frozen=True)
-class SystemMemory:
+class SystemMemory(NamedTuple):
     """Memory the process can use, in bytes; ``source`` says where the total comes from."""
 
     total: int
@@ -47,8 +45,7 @@ class SystemMemory:
         return self.used / self.total if self.total else 0.0
 
 
-@dataclass(frozen=True)
-class Pressure:
+class Pressure(NamedTuple):
     """Memory pressure stall information (PSI), percentages over 10 s and 60 s."""
 
     some_avg10: float
@@ -57,8 +54,7 @@ class Pressure:
     full_avg60: float
 
 
-@dataclass(frozen=True)
-class Cgroup:
+class Cgroup(NamedTuple):
     """This process's memory cgroup: its version and its directory."""
 
     version: Literal[1, 2]
@@ -179,7 +175,7 @@ def _host_memory() -> tuple[int, int]:
         return int(host.total), int(host.available)
 
 
-def read_system_memory(cgroup: Cgroup | None | Literal["find"] = "find") -> SystemMemory:
+def read_system_memory(cgroup: Cgroup | Literal["find"] | None = "find") -> SystemMemory:
     """Total and available memory for this process, container-aware.
 
     :param cgroup: the memory cgroup to read; by default it is looked up (about 0.3 ms)
