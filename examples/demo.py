@@ -20,6 +20,11 @@ EXPECTED = {
     "test_budgets.py::test_peak_and_cap": "ok",
     "test_runaway.py::test_runaway": "aborted",
     "test_runaway.py::test_runs_after_the_runaway": "ok",
+    "test_leaks.py::test_warms_a_cache": "ok",
+    "test_leaks.py::test_uses_the_cache": "ok",
+    "test_leaks.py::test_fixture_memory_is_released": "ok",
+    "test_leaks.py::test_keeps_growing_a_global": "leak",
+    "test_leaks.py::test_keeps_a_little_by_design": "ok",
 }
 
 
@@ -32,20 +37,41 @@ def main() -> int:
         str(HERE),
         "--memguard",
         "--memguard-max=1GB",
+        "--memguard-leaks",
         f"--memguard-json={report_path}",
         "-p",
         "no:cacheprovider",
         "-v",
     ]
-    print("$ pytest examples/ --memguard --memguard-max=1GB --memguard-json=... -v", flush=True)
+    print(
+        "$ pytest examples/ --memguard --memguard-max=1GB --memguard-leaks --memguard-json=... -v",
+        flush=True,
+    )
     code = subprocess.call(command, cwd=HERE)
     report = json.loads(report_path.read_text())
     statuses = {t["nodeid"].split("/")[-1]: t["status"] for t in report["tests"]}
+    print("\n$ memguard show memguard.json --top 5 --format markdown", flush=True)
+    subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "pytest_memguard.cli",
+            "show",
+            str(report_path),
+            "--top",
+            "5",
+            "--format",
+            "markdown",
+        ]
+    )
     print()
     if code == 1 and statuses == EXPECTED:
-        print("demo: as expected. test_over_budget failed over its budget, test_runaway was stopped")
-        print("demo: at its 500 MB cap, and every other test passed. The JSON report for CI is")
-        print(f"demo: {report_path}")
+        print(
+            "demo: as expected. test_over_budget failed over its budget, test_runaway was stopped"
+        )
+        print("demo: at its 500 MB cap, test_keeps_growing_a_global was caught leaking while the")
+        print("demo: cache warm-up and the fixture's buffer were not, and every other test passed.")
+        print(f"demo: the JSON report for CI is {report_path}")
         return 0
     print(f"demo: unexpected result (pytest exit code {code}); statuses: {statuses}")
     return 1
