@@ -45,7 +45,11 @@ def _github(env: Environ) -> dict[str, str | None] | None:
     workflow, job = _get(env, "GITHUB_WORKFLOW"), _get(env, "GITHUB_JOB")
     run_id, repository = _get(env, "GITHUB_RUN_ID"), _get(env, "GITHUB_REPOSITORY")
     server = _get(env, "GITHUB_SERVER_URL") or "https://github.com"
-    url = f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}" if run_id and repository else None
+    url = (
+        f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
+        if run_id and repository
+        else None
+    )
     return _entry(
         "github-actions",
         _get(env, "GITHUB_SHA"),

@@ -6,12 +6,14 @@ beyond the option declarations and the marker line is loaded or started.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from .markers import MARKER_LINE
-from .options import add_options, is_enabled
+from .options import add_options, is_enabled, lookup
 
 if TYPE_CHECKING:  # the import stays lazy at run time
     from .hooks import MemguardPlugin
@@ -41,14 +43,22 @@ def pytest_configure(config: pytest.Config) -> None:
     from .settings import resolve_settings
 
     settings = resolve_settings(config)
+    from . import ci
+
+    baseline = ci.load_baseline(settings)  # a bad one stops the run before the guard starts
 
     plugin = MemguardPlugin(config, settings)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, PLUGIN_NAME)
+    if settings.min_free is not None:
+        from . import preflight
+
+        preflight.register(config, plugin)
     if config.pluginmanager.hasplugin("xdist"):
         from . import xdist
 
         xdist.register(config, plugin)
+    ci.register(config, plugin, baseline)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -56,9 +66,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     plugin = config.stash[PLUGIN_KEY]
     del config.stash[PLUGIN_KEY]
+    if config.pluginmanager.hasplugin("memguard-preflight"):
+        from . import preflight
+
+        preflight.unregister(config)
     if config.pluginmanager.hasplugin("memguard-xdist"):
         from . import xdist
 
         xdist.unregister(config)
+    from . import ci
+
+    ci.unregister(config)
     config.pluginmanager.unregister(plugin, PLUGIN_NAME)
     plugin.close()
+
+
+@pytest.hookimpl(wrapper=True, optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """``-n auto`` with ``--memguard-worker-memory``: no more workers than memory holds."""
+    count = yield
+    if lookup(config, "worker-memory", os.environ)[0] is None or not is_enabled(config):
+        return count
+    from .xdist import limit_workers
+
+    return limit_workers(config, count)

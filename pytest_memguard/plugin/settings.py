@@ -51,7 +51,7 @@ class Settings:
     leak_budget: int | None = None
     #: Bytes all xdist workers may use together (None: no limit).
     aggregate: int | None = None
-    #: An earlier JSON report to compare each test with, as given (None: no comparison).
+    #: An earlier JSON report to compare each test with (None: no comparison).
     baseline: Path | None = None
     #: How much a test's figures may grow over the baseline's.
     max_increase: Allowance = field(default_factory=lambda: parse_allowance(DEFAULT_ALLOWANCE))

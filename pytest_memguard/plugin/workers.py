@@ -46,6 +46,8 @@ class WorkerState:
     death: str | None = None
     down: bool = False
     crashed: bool = False
+    #: Why the worker was replaced on purpose between two tests (``--memguard-recycle``).
+    recycled: str | None = None
     over_since: float | None = None
     process: psutil.Process | None = None
 
@@ -57,7 +59,8 @@ class WorkerState:
             "pid": self.pid,
             "peak_rss": self.peak_rss,
             "killed": self.crashed or self.kill is not None,
-            "reason": reason,
+            "reason": reason or self.recycled,
+            "recycled": self.recycled is not None,
         }
 
 

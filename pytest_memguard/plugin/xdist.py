@@ -7,10 +7,19 @@ sends its final output), and its crash-proof records go to the controller's work
 Controller side: no test runs there.  It watches every worker from outside
 (:class:`~.workers.WorkerWatch`), names the test a dead worker was running, with the
 reason, and writes the one merged report.
+
+Recycling (``--memguard-recycle``): a worker whose RSS after a test is above the limit
+says so on that test's teardown report and ends itself (``os._exit``) as the next test
+is about to start, after every result it has is sent.  xdist's crash handling replaces
+it; the controller, told beforehand, answers ``pytest_handlecrashitem`` by putting the
+test the worker had not started back in the queue, and hides that report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,7 +32,16 @@ if TYPE_CHECKING:
     from .hooks import MemguardPlugin
     from .workers import WorkerWatch
 
-__all__ = ["DIR_KEY", "ENTRY_KEY", "Controller", "WorkerSide", "register"]
+__all__ = [
+    "DIR_KEY",
+    "ENTRY_KEY",
+    "RECYCLE_KEY",
+    "Controller",
+    "Recycler",
+    "WorkerSide",
+    "limit_workers",
+    "register",
+]
 
 PLUGIN_NAME: Final = "memguard-xdist"
 #: ``node.workerinput`` key: the controller's work folder, where workers write records.
@@ -32,6 +50,14 @@ DIR_KEY: Final = "memguard_dir"
 ENTRY_KEY: Final = "memguard"
 #: ``config.workeroutput`` key: the worker's summary, sent on a clean finish.
 OUTPUT_KEY: Final = "memguard"
+#: Serialized-report key: why the worker ends after this test (``--memguard-recycle``).
+RECYCLE_KEY: Final = "memguard_recycle"
+RECYCLER_NAME: Final = "memguard-recycle"
+RECYCLED_STATUS_NAME: Final = "memguard-recycled-status"
+#: Distribution modes whose scheduler puts a crashed worker's unstarted test back.
+RECYCLE_MODES: Final = frozenset({"load", "worksteal", "loadscope", "loadfile", "loadgroup"})
+#: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
+AUTO_KEY: Final = pytest.StashKey[str]()
 
 
 def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
@@ -39,6 +65,10 @@ def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
     side: WorkerSide | Controller
     if hasattr(config, "workerinput"):
         side = WorkerSide(plugin)
+        recycle = plugin.settings.recycle
+        if recycle is not None and config.workerinput.get(RECYCLE_KEY):
+            recycler = Recycler(plugin, recycle, plugin.settings.source("recycle"))
+            config.pluginmanager.register(recycler, RECYCLER_NAME)
     elif getattr(config.option, "dist", "no") != "no":
         side = plugin.controller = Controller(plugin)
     else:  # xdist is installed but this run is not distributed: nothing to do
@@ -48,9 +78,28 @@ def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
 
 def unregister(config: pytest.Config) -> None:
     """Undo :func:`register`."""
-    side = config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if side is not None:
-        config.pluginmanager.unregister(side, PLUGIN_NAME)
+    for name in (PLUGIN_NAME, RECYCLER_NAME, RECYCLED_STATUS_NAME):
+        side = config.pluginmanager.get_plugin(name)
+        if side is not None:
+            config.pluginmanager.unregister(side, name)
+
+
+def limit_workers(config: pytest.Config, count: int) -> int:
+    """``-n auto``: at most ``count`` workers and no more than available memory holds."""
+    from ..probe.system import read_system_memory
+    from .settings import resolve_size_setting
+
+    each = resolve_size_setting(config, "worker-memory")
+    if each is None or each <= 0:
+        return count
+    available = read_system_memory().available
+    fits = max(1, available // each)
+    chosen = max(1, min(count, fits))
+    config.stash[AUTO_KEY] = (
+        f"memguard: -n auto: {chosen} worker(s): {count} CPU(s),"
+        f" {format_size(available)} available / {format_size(each)} per worker"
+    )
+    return chosen
 
 
 def _worker_id(node: Any) -> str:
@@ -93,6 +142,65 @@ class WorkerSide:
             }
 
 
+class Recycler:
+    """In a worker (``--memguard-recycle``): end the worker between two tests when its RSS
+    after a test is above the limit."""
+
+    def __init__(self, plugin: MemguardPlugin, limit: int, source: str) -> None:
+        self.plugin = plugin
+        self.limit = limit
+        self.source = source
+        self.reason: str | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_to_serializable(
+        self, config: pytest.Config, report: Any
+    ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+        data = yield
+        try:
+            results = self.plugin.results
+            if (
+                data is not None
+                and isinstance(report, pytest.TestReport)
+                and report.when == "teardown"
+                and results
+                and results[-1].nodeid == report.nodeid
+            ):
+                state = results[-1]
+                rss = state.rss_end
+                if rss is not None and rss > self.limit and state.next is not None:
+                    self.reason = (
+                        f"recycled at RSS {format_size(rss)} > {self.source}"
+                        f" {format_size(self.limit)}"
+                    )
+                    data[RECYCLE_KEY] = self.reason
+        except Exception as error:
+            self.plugin._internal(f"checking RSS after {report.nodeid}", error)
+        return data
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        if self.reason is None:
+            return
+        # Every result of the last test is in the pipe (execnet writes and flushes each
+        # message); the controller knows why this worker goes and runs this test elsewhere.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
+
+
+class RecycledStatus:
+    """On the controller: the stand-in report of a recycled worker's unstarted test is
+    neither shown nor counted (the test runs again on another worker)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: Any) -> tuple[str, str, str] | None:
+        if report.__dict__.get(RECYCLE_KEY):
+            return "", "", ""
+        return None
+
+
 class Controller:
     """On the controller: watches the workers and gathers the whole run's results."""
 
@@ -106,6 +214,8 @@ class Controller:
         #: node id -> (worker, outcome so far) of tests whose entry did not arrive.
         self.outcomes: dict[str, tuple[str, str]] = {}
         self._watch: WorkerWatch | None = None
+        #: worker id -> why it ends after its current test (``--memguard-recycle``).
+        self.recycling: dict[str, str] = {}
 
     @property
     def watch(self) -> WorkerWatch:
@@ -129,10 +239,16 @@ class Controller:
 
     # -- xdist's hooks -------------------------------------------------------------------
 
+    def pytest_report_header(self, config: pytest.Config) -> str | None:
+        return config.stash.get(AUTO_KEY, None)
+
     def pytest_configure_node(self, node: Any) -> None:
         try:
             self.active = True
             node.workerinput[DIR_KEY] = str(self.plugin.work_dir)
+            # A worker's own ``dist`` option is "no": it learns here whether it may recycle.
+            mode = getattr(self.plugin.config.option, "dist", "no")
+            node.workerinput[RECYCLE_KEY] = mode in RECYCLE_MODES
             self.watch.add(_worker_id(node))
         except Exception as error:
             self.plugin._internal("setting up a worker", error)
@@ -152,7 +268,11 @@ class Controller:
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         try:
             worker = _worker_id(node)
-            state = self.watch.down(worker, crashed=error is not None)
+            recycled = self.recycling.get(worker) if error is not None else None
+            state = self.watch.down(worker, crashed=error is not None and recycled is None)
+            if recycled is not None:
+                self._recycled(worker, state, recycled)
+                return
             output = getattr(node, "workeroutput", None)
             summary = output.get(OUTPUT_KEY) if isinstance(output, dict) else None
             if isinstance(summary, dict):
@@ -175,9 +295,34 @@ class Controller:
         except Exception as raised:
             self.plugin._internal("a worker went down", raised)
 
+    def _recycled(self, worker: str, state: Any, reason: str) -> None:
+        """A worker ended on purpose between two tests (``--memguard-recycle``)."""
+        state.recycled = reason
+        records = self.watch.records(worker)
+        if records is not None:
+            state.peak_rss = max(state.peak_rss, records.peak_rss)
+        self.plugin.notices.append(
+            f"memguard: worker {worker} {reason}; xdist replaced it"
+            " (each replacement counts toward --max-worker-restart)"
+        )
+        manager = self.plugin.config.pluginmanager
+        if not manager.has_plugin(RECYCLED_STATUS_NAME):
+            manager.register(RecycledStatus(), RECYCLED_STATUS_NAME)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         try:
+            worker = _worker_id(report.node)
+            reason = self.recycling.get(worker)
+            if reason is not None:
+                # Not started: the worker ended before it, on purpose.  Schedulers that
+                # cannot take one test back (loadscope, loadfile) requeue its scope anyway.
+                with contextlib.suppress(NotImplementedError):
+                    sched.mark_test_pending(crashitem)
+                report.outcome = "rerun"
+                report.longrepr = f"worker {worker} {reason}; {crashitem} runs on another"
+                setattr(report, RECYCLE_KEY, reason)
+                return
             self._crashed(crashitem, report)
         except Exception as error:
             self.plugin._internal(f"naming the test that crashed {crashitem}", error)
@@ -222,6 +367,13 @@ class Controller:
         if not self.active:
             return
         try:
+            recycle = report.__dict__.get(RECYCLE_KEY)
+            if recycle is not None:
+                if report.when not in ("setup", "call", "teardown"):  # the stand-in
+                    return
+                node = report.__dict__.get("node")
+                if node is not None:
+                    self.recycling[_worker_id(node)] = str(recycle)
             entry = report.__dict__.get(ENTRY_KEY)
             if report.__dict__.get("memguard_cause"):
                 self.plugin._show_letter()
@@ -273,7 +425,13 @@ class Controller:
 
     def not_run_reason(self) -> str:
         """Why tests without a result did not run."""
-        crashed = [s.id for s in self._watch.workers.values() if s.crashed] if self._watch else []
+        states = list(self._watch.workers.values()) if self._watch else []
+        crashed = [s.id for s in states if s.crashed]
+        if not crashed and any(s.recycled for s in states):
+            return (
+                "not run: xdist stopped replacing recycled workers"
+                " (raise --max-worker-restart; see --memguard-recycle)"
+            )
         if crashed:
             return (
                 f"not run: worker(s) {', '.join(crashed)} died and could not all be replaced"

@@ -28,6 +28,8 @@ __all__ = [
 if sys.platform.startswith("linux"):
     import resource
 
+    _RUSAGE: Final = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
 _PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -172,8 +174,13 @@ _SLACK: Final = 1024 * 1024
 
 
 def _maxrss() -> int:
-    """``getrusage(RUSAGE_SELF).ru_maxrss`` in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The process's ``ru_maxrss`` in bytes (Linux reports KiB).
+
+    ``RUSAGE_THREAD``: its ``ru_maxrss`` is the process's high-water mark too (the
+    memory is shared by the threads), without ``RUSAGE_SELF``'s sum over every thread's
+    CPU time, measured at 300-800 µs a call on a loaded machine against 4 µs.
+    """
+    return resource.getrusage(_RUSAGE).ru_maxrss * 1024
 
 
 class SampledPeakMeter:

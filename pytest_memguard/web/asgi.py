@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, final
 
-from .recorder import RequestRecord, RequestRecorder
+from .recorder import Middleware, RequestRecord
 
 __all__ = ["ASGIApp", "MemoryMonitorMiddleware", "Message", "Receive", "Scope", "Send"]
 
@@ -26,7 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @final
-class MemoryMonitorMiddleware:
+class MemoryMonitorMiddleware(Middleware[ASGIApp]):
     """Measures RSS around each HTTP request of ``app``; see :class:`RequestRecorder`.
 
     :param app: the ASGI 3 app to wrap
@@ -46,39 +45,6 @@ class MemoryMonitorMiddleware:
     did meanwhile; ``overlapped`` in a record says how many ran beside it.  Task-safe and
     thread-safe.  Call :meth:`stop` at shutdown to join the sampler thread.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        headers: bool = True,
-        alert_threshold: int | str | None = "20 MB",
-        on_alert: Callable[[RequestRecord], object] | None = None,
-        keep: int = 50,
-        max_routes: int = 256,
-        sample_interval: float | None = 0.005,
-        rss: Callable[[], int] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app = app
-        self.recorder = RequestRecorder(
-            headers=headers,
-            alert_threshold=alert_threshold,
-            on_alert=on_alert,
-            keep=keep,
-            max_routes=max_routes,
-            sample_interval=sample_interval,
-            rss=rss,
-            clock=clock,
-        )
-
-    def stats(self) -> dict[str, Any]:
-        """Per-route statistics and the heaviest requests (see :meth:`RequestRecorder.stats`)."""
-        return self.recorder.stats()
-
-    def stop(self) -> None:
-        """Join the sampler thread and release the RSS reader (reopened on the next request)."""
-        self.recorder.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -29,7 +29,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple, final
+from typing import Any, Final, Generic, NamedTuple, TypeVar, final
 
 from ..core.sizes import format_size, parse_size
 from ..errors import MemguardError
@@ -358,3 +358,46 @@ class RequestRecorder:
             thread.join(timeout)
         if release is not None:
             release()
+
+
+App = TypeVar("App")
+
+
+class Middleware(Generic[App]):
+    """What the ASGI and the WSGI middleware share: the wrapped app and its recorder.
+
+    The keywords are those of :class:`RequestRecorder`.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        headers: bool = True,
+        alert_threshold: int | str | None = "20 MB",
+        on_alert: Callable[[RequestRecord], object] | None = None,
+        keep: int = 50,
+        max_routes: int = 256,
+        sample_interval: float | None = 0.005,
+        rss: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.recorder = RequestRecorder(
+            headers=headers,
+            alert_threshold=alert_threshold,
+            on_alert=on_alert,
+            keep=keep,
+            max_routes=max_routes,
+            sample_interval=sample_interval,
+            rss=rss,
+            clock=clock,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Per-route statistics and the heaviest requests (see :meth:`RequestRecorder.stats`)."""
+        return self.recorder.stats()
+
+    def stop(self) -> None:
+        """Join the sampler thread and release the RSS reader (reopened on the next request)."""
+        self.recorder.stop()

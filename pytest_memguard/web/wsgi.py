@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, final
 
-from .recorder import RequestRecord, RequestRecorder
+from .recorder import Middleware
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = ["WSGIMemoryMonitorMiddleware"]
+
+#: A WSGI application: ``app(environ, start_response) -> iterable of bytes``.
+WSGIApp = Callable[[Any, Any], Iterable[bytes]]
 
 logger = logging.getLogger(__name__)
 
 
 @final
-class WSGIMemoryMonitorMiddleware:
+class WSGIMemoryMonitorMiddleware(Middleware[WSGIApp]):
     """Measures RSS around each request of ``wsgi_app``; the keywords of the ASGI one.
 
     A request ends when its body has been iterated to the end or closed, whichever comes
@@ -29,39 +31,6 @@ class WSGIMemoryMonitorMiddleware:
     process, and ``overlapped`` in a record says how many requests ran beside it.
     Thread-safe.  Call :meth:`stop` at shutdown to join the sampler thread.
     """
-
-    def __init__(
-        self,
-        wsgi_app: WSGIApplication,
-        *,
-        headers: bool = True,
-        alert_threshold: int | str | None = "20 MB",
-        on_alert: Callable[[RequestRecord], object] | None = None,
-        keep: int = 50,
-        max_routes: int = 256,
-        sample_interval: float | None = 0.005,
-        rss: Callable[[], int] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app = wsgi_app
-        self.recorder = RequestRecorder(
-            headers=headers,
-            alert_threshold=alert_threshold,
-            on_alert=on_alert,
-            keep=keep,
-            max_routes=max_routes,
-            sample_interval=sample_interval,
-            rss=rss,
-            clock=clock,
-        )
-
-    def stats(self) -> dict[str, Any]:
-        """Per-route statistics and the heaviest requests (see :meth:`RequestRecorder.stats`)."""
-        return self.recorder.stats()
-
-    def stop(self) -> None:
-        """Join the sampler thread and release the RSS reader (reopened on the next request)."""
-        self.recorder.stop()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         recorder = self.recorder

@@ -1,0 +1,289 @@
+"""CI helpers: baseline gating, JUnit properties, GitHub Actions annotations and summary.
+
+Three small plugins, each registered by :func:`register` only when it has work to do
+(a baseline is given, ``--junitxml`` is on, ``GITHUB_ACTIONS=true``), so a run without
+them pays nothing per test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+import pytest
+
+from ..core.sizes import format_size
+from .hooks import STATE_KEY
+
+if TYPE_CHECKING:
+    from ..compare import Allowance, Figures, MetricChange
+    from .hooks import MemguardPlugin
+    from .settings import Settings
+    from .state import TestState
+
+__all__ = [
+    "Baseline",
+    "BaselineCheck",
+    "GitHubActions",
+    "JUnitProperties",
+    "annotation",
+    "load_baseline",
+    "properties",
+    "register",
+    "unregister",
+]
+
+BASELINE_NAME: Final = "memguard-baseline"
+JUNIT_NAME: Final = "memguard-junit"
+GITHUB_NAME: Final = "memguard-github"
+#: Words for the compared figures in messages.
+_WORDS: Final = {"peak": "peak growth", "heap": "Python heap peak", "leak": "retained memory"}
+#: The test figures written as JUnit properties, by property name.
+_PROPERTIES: Final = (
+    ("memguard_peak_delta", "peak_delta"),
+    ("memguard_rss_peak", "rss_peak"),
+    ("memguard_heap_peak", "heap_peak"),
+    ("memguard_leaked", "leaked"),
+)
+_JUDGED: Final = frozenset({"ok", "warning"})
+
+
+class Baseline(NamedTuple):
+    """A loaded baseline: figures by node id, the allowance, and where it came from."""
+
+    figures: Mapping[str, Figures]
+    allowance: Allowance
+    #: For messages: ``--memguard-baseline main.json``.
+    label: str
+
+
+def load_baseline(settings: Settings) -> Baseline | None:
+    """The baseline report of ``settings``, if any; ``UsageError`` naming the option and file."""
+    path = settings.baseline
+    if path is None:
+        return None
+    from ..compare import baseline_figures
+    from ..report import load_report
+
+    source = settings.source("baseline")
+    try:
+        figures = baseline_figures(load_report(path))
+    except ValueError as error:  # ReportError, and anything malformed inside
+        raise pytest.UsageError(
+            f"{source}: cannot use {str(path)!r} as the baseline: {error}"
+            " (expected a report written by --memguard-json)"
+        ) from None
+    return Baseline(figures, settings.max_increase, f"{source} {path}")
+
+
+def register(config: pytest.Config, plugin: MemguardPlugin, baseline: Baseline | None) -> None:
+    """Register the CI plugins this run needs."""
+    manager = config.pluginmanager
+    if baseline is not None:
+        manager.register(BaselineCheck(plugin, baseline), BASELINE_NAME)
+    if config.getoption("xmlpath", None):
+        manager.register(JUnitProperties(), JUNIT_NAME)
+    is_worker = hasattr(config, "workerinput")
+    if not is_worker and os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true":
+        manager.register(GitHubActions(plugin, os.environ), GITHUB_NAME)
+
+
+def unregister(config: pytest.Config) -> None:
+    """Unregister what :func:`register` registered."""
+    manager = config.pluginmanager
+    for name in (BASELINE_NAME, JUNIT_NAME, GITHUB_NAME):
+        found = manager.get_plugin(name)
+        if found is not None:
+            manager.unregister(found, name)
+
+
+# -- baseline gating ---------------------------------------------------------------------
+
+
+class BaselineCheck:
+    """Fails the tests whose figures grew past the allowance over a baseline report.
+
+    Judged on the teardown report, when peak, heap and the leak figure are all known.
+    """
+
+    def __init__(self, plugin: MemguardPlugin, baseline: Baseline) -> None:
+        self.plugin = plugin
+        self.figures, self.allowance, self.label = baseline
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        message = state = None
+        if call.when == "teardown":
+            state = item.stash.get(STATE_KEY, None)
+            try:
+                message = self.judge(state) if state is not None else None
+            except Exception as error:
+                self.plugin._internal(f"comparing {item.nodeid} with the baseline", error)
+        report = yield
+        if message is not None and state is not None:
+            self._mark(report, state, message)
+        return report
+
+    def judge(self, state: TestState) -> str | None:
+        """Compare a finished test with the baseline; set its status and say why, or None."""
+        if state.status not in _JUDGED or state.message is not None:
+            return None  # already failed for memory, or never ran its body
+        old = self.figures.get(state.nodeid)
+        if old is None:
+            return None
+        from ..compare import Figures, compare_figures
+
+        new = Figures(state.peak_delta, state.heap_peak, state.leaked)
+        change = compare_figures(state.nodeid, old, new, self.allowance)
+        grown = [self._growth(metric) for metric in change.metrics if metric.exceeded]
+        if not grown:
+            return None
+        message = (
+            f"memguard: {'; '.join(grown)} (allowed {self.allowance.describe()}, {self.label})"
+        )
+        state.status, state.message = "over_budget", message
+        return message
+
+    @staticmethod
+    def _growth(metric: MetricChange) -> str:
+        """``peak growth 286.1 MiB is 150% above the baseline's 114.4 MiB``."""
+        percent = metric.percent
+        above = "above" if percent is None else f"{percent:.0f}% above"
+        return (
+            f"{_WORDS[metric.metric]} {format_size(metric.new)} is {above} the baseline's"
+            f" {format_size(metric.old)}"
+        )
+
+    def _mark(self, report: pytest.TestReport, state: TestState, message: str) -> None:
+        """Fail the teardown report (enforce mode) and add the ``memguard`` section."""
+        plugin = self.plugin
+        details = state.details(plugin.meter.method)
+        if plugin.settings.enforce and report.passed:
+            report.outcome = "failed"
+            report.longrepr = message
+            report.memguard_cause = True  # type: ignore[attr-defined]
+            plugin._show_letter()
+        else:  # report mode, or failed already for another reason: the section says why
+            details = f"{message}\n{details}"
+        report.sections.append(("memguard", details))
+
+
+# -- JUnit XML -----------------------------------------------------------------------
+
+
+class JUnitProperties:
+    """Adds each test's measured figures to its JUnit XML entry (``item.user_properties``)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        if call.when == "teardown":
+            state = item.stash.get(STATE_KEY, None)
+            if state is not None:
+                # Before the report is made: it copies the item's properties.
+                item.user_properties.extend(properties(state))
+        return (yield)
+
+
+def properties(state: TestState) -> list[tuple[str, str]]:
+    """The JUnit properties of a test: its measured figures (bytes) and its status."""
+    found = [
+        (name, str(value))
+        for name, field in _PROPERTIES
+        if (value := getattr(state, field)) is not None
+    ]
+    found.append(("memguard_status", state.final_status()))
+    return found
+
+
+# -- GitHub Actions ------------------------------------------------------------------
+
+
+class GitHubActions:
+    """Memory failures as workflow annotations, and the report's table in the job summary."""
+
+    def __init__(self, plugin: MemguardPlugin, environ: Mapping[str, str]) -> None:
+        self.plugin = plugin
+        self.summary_path = environ.get("GITHUB_STEP_SUMMARY", "").strip() or None
+        workspace = environ.get("GITHUB_WORKSPACE", "").strip()
+        #: The repository root that annotation paths are relative to.
+        self.root = Path(workspace) if workspace else plugin.config.rootpath
+        #: node id -> (path relative to the rootdir, 0-based line or None).
+        self.locations: dict[str, tuple[str, int | None]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid not in self.locations:
+            path, line, _ = report.location
+            self.locations[report.nodeid] = (path, line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        report = self.plugin.report
+        if report is None or self.summary_path is None:
+            return
+        try:
+            from ..render import render_report
+
+            with open(self.summary_path, "a", encoding="utf-8") as summary:
+                summary.write(render_report(report, "markdown") + "\n\n")
+        except Exception as error:
+            self.plugin._internal("writing the GitHub job summary", error)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.annotations():
+            terminalreporter.write_line(line)
+
+    def annotations(self) -> list[str]:
+        """One ``::error`` (``::warning`` in report mode) line per memory failure."""
+        from ..results import FAILING_STATUSES
+
+        report = self.plugin.report
+        if report is None:
+            return []
+        lines = []
+        for test in report.get("tests", []):
+            if test.get("status") not in FAILING_STATUSES:
+                continue
+            level = "error" if test.get("outcome") == "failed" else "warning"
+            where = self.locations.get(test["nodeid"])
+            path, line = where if where is not None else (None, None)
+            if path is not None:
+                path = self._relative(path)
+            message = test.get("message") or f"{test['nodeid']}: {test['status']}"
+            lines.append(annotation(level, message, path, line, "memguard MEMORY"))
+        return lines
+
+    def _relative(self, path: str) -> str:
+        """``path`` (relative to the rootdir) relative to the repository root, with ``/``."""
+        full = os.path.normpath(self.plugin.config.rootpath / path)
+        relative = os.path.relpath(full, os.path.normpath(self.root))
+        if relative.startswith(".."):
+            relative = path
+        return relative.replace(os.sep, "/")
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(level: str, message: str, path: str | None, line: int | None, title: str) -> str:
+    """A GitHub workflow command, e.g. ``::error file=a.py,line=3,title=T::message``.
+
+    ``line`` is 0-based, as in pytest's locations; GitHub's is 1-based.
+    """
+    props = []
+    if path is not None:
+        props.append(f"file={_escape_property(path)}")
+        if line is not None:
+            props.append(f"line={line + 1}")
+    props.append(f"title={_escape_property(title)}")
+    return f"::{level} {','.join(props)}::{_escape_data(message)}"
