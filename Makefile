@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The project's own suite runs under the guard it ships (dogfooding).
-TEST_ARGS ?= --memguard --memguard-json memguard-tests.json
+# The project's own suite runs under the guard it ships (dogfooding), in two xdist workers.
+TEST_ARGS ?= -n 2 --memguard --memguard-json memguard-tests.json
 
 .PHONY: venv demo test lint typecheck bench clean
 

@@ -7,6 +7,7 @@ beyond the option declarations and the marker line is loaded or started.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
@@ -43,9 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from .settings import resolve_settings
 
     settings = resolve_settings(config)
-    from . import ci
+    baseline = None
+    if settings.baseline is not None:
+        from . import ci
 
-    baseline = ci.load_baseline(settings)  # a bad one stops the run before the guard starts
+        baseline = ci.load_baseline(settings)  # a bad one stops the run before the guard starts
 
     plugin = MemguardPlugin(config, settings)
     config.stash[PLUGIN_KEY] = plugin
@@ -54,11 +57,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import preflight
 
         preflight.register(config, plugin)
-    if config.pluginmanager.hasplugin("xdist"):
+    distributed = hasattr(config, "workerinput") or getattr(config.option, "dist", "no") != "no"
+    if distributed and config.pluginmanager.hasplugin("xdist"):
         from . import xdist
 
         xdist.register(config, plugin)
-    ci.register(config, plugin, baseline)
+    in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
+    if baseline is not None or config.getoption("xmlpath", None) or in_github:
+        from . import ci
+
+        ci.register(config, plugin, baseline)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -74,9 +82,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from . import xdist
 
         xdist.unregister(config)
-    from . import ci
+    if "pytest_memguard.plugin.ci" in sys.modules:
+        from . import ci
 
-    ci.unregister(config)
+        ci.unregister(config)
     config.pluginmanager.unregister(plugin, PLUGIN_NAME)
     plugin.close()
 

@@ -64,7 +64,7 @@ def load_baseline(settings: Settings) -> Baseline | None:
     path = settings.baseline
     if path is None:
         return None
-    from ..compare import baseline_figures
+    from ..compare import DEFAULT_ALLOWANCE, baseline_figures, parse_allowance
     from ..report import load_report
 
     source = settings.source("baseline")
@@ -75,7 +75,8 @@ def load_baseline(settings: Settings) -> Baseline | None:
             f"{source}: cannot use {str(path)!r} as the baseline: {error}"
             " (expected a report written by --memguard-json)"
         ) from None
-    return Baseline(figures, settings.max_increase, f"{source} {path}")
+    allowance = settings.max_increase or parse_allowance(DEFAULT_ALLOWANCE)
+    return Baseline(figures, allowance, f"{source} {path}")
 
 
 def register(config: pytest.Config, plugin: MemguardPlugin, baseline: Baseline | None) -> None:

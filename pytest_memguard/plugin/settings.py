@@ -14,16 +14,18 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import pytest
 
-from ..compare import DEFAULT_ALLOWANCE, Allowance, parse_allowance
 from ..core.levels import MemoryThresholds
 from ..core.sizes import parse_size
 from ..errors import SizeError, ThresholdError
 from ..probe.system import read_system_memory
 from .options import DEFAULT_TOP, lookup, parse_bool
+
+if TYPE_CHECKING:
+    from ..compare import Allowance
 
 __all__ = ["DEFAULT_THRESHOLDS", "Settings", "resolve_settings"]
 
@@ -54,7 +56,8 @@ class Settings:
     #: An earlier JSON report to compare each test with (None: no comparison).
     baseline: Path | None = None
     #: How much a test's figures may grow over the baseline's.
-    max_increase: Allowance = field(default_factory=lambda: parse_allowance(DEFAULT_ALLOWANCE))
+    #: (None: the default of ``compare.DEFAULT_ALLOWANCE``, parsed only when a baseline is used).
+    max_increase: Allowance | None = None
     #: Pre-flight: bytes that must be available before a test starts (None: no check).
     min_free: int | None = None
     #: xdist: a worker whose RSS after a test is above this many bytes is replaced.
@@ -84,7 +87,7 @@ class Settings:
             "leak_budget": self.leak_budget,
             "aggregate": self.aggregate,
             "baseline": str(self.baseline) if self.baseline else None,
-            "max_increase": self.max_increase.describe(),
+            "max_increase": self.max_increase.describe() if self.max_increase else None,
             "min_free": self.min_free,
             "recycle": self.recycle,
             "worker_memory": self.worker_memory,
@@ -260,14 +263,20 @@ def _resolve_aggregate(
 
 def _resolve_baseline(
     config: pytest.Config, env: Mapping[str, str], sources: dict[str, str]
-) -> tuple[Path | None, Allowance]:
-    """The baseline report's path (an ini path is relative to the ini file) and the allowance."""
+) -> tuple[Path | None, Allowance | None]:
+    """The baseline report's path (an ini path is relative to the ini file) and the allowance.
+
+    The comparison module is imported only when an allowance is given.
+    """
     raw, source = lookup(config, "max-increase", env)
-    try:
-        allowance = parse_allowance(raw if raw is not None else DEFAULT_ALLOWANCE)
-    except ValueError as error:
-        raise pytest.UsageError(f"{source}: {error}") from None
+    allowance = None
     if raw is not None:
+        from ..compare import parse_allowance
+
+        try:
+            allowance = parse_allowance(raw)
+        except ValueError as error:
+            raise pytest.UsageError(f"{source}: {error}") from None
         sources["max_increase"] = source
     raw, source = lookup(config, "baseline", env)
     if raw is None:
