@@ -72,7 +72,11 @@ def generate(root: Path, suite: str, tests: int, files: int = 20) -> None:
             body = "def test_plain_{i}():\n    assert {i} + 1 > {i}\n"
             template = TRIVIAL
         else:
-            body = "def test_dict_{i}():\n    d = {{k: [k] for k in range(100_000)}}\n    assert len(d) == 100_000\n"
+            body = (
+                "def test_dict_{i}():\n"
+                "    d = {{k: [k] for k in range(100_000)}}\n"
+                "    assert len(d) == 100_000\n"
+            )
             template = ALLOC
         functions = "\n".join(body.format(i=i) for i in range(per_file - per_param))
         (root / f"test_generated_{index:02d}.py").write_text(

@@ -7,7 +7,7 @@ import pytest
 KEPT = []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vocabulary():
     """Filled on first use and reused: a warm-up, not a leak."""
     return [f"word{i}" for i in range(100_000)]

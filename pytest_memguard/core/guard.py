@@ -347,18 +347,14 @@ class Guard:
             except Exception as error:
                 self._warn(f"memguard: writing the report failed: {error!r}\n")
         if self._escalate_fd is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a closed descriptor
                 faulthandler.dump_traceback(self._escalate_fd, all_threads=True)
-            except (OSError, ValueError):  # pragma: no cover - closed descriptor
-                pass
         self._exit(ESCALATION_EXIT_CODE)
 
     def _warn(self, text: str) -> None:
         fd = self._escalate_fd if self._escalate_fd is not None else 2
-        try:
+        with contextlib.suppress(OSError):  # nowhere left to say it
             os.write(fd, text.encode(errors="replace"))
-        except OSError:  # pragma: no cover - nowhere left to say it
-            pass
 
     @staticmethod
     def _abort_info(unit: _Unit, abort: _Abort) -> AbortInfo:

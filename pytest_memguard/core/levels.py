@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,12 +47,12 @@ class MemoryThresholds:
         self,
         warning: int | str | None = None,
         critical: int | str | None = None,
-        max: int | str | None = None,  # noqa: A002 - the public name of the hard limit
+        max: int | str | None = None,
         *,
         total: int | Callable[[], int] | None = None,
         sources: Mapping[str, str] | None = None,
     ) -> None:
-        names = dict(zip(_NAMES, (warning, critical, max)))
+        names = dict(zip(_NAMES, (warning, critical, max), strict=True))
         labels = dict(sources or {})
         resolved: dict[str, int | None] = {}
         memory_total: int | None = total if isinstance(total, int) else None
@@ -67,8 +68,9 @@ class MemoryThresholds:
                 label = labels.get(name, name)
                 raise SizeError(f"{label}: {error}") from None
         order = [(n, resolved[n]) for n in _NAMES if resolved[n] is not None]
-        for (low_name, low), (high_name, high) in zip(order, order[1:]):
-            assert low is not None and high is not None
+        for (low_name, low), (high_name, high) in itertools.pairwise(order):
+            assert low is not None
+            assert high is not None
             if low > high:
                 raise ThresholdError(
                     f"{_shown(labels, low_name, names[low_name], low)} is above "

@@ -82,7 +82,7 @@ def parse_size(value: int | str, *, percent_of: int | None = None) -> int:
         raise _error(value, "a size needs a unit", f"{num}MB or {num}MiB")
     if unit not in _UNITS:
         raise _error(value, f"unknown unit {value.strip()[-len(unit) :]!r}")
-    return int(round(number * _UNITS[unit]))
+    return round(number * _UNITS[unit])
 
 
 def format_size(n: int | float | None) -> str:

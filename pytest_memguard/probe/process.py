@@ -9,6 +9,7 @@ largest of the samples fed to :meth:`SampledPeakMeter.observe` and says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -73,7 +74,7 @@ class RssReader:
 
 
 def current_rss() -> int:
-    """This process's resident set size in bytes (one-off read; keep an :class:`RssReader` for loops)."""
+    """This process's RSS in bytes (a one-off read; keep an :class:`RssReader` for loops)."""
     import psutil
 
     return int(psutil.Process().memory_info().rss)
@@ -162,10 +163,8 @@ class KernelPeakMeter:
 
     def close(self) -> None:
         for fd in (self._clear_fd, self._status_fd):
-            try:
+            with contextlib.suppress(OSError):  # already closed
                 os.close(fd)
-            except OSError:  # pragma: no cover - already closed
-                pass
 
 
 #: getrusage and /proc read the kernel's RSS counters at different precision (per-CPU

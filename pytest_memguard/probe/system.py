@@ -22,7 +22,7 @@ __all__ = [
     "read_system_memory",
 ]
 
-# v1 writes "unlimited" as PAGE_COUNTER_MAX * page size, about 2**63; anything this large is no limit.
+# v1 writes "unlimited" as PAGE_COUNTER_MAX * page size, about 2**63: this large is no limit.
 _UNLIMITED: Final = 1 << 62
 
 

@@ -29,7 +29,8 @@ def test_a_runaway_is_stopped_and_the_next_test_runs(pytester: pytest.Pytester, 
         [
             "*::test_runaway MEMORY*",
             "*::test_next PASSED*",
-            "memguard: RSS * passed the hard limit 667.6 MiB (--memguard-max); the test was stopped",
+            "memguard: RSS * passed the hard limit 667.6 MiB (--memguard-max);"
+            " the test was stopped",
             "*ABORTED *::test_runaway - memguard: RSS*",
         ]
     )
@@ -140,7 +141,8 @@ def test_a_test_that_will_not_stop_ends_the_process_with_a_report(
     assert result.ret == 1
     result.stderr.fnmatch_lines(
         [
-            "memguard: *::test_stubborn kept running over its hard limit (* > 476.8 MiB, --memguard-max)"
+            "memguard: *::test_stubborn kept running over its hard limit"
+            " (* > 476.8 MiB, --memguard-max)"
             " after * interrupt(s); ending the process.",
             f"memguard: JSON report written to {path}",
         ]

@@ -77,7 +77,8 @@ def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: Run) -> Non
 
         def pytest_memguard_test_result(item, result):
             assert result.nodeid == item.nodeid
-            results.append((item.name, result.status, result.outcome, result.peak_delta > 40_000_000))
+            big = result.peak_delta > 40_000_000
+            results.append((item.name, result.status, result.outcome, big))
 
         def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"results: {sorted(results)}")
@@ -98,7 +99,8 @@ def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: Run) -> Non
     result, _ = run(inprocess=True)
     result.stdout.fnmatch_lines(
         [
-            "results: [('test_big', 'ok', 'passed', True), ('test_over', 'over_budget', 'failed', True)]"
+            "results: [('test_big', 'ok', 'passed', True),"
+            " ('test_over', 'over_budget', 'failed', True)]"
         ]
     )
 
@@ -127,6 +129,7 @@ def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "memguard: internal error, the guard went on: writing the report: RuntimeError: broken conftest"
+            "memguard: internal error, the guard went on:"
+            " writing the report: RuntimeError: broken conftest"
         ]
     )

@@ -43,7 +43,7 @@ def test_out_of_order_thresholds_name_both_values() -> None:
         "warning '3GB' (2.8 GiB) is above max '1GB' (953.7 MiB)"
         " (expected warning <= critical <= max, e.g. 2GB, 3GB, 4GB)"
     )
-    with pytest.raises(ThresholdError, match="critical '5GB'.*is above max '4GB'"):
+    with pytest.raises(ThresholdError, match=r"critical '5GB'.*is above max '4GB'"):
         MemoryThresholds("1GB", "5GB", "4GB")
     assert isinstance(excinfo.value, ValueError)
 
@@ -97,5 +97,5 @@ def test_from_env_errors_name_the_variable() -> None:
     assert str(excinfo.value) == (
         "MEMGUARD_MAX: invalid size '2G': 'G' is ambiguous, MB or MiB? (expected e.g. 2MB or 2MiB)"
     )
-    with pytest.raises(ThresholdError, match="MEMGUARD_WARN '5GB'.*above MEMGUARD_MAX '1GB'"):
+    with pytest.raises(ThresholdError, match=r"MEMGUARD_WARN '5GB'.*above MEMGUARD_MAX '1GB'"):
         MemoryThresholds.from_env(environ={"MEMGUARD_MAX": "1GB", "MEMGUARD_WARN": "5GB"})

@@ -141,7 +141,8 @@ def test_cgroup_v2_takes_the_lowest_limit_of_the_ancestors(tmp_path: Path) -> No
 def test_pressure_file(tmp_path: Path) -> None:
     path = tmp_path / "memory"
     path.write_text(
-        "some avg10=1.50 avg60=0.25 avg300=0.00 total=10\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=3\n"
+        "some avg10=1.50 avg60=0.25 avg300=0.00 total=10\n"
+        "full avg10=0.50 avg60=0.00 avg300=0.00 total=3\n"
     )
     pressure = read_pressure(str(path))
     assert pressure is not None

@@ -72,7 +72,7 @@ def test_percentages_of_a_total() -> None:
 
 @pytest.mark.parametrize("value", ["0%", "150%", "-5%"])
 def test_percentages_out_of_range(value: str) -> None:
-    with pytest.raises(SizeError, match="percentage must be above 0% and at most 100%|negative"):
+    with pytest.raises(SizeError, match=r"percentage must be above 0% and at most 100%|negative"):
         parse_size(value, percent_of=1000)
 
 
