@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
 from .core.sizes import format_size
-from .results import FAILING_STATUSES, STATUSES, TestMemory
+from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [
     "FORMATS",
@@ -30,15 +30,6 @@ Format = Literal["table", "markdown", "json"]
 Sort = Literal["peak", "leak", "duration"]
 FORMATS: Final[tuple[Format, ...]] = ("table", "markdown", "json")
 SORTS: Final[tuple[Sort, ...]] = ("peak", "leak", "duration")
-STATUS_WORDS: Final = {
-    "ok": "ok",
-    "warning": "warning",
-    "over_budget": "OVER BUDGET",
-    "leak": "LEAK",
-    "aborted": "ABORTED",
-    "killed": "KILLED",
-    "not_run": "not run",
-}
 _SORT_WORDS: Final = {"peak": "peak growth", "leak": "leaked memory", "duration": "duration"}
 _MD_MARKS: Final = {"regression": ":x: ", "improvement": ":heavy_check_mark: ", "new": ":new: "}
 _NAME_WIDTH: Final = 70

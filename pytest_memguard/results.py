@@ -8,7 +8,16 @@ from typing import Any, Final, Literal
 
 from .core.sizes import format_size
 
-__all__ = ["BUDGET_KINDS", "FAILING_STATUSES", "STATUSES", "Budget", "Site", "Status", "TestMemory"]
+__all__ = [
+    "BUDGET_KINDS",
+    "FAILING_STATUSES",
+    "STATUSES",
+    "STATUS_WORDS",
+    "Budget",
+    "Site",
+    "Status",
+    "TestMemory",
+]
 
 Status = Literal["ok", "warning", "over_budget", "leak", "aborted", "killed", "not_run"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -20,6 +29,16 @@ STATUSES: Final[tuple[Status, ...]] = (
     "killed",
     "not_run",
 )
+#: How people read each status (upper case: a memory failure).
+STATUS_WORDS: Final = {
+    "ok": "ok",
+    "warning": "warning",
+    "over_budget": "OVER BUDGET",
+    "leak": "LEAK",
+    "aborted": "ABORTED",
+    "killed": "KILLED",
+    "not_run": "not run",
+}
 #: Statuses that are memory failures (shown with the letter ``M``).
 FAILING_STATUSES: Final = frozenset({"over_budget", "leak", "aborted", "killed"})
 #: The kinds of per-test budget, in the order of the marker's signature.

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from ..core.sizes import format_size
 from ..probe.system import SystemMemory
-from ..results import FAILING_STATUSES
+from ..results import FAILING_STATUSES, STATUS_WORDS
 from .settings import Settings
 
 __all__ = ["header_lines", "write_summary"]
-
-_STATUS_WORDS: Final = {
-    "ok": "ok",
-    "warning": "warning",
-    "over_budget": "OVER BUDGET",
-    "leak": "LEAK",
-    "aborted": "ABORTED",
-    "killed": "KILLED",
-    "not_run": "not run",
-}
 
 
 def header_lines(settings: Settings, peak_method: str, memory: SystemMemory) -> list[str]:
@@ -57,7 +47,7 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
         rows = [
             [
                 _name(t["nodeid"]),
-                _STATUS_WORDS[t["status"]],
+                STATUS_WORDS[t["status"]],
                 format_size(t["peak_delta"]),
                 format_size(t["rss_peak"]),
                 format_size(t["rss_end"]),
@@ -82,7 +72,7 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
             f"{len(violations)} {word}:", red=settings.enforce, yellow=not settings.enforce
         )
         for t in violations:
-            tr.write_line(f"  {_STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
+            tr.write_line(f"  {STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
     for worker in report["workers"]:
         if worker["killed"] and worker["id"] != "main":  # xdist workers that died
             tr.write_line(

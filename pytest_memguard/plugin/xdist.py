@@ -30,6 +30,7 @@ from ..results import TestMemory
 
 if TYPE_CHECKING:
     from .hooks import MemguardPlugin
+    from .state import TestState
     from .workers import WorkerWatch
 
 __all__ = [
@@ -102,6 +103,23 @@ def limit_workers(config: pytest.Config, count: int) -> int:
     return chosen
 
 
+def _finished(plugin: MemguardPlugin, report: Any) -> TestState | None:
+    """The test whose teardown ``report`` is being sent, if memguard finished it.
+
+    memguard's own logreport (tryfirst) has finished the test before xdist's (plain)
+    logreport serializes the teardown report.
+    """
+    results = plugin.results
+    if (
+        isinstance(report, pytest.TestReport)
+        and report.when == "teardown"
+        and results
+        and results[-1].nodeid == report.nodeid
+    ):
+        return results[-1]
+    return None
+
+
 def _worker_id(node: Any) -> str:
     return str(node.workerinput["workerid"])
 
@@ -117,18 +135,10 @@ class WorkerSide:
         self, config: pytest.Config, report: Any
     ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
         data = yield
-        # memguard's own logreport (tryfirst) has finished the test before xdist's
-        # (plain) logreport serializes the teardown report.
         try:
-            results = self.plugin.results
-            if (
-                data is not None
-                and isinstance(report, pytest.TestReport)
-                and report.when == "teardown"
-                and results
-                and results[-1].nodeid == report.nodeid
-            ):
-                data[ENTRY_KEY] = results[-1].entry(self.plugin.worker)
+            state = _finished(self.plugin, report)
+            if data is not None and state is not None:
+                data[ENTRY_KEY] = state.entry(self.plugin.worker)
         except Exception as error:
             self.plugin._internal(f"sending the result of {report.nodeid}", error)
         return data
@@ -158,15 +168,8 @@ class Recycler:
     ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
         data = yield
         try:
-            results = self.plugin.results
-            if (
-                data is not None
-                and isinstance(report, pytest.TestReport)
-                and report.when == "teardown"
-                and results
-                and results[-1].nodeid == report.nodeid
-            ):
-                state = results[-1]
+            state = _finished(self.plugin, report)
+            if data is not None and state is not None:
                 rss = state.rss_end
                 if rss is not None and rss > self.limit and state.next is not None:
                     self.reason = (
