@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final, overload
 
+from .background import Background
 from .core.levels import Level
 from .core.sizes import format_size, parse_size
 from .errors import MemguardError
@@ -462,14 +463,16 @@ class CacheSweeper:
     :meth:`stop`.  Thread-safe.
     """
 
-    __slots__ = ("_caches", "_lock", "_min_interval", "_passes", "_stop", "_thread", "name")
+    __slots__ = ("_caches", "_lock", "_min_interval", "_passes", "_thread", "name")
 
     def __init__(self, name: str = "memguard-cache-sweeper", *, min_interval: float = 0.01) -> None:
         self.name = name
         self._caches: weakref.WeakSet[BoundedCache[Any, Any]] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Ends by itself when no cache is left (the interval is None then).
+        self._thread = Background(
+            name, self._pass, self._interval, failure="memguard: sweeping caches failed"
+        )
         self._min_interval = min_interval
         self._passes = 0
 
@@ -507,46 +510,24 @@ class CacheSweeper:
 
     def start(self) -> None:
         """Start the thread if it is not running."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop the thread and join it."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._thread.stop(timeout)
 
     @property
     def running(self) -> bool:
         """True while the thread runs."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        return self._thread.running
 
     def _interval(self) -> float | None:
         intervals = [cache.cleanup_interval for cache in self.caches()]
         return max(self._min_interval, min(intervals)) if intervals else None
 
-    def _run(self) -> None:
-        while True:
-            interval = self._interval()
-            if interval is None:
-                with self._lock:
-                    # Re-check under the lock: add() may have raced us.
-                    if not self._caches:
-                        if self._thread is threading.current_thread():
-                            self._thread = None
-                        return
-                continue
-            if self._stop.wait(interval):
-                return
-            self.sweep()
-            self._passes += 1
+    def _pass(self) -> None:
+        self.sweep()
+        self._passes += 1
 
     def __enter__(self) -> CacheSweeper:
         self.start()

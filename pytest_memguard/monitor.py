@@ -26,6 +26,7 @@ from typing import Any, Final, final
 
 import psutil
 
+from .background import Background
 from .core.levels import Level, MemoryThresholds
 from .core.sizes import format_size, parse_size
 from .errors import MemguardError
@@ -238,8 +239,12 @@ class ProcessMonitor:
         self._lock = threading.RLock()
         self._tracked: dict[str, _Tracked] = {}
         self._alerts: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._thread = Background(
+            "memguard-process-monitor",
+            self.poll,
+            lambda: self.interval,
+            failure="memguard: polling tracked processes failed",
+        )
 
     def track(
         self,
@@ -540,35 +545,16 @@ class ProcessMonitor:
 
     def start(self) -> None:
         """Poll every ``interval`` seconds in a named daemon thread (no-op if running)."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="memguard-process-monitor", daemon=True
-            )
-            self._thread.start()
+        self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop the background thread and join it."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stop.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._thread.stop(timeout)
 
     @property
     def running(self) -> bool:
         """True while the background thread runs."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception:
-                logger.exception("memguard: polling tracked processes failed")
+        return self._thread.running
 
     def __enter__(self) -> ProcessMonitor:
         self.start()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import MethodType
 from typing import Any, Final, Protocol, Union, final
 
+from .background import Background
 from .core.levels import Level
 from .errors import MemguardError
 
@@ -154,8 +155,13 @@ class MemoryPressureCoordinator:
         self._clock = clock
         self._last_run: float | None = None
         self._history: deque[PressureResponse] = deque(maxlen=max(1, history))
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._every = 5.0
+        self._thread = Background(
+            "memguard-pressure",
+            self.handle_memory_pressure,
+            lambda: self._every,
+            failure="memguard: memory pressure check failed",
+        )
         self._warning = 0.0
         self._critical = 0.0
         self._cooldown = 0.0
@@ -346,35 +352,18 @@ class MemoryPressureCoordinator:
         """
         if interval <= 0:
             raise PressureError(f"interval must be > 0 seconds, got {interval!r}")
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, args=(interval,), name="memguard-pressure", daemon=True
-            )
-            self._thread.start()
+        if not self._thread.running:
+            self._every = interval
+        self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop the background thread and join it."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        self._stop.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._thread.stop(timeout)
 
     @property
     def running(self) -> bool:
         """True while the background thread runs."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.handle_memory_pressure()
-            except Exception:
-                logger.exception("memguard: memory pressure check failed")
+        return self._thread.running
 
     def __enter__(self) -> MemoryPressureCoordinator:
         self.start()

@@ -40,8 +40,6 @@ class LeakCheck:
         self.root = root
         self.default_budget = DEFAULT_LEAK_BUDGET if default_budget is None else default_budget
         self.tracer = Tracer()
-        #: What the rerun of suspects found, for the report: node id -> verdict kind.
-        self.reruns = 0
 
     def begin(self, state: TestState) -> None:
         """The test body starts: trace (one frame: the counters need no more), count."""
@@ -114,7 +112,6 @@ class LeakCheck:
     def _confirm(
         self, state: TestState, retained: int, budget: int, run_again: RunAgain
     ) -> str | None:
-        self.reruns += 1
         tracer = self.tracer
         if not tracer.user_started:
             # Sites need frames beyond the library that allocated (np.ones is two frames

@@ -143,14 +143,7 @@ def resolve_settings(
         )
     sources["mode"] = mode_source
 
-    raw_budget, budget_source = lookup(config, "budget", env)
-    budget = None
-    if raw_budget is not None:
-        try:
-            budget = parse_size(raw_budget)
-        except SizeError as error:
-            raise pytest.UsageError(f"{budget_source}: {error}") from None
-        sources["budget"] = budget_source
+    budget = resolve_size_setting(config, "budget", env, sources)
 
     thresholds = _resolve_thresholds(config, env, sources, memory_total)
 
@@ -158,19 +151,10 @@ def resolve_settings(
     leaks = raw_leaks is not None and parse_bool(raw_leaks, leaks_source)
     if raw_leaks is not None:
         sources["leaks"] = leaks_source
-    raw_leak_budget, leak_budget_source = lookup(config, "leak-budget", env)
-    leak_budget = None
-    if raw_leak_budget is not None:
-        try:
-            leak_budget = parse_size(raw_leak_budget)
-        except SizeError as error:
-            raise pytest.UsageError(f"{leak_budget_source}: {error}") from None
-        sources["leak_budget"] = leak_budget_source
-
     aggregate = _resolve_aggregate(config, env, sources, memory_total)
-    min_free, recycle, worker_memory = (
+    leak_budget, min_free, recycle, worker_memory = (
         resolve_size_setting(config, name, env, sources)
-        for name in ("min-free", "recycle", "worker-memory")
+        for name in ("leak-budget", "min-free", "recycle", "worker-memory")
     )
     baseline, max_increase = _resolve_baseline(config, env, sources)
 

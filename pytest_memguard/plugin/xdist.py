@@ -318,9 +318,10 @@ class Controller:
             worker = _worker_id(report.node)
             reason = self.recycling.get(worker)
             if reason is not None:
-                # Not started: the worker ended before it, on purpose.  Schedulers that
-                # cannot take one test back (loadscope, loadfile) requeue its scope anyway.
-                with contextlib.suppress(NotImplementedError):
+                # Not started: the worker ended before it, on purpose.  The schedulers
+                # that cannot take one test back (loadscope, loadfile) say so with a
+                # RuntimeError subclass, and requeue the dead worker's scope anyway.
+                with contextlib.suppress(RuntimeError):
                     sched.mark_test_pending(crashitem)
                 report.outcome = "rerun"
                 report.longrepr = f"worker {worker} {reason}; {crashitem} runs on another"
