@@ -1,7 +1,7 @@
 """The guard: a watchdog thread that follows this process while units of work run.
 
-It samples RSS every ``interval`` seconds, raises level events (warning, critical) to a
-callback, and at the hard limit stops the running unit by raising
+It samples RSS, raises level events (warning, critical) to a callback, and at the hard
+limit stops the running unit by raising
 :class:`~pytest_memguard.errors.MemoryLimitExceeded` in the main thread.  On POSIX that
 is ``pthread_kill(main, SIGUSR1)`` with a handler that raises only while a unit is
 armed, so blocking calls such as ``time.sleep`` are interrupted too; elsewhere it is an
@@ -13,6 +13,14 @@ write reports), dumps every thread's stack and ends the process with ``os._exit`
 
 No single large C allocation can be interrupted from inside the process: the watchdog
 may not even run until it returns.
+
+The watchdog is paced by the headroom left: it samples every ``interval`` seconds near a
+limit, and less often (at most ``max_interval``) the further RSS is below every limit,
+assuming RSS cannot grow faster than ``growth_rate`` bytes a second.  Each sample takes
+the interpreter lock from the test, so a watchdog that samples 50 times a second far
+below any limit costs a run of small tests a few percent of its wall time for nothing.
+Where the platform gives a cheap upper bound of RSS that keeps the lock (Linux:
+``getrusage``'s high-water mark), a sample below every limit needs nothing more.
 """
 
 from __future__ import annotations
@@ -105,7 +113,15 @@ class Guard:
     """Watches this process; see the module docstring.  Thread-safe for one driving thread.
 
     :param thresholds: process thresholds; ``max`` is the hard limit of every unit
-    :param interval: seconds between RSS samples
+    :param interval: seconds between RSS samples near a limit (and always, when the
+        peak meter is sampled)
+    :param max_interval: seconds between RSS samples far below every limit
+    :param growth_rate: the fastest RSS growth assumed, in bytes per second, to pace the
+        samples by the headroom left
+    :param upper_bound: a cheap reading that is never below the RSS ``reader`` returns
+        by more than ``upper_bound_slack``; when it is below every limit, the exact
+        reading is skipped
+    :param upper_bound_slack: bytes by which ``upper_bound`` may read below ``reader``
     :param resend: seconds between repeated interrupts of a unit over its limit
     :param grace: seconds a unit may keep running over its limit before the process ends
     :param ceiling: the process ends at once when RSS passes ``ceiling`` x the limit
@@ -122,11 +138,15 @@ class Guard:
         thresholds: MemoryThresholds,
         *,
         interval: float = 0.02,
+        max_interval: float = 0.1,
+        growth_rate: float = 8 * 1024**3,
         resend: float = 0.05,
         grace: float = 2.0,
         ceiling: float = 1.25,
         growth_step: int = 32 * 1024 * 1024,
         reader: Callable[[], int] | None = None,
+        upper_bound: Callable[[], int] | None = None,
+        upper_bound_slack: int = 1024 * 1024,
         peak_meter: PeakMeter | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[LevelEvent], None] | None = None,
@@ -137,14 +157,22 @@ class Guard:
         interrupt: Callable[[], None] | None = None,
     ) -> None:
         self.thresholds = thresholds
+        self._max, self._max_source = thresholds.max, thresholds.sources.get("max", "max")
         self.interval = interval
+        self.max_interval = max(interval, max_interval)
+        self.growth_rate = growth_rate
         self.resend = resend
         self.grace = grace
         self.ceiling = ceiling
         self.settle = min(grace, max(2 * resend, 0.1))
         self.growth_step = growth_step
         self._read = reader or RssReader()
+        self._upper_bound = upper_bound
+        self._upper_bound_slack = upper_bound_slack
         self._peak_meter = peak_meter
+        # A sampled peak meter misses what falls between samples: sample it at full speed.
+        self._paced = peak_meter is None or peak_meter.exact
+        self._wait = interval
         self._clock = clock
         self._on_event = on_event
         self._on_growth = on_growth
@@ -175,6 +203,8 @@ class Guard:
             return self
         if self._interrupt is None:
             self._interrupt = self._install_interrupt()
+        self.last_rss = rss = self._read()  # a true reading, whatever poll() reads
+        self.max_rss = max(self.max_rss, rss)
         self.poll()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="memguard-watchdog", daemon=True)
@@ -201,12 +231,21 @@ class Guard:
 
     # -- units -------------------------------------------------------------------------
 
-    def begin(self, unit: str, *, limit: int | None = None, source: str = "") -> None:
-        """Start following ``unit``; its hard limit is the lower of ``limit`` and ``max``."""
-        hard, origin = self.thresholds.max, self.thresholds.sources.get("max", "max")
+    def begin(
+        self, unit: str, *, limit: int | None = None, source: str = "", armed: bool = False
+    ) -> None:
+        """Start following ``unit``; its hard limit is the lower of ``limit`` and ``max``.
+
+        :param armed: arm at once (as :meth:`arm` would) for the unit's first phase
+        """
+        hard, origin = self._max, self._max_source
         if limit is not None and (hard is None or limit < hard):
             hard, origin = limit, source or "limit"
-        self._unit = _Unit(unit, hard, origin)
+        new = _Unit(unit, hard, origin)
+        self._unit = new
+        if armed:
+            new.phase = 1
+            self._armed = True
 
     def arm(self) -> None:
         """Let the guard interrupt the current unit (call at the start of each phase)."""
@@ -253,24 +292,67 @@ class Guard:
             events.append(self._events.popleft())
         return events
 
+    @property
+    def wait(self) -> float:
+        """Seconds the watchdog waits before its next sample (paced by the headroom)."""
+        return self._wait
+
     # -- the watchdog ------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self._wait):
             try:
                 self.poll()
             except Exception as error:  # the guard must never take the run down
+                self._wait = self.interval
                 self._warn(f"memguard: watchdog error, guard continues: {error!r}\n")
 
+    def _limits(self, unit: _Unit | None) -> list[int]:
+        """The RSS values at which a sample has work to do: the thresholds and the
+        unit's hard limit (its next growth report is added by :meth:`poll`)."""
+        thresholds = self.thresholds
+        candidates = (thresholds.warning, thresholds.critical, thresholds.max)
+        limits = [limit for limit in candidates if limit is not None]
+        if unit is not None and unit.limit is not None:
+            limits.append(unit.limit)
+        return limits
+
+    def _pace(self, rss: int, limits: list[int], unit: _Unit | None) -> None:
+        """Set the wait before the next sample from the headroom to the next limit."""
+        if not self._paced or (unit is not None and unit.abort is not None):
+            self._wait = self.interval
+            return
+        ahead = min((limit for limit in limits if limit > rss), default=None)
+        if ahead is None:  # over every limit there is, or there is none
+            self._wait = self.interval if limits else self.max_interval
+        else:
+            headroom = (ahead - rss) / self.growth_rate
+            self._wait = min(self.max_interval, max(self.interval, headroom))
+
     def poll(self) -> int:
-        """One watchdog step (public so tests can drive it without a thread); returns RSS."""
+        """One watchdog step (public so tests can drive it without a thread).
+
+        Returns the RSS read, or the cheap upper bound when that was below every limit.
+        """
+        unit = self._unit
+        limits = self._limits(unit)
+        if self._upper_bound is not None and self._paced and (unit is None or unit.abort is None):
+            quiet = min(limits, default=None)
+            if unit is not None and self._on_growth is not None:
+                mark = unit.reported_rss + self.growth_step
+                quiet = mark if quiet is None else min(quiet, mark)
+            bound = self._upper_bound()
+            if quiet is None or bound + self._upper_bound_slack < quiet:
+                self._level = Level.OK  # below every threshold
+                self._pace(bound, limits, unit)
+                return bound
         rss = self.last_rss = self._read()
         if rss > self.max_rss:
             self.max_rss = rss
         if self._peak_meter is not None:
             self._peak_meter.observe(rss)
-        unit = self._unit
         self._check_levels(rss, unit)
+        self._pace(rss, limits, unit)
         if unit is None:
             return rss
         if self._on_growth is not None and rss >= unit.reported_rss + self.growth_step:

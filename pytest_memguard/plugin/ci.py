@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import pytest
 
 from ..core.sizes import format_size
-from .hooks import STATE_KEY
 
 if TYPE_CHECKING:
     from ..compare import Allowance, Figures, MetricChange
@@ -85,7 +84,7 @@ def register(config: pytest.Config, plugin: MemguardPlugin, baseline: Baseline |
     if baseline is not None:
         manager.register(BaselineCheck(plugin, baseline), BASELINE_NAME)
     if config.getoption("xmlpath", None):
-        manager.register(JUnitProperties(), JUNIT_NAME)
+        manager.register(JUnitProperties(plugin), JUNIT_NAME)
     is_worker = hasattr(config, "workerinput")
     if not is_worker and os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true":
         manager.register(GitHubActions(plugin, os.environ), GITHUB_NAME)
@@ -119,7 +118,7 @@ class BaselineCheck:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         message = state = None
         if call.when == "teardown":
-            state = item.stash.get(STATE_KEY, None)
+            state = self.plugin.state_of(item)
             try:
                 message = self.judge(state) if state is not None else None
             except Exception as error:
@@ -179,12 +178,15 @@ class BaselineCheck:
 class JUnitProperties:
     """Adds each test's measured figures to its JUnit XML entry (``item.user_properties``)."""
 
+    def __init__(self, plugin: MemguardPlugin) -> None:
+        self.plugin = plugin
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         if call.when == "teardown":
-            state = item.stash.get(STATE_KEY, None)
+            state = self.plugin.state_of(item)
             if state is not None:
                 # Before the report is made: it copies the item's properties.
                 item.user_properties.extend(properties(state))

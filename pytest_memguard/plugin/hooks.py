@@ -17,7 +17,7 @@ from ..core.guard import AbortInfo, Guard, LevelEvent, describe_platform
 from ..core.levels import Level
 from ..core.sizes import format_size
 from ..errors import MemoryLimitExceeded
-from ..probe.process import RssReader, open_peak_meter, trim_heap
+from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
 from ..records import RecordWriter
 from ..report import build_report, environment, write_report
@@ -35,13 +35,7 @@ if TYPE_CHECKING:
 #: Share of the machine's usable memory in use at which the run frees what it can.
 MACHINE_CRITICAL: Final = 0.85
 
-__all__ = ["BUDGET_KEY", "STATE_KEY", "MemguardPlugin"]
-
-#: A test's budget from its marker and the options, or the message of a bad marker.
-BUDGET_KEY: Final = pytest.StashKey["Budget | str"]()
-#: The running test's measurements.
-STATE_KEY: Final = pytest.StashKey[TestState]()
-
+__all__ = ["MemguardPlugin"]
 
 STATUS_PLUGIN_NAME: Final = "memguard-status"
 
@@ -86,8 +80,14 @@ class MemguardPlugin:
         self.work_dir = Path(shared or tempfile.mkdtemp(prefix="pytest-memguard-"))
         #: The xdist controller's side (plugin/xdist.py), when this process is one.
         self.controller: Controller | None = None
-        self.records = RecordWriter(self.work_dir / f"{self.worker}-{os.getpid()}.jsonl")
+        self.records = RecordWriter(
+            self.work_dir / f"{self.worker}-{os.getpid()}.jsonl", self.worker
+        )
         self.collected: list[str] = []
+        #: Budgets of the tests with a marker (or the marker's error), by node id.
+        self._budgets: dict[str, Budget | str] = {}
+        #: The budget of every other test.
+        self._shared: Budget = NO_BUDGET
         self.results: list[TestState] = []
         #: The test in progress and its item, and the test whose start line is written.
         self._running: TestState | None = None
@@ -115,6 +115,7 @@ class MemguardPlugin:
         self.guard = Guard(
             settings.thresholds,
             reader=self.reader,
+            upper_bound=rss_upper_bound() if self.meter.exact else None,
             peak_meter=self.meter,
             on_event=self._on_event,
             on_growth=self.records.grew,
@@ -157,17 +158,17 @@ class MemguardPlugin:
         # Every conftest is loaded by now: skip per-test hook calls nobody listens to.
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
-        shared = self._default_budget()
+        self._shared = self._default_budget()
+        budgets = self._budgets
         for item in session.items:
             self.collected.append(item.nodeid)
             # ``in keywords`` is a few dictionary lookups; most tests have no marker.
             if MARKER not in item.keywords or item.get_closest_marker(MARKER) is None:
-                item.stash[BUDGET_KEY] = shared
                 continue
             try:
-                item.stash[BUDGET_KEY] = budget_of(item, shared)
+                budgets[item.nodeid] = budget_of(item, self._shared)
             except ValueError as error:
-                item.stash[BUDGET_KEY] = str(error)
+                budgets[item.nodeid] = str(error)
 
     def _default_budget(self) -> Budget:
         """The budget of a test without a marker: the default peak, and a leak budget
@@ -186,33 +187,44 @@ class MemguardPlugin:
     def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
         return budget
 
+    def state_of(self, item: pytest.Item) -> TestState | None:
+        """The measurements of ``item`` while it runs (from its setup to its last report)."""
+        return self._running if self._item is item else None
+
     # -- one test: three phases ----------------------------------------------------------
+    #
+    # These run for every test, so they are written for a cold CPU cache: few calls, few
+    # objects, the rare cases (news from the guard, a failure, a leak check) behind one
+    # test each.  Measured with benchmarks/overhead.py.
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         if self._rerunning:
             return (yield)
         nodeid = item.nodeid
-        stashed = item.stash.get(BUDGET_KEY, NO_BUDGET)
-        error = stashed if isinstance(stashed, str) else None
-        budget = NO_BUDGET if isinstance(stashed, str) else stashed
-        if error is None and self._ask_budget:
+        budget = self._budgets.get(nodeid, self._shared) if self._budgets else self._shared
+        error = None
+        if isinstance(budget, str):  # a bad marker: the test errors at its setup
+            error, budget = budget, NO_BUDGET
+        elif self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
-        state = item.stash[STATE_KEY] = TestState(nodeid, budget)
+        state = TestState(nodeid, budget)
         self._running, self._item = state, item
         if self._announced != nodeid:
-            self.records.start(nodeid, self.guard.last_rss, self.worker)
+            self.records.start(nodeid, self.guard.last_rss)
+        guard = self.guard
         if budget.rss is not None and self.settings.enforce:
-            self.guard.begin(nodeid, limit=budget.rss, source=budget.source("rss"))
+            guard.begin(nodeid, limit=budget.rss, source=budget.source("rss"), armed=True)
         else:
-            self.guard.begin(nodeid)
-        self.guard.arm()
+            guard.begin(nodeid, armed=True)
         try:
             result = yield
         except BaseException as raised:
-            self._settle(state, "setup", raised)
+            if guard.pause():
+                self._settle(state, "setup", raised)
             raise
-        self._settle(state, "setup", None)
+        if guard.pause():
+            self._settle(state, "setup", None)
         if error is not None:
             state.message = error
             # Raised after the inner setup ran, so every plugin's teardown finds its state.
@@ -221,41 +233,49 @@ class MemguardPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        state = item.stash.get(STATE_KEY, None)
-        if state is None or self._rerunning:
+        state = self._running
+        if state is None or self._item is not item or self._rerunning:
             return (yield)
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
             self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
-        meter = self.meter
-        state.rss_start = start = meter.reset()
-        self.guard.arm()
+        guard = self.guard
+        state.rss_start = start = self.meter.reset()
+        guard.arm()
         try:
             result = yield
         except BaseException as raised:
+            news = guard.pause()
             self._end_call(state, start)
-            self._settle(state, "call", raised)
+            if news:
+                self._settle(state, "call", raised)
             raise
+        news = guard.pause()
         self._end_call(state, start)
-        self._settle(state, "call", None)
-        message = state.over_budget()
-        if message is not None:
-            self._fail(state, "call", "over_budget", message)
+        if news:
+            self._settle(state, "call", None)
+        if budget is not NO_BUDGET:
+            message = state.over_budget()
+            if message is not None:
+                self._fail(state, "call", "over_budget", message)
         return result
 
     def _end_call(self, state: TestState, start: int) -> None:
-        self.guard.disarm()
-        state.rss_peak = peak = self.meter.peak()
+        peak = self.meter.peak()
+        # The kernel's two counters may differ by a few pages; the peak is never below
+        # the start.
+        state.rss_peak = peak = peak if peak > start else start
         state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        state = item.stash.get(STATE_KEY, None)
-        if state is None or self._rerunning:
+        state = self._running
+        if state is None or self._item is not item or self._rerunning:
             return (yield)
-        state.next = nextitem.nodeid if nextitem is not None else None
+        if nextitem is not None:
+            state.next = nextitem.nodeid
         if state.abort is not None:
             # The stopped test's memory is garbage now; give it back before teardown,
             # or the process stays over its limit and the next test is stopped too.
@@ -278,10 +298,12 @@ class MemguardPlugin:
         raised: BaseException | None,
     ) -> None:
         message = None
+        guard = self.guard
         try:
-            self._settle(state, "teardown", raised)
+            if guard.pause():
+                self._settle(state, "teardown", raised)
         finally:
-            self.guard.end()
+            guard.end()
             state.rss_end = self.reader()
             if state.traced_start is not None:
                 message = self._leak_check().finish(
@@ -336,22 +358,21 @@ class MemguardPlugin:
         return error
 
     def _settle(self, state: TestState, when: str, raised: BaseException | None) -> None:
-        """End of a phase: disarm, pass level events on, fail the phase the guard stopped.
+        """End of a phase with news from the guard: pass level events on, and fail the
+        phase the guard stopped.
 
-        Raises ``pytest.fail`` when the guard stopped this phase (whether the test let the
-        interrupt through or caught it and went on); returns otherwise.
+        Called after :meth:`Guard.pause` said there is news.  Raises ``pytest.fail`` when
+        the guard stopped this phase (whether the test let the interrupt through or caught
+        it and went on); returns otherwise.
         """
-        guard = self.guard
-        if not guard.pause():
-            return
-        for event in guard.drain_events():
+        for event in self.guard.drain_events():
             state.levels = max(state.levels, event.level)
             if event.level >= Level.CRITICAL:
                 self._tight = "the process passed its critical threshold"
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
         if state.abort is not None:
             return
-        abort = state.abort = guard.aborted()
+        abort = state.abort = self.guard.aborted()
         if abort is None:
             return
         message = f"memguard: {abort.message}"
@@ -374,25 +395,30 @@ class MemguardPlugin:
         if state is None or report.nodeid != state.nodeid:
             return
         try:
-            state.add_outcome(report.outcome)
-            if state.failed_when == report.when:
-                report.sections.append(("memguard", state.details(self.meter.method)))
-                if report.failed:
-                    report.memguard_cause = True  # type: ignore[attr-defined]
-                    self._show_letter()
+            if report.outcome != "passed" or state.failed_when is not None:
+                self._note(state, report)
             if report.when == "teardown":
                 self._finish(state)
         except Exception as error:
             self._internal(f"recording {state.nodeid}", error)
 
+    def _note(self, state: TestState, report: pytest.TestReport) -> None:
+        """A report that is not a plain pass: count its outcome, explain a memory failure."""
+        if report.outcome != "passed" and state.outcome != "failed":
+            state.outcome = report.outcome
+        if state.failed_when == report.when:
+            report.sections.append(("memguard", state.details(self.meter.method)))
+            if report.failed:
+                report.memguard_cause = True  # type: ignore[attr-defined]
+                self._show_letter()
+
     def _finish(self, state: TestState) -> None:
         state.duration_s = time.perf_counter() - state.started
         self.results.append(state)
-        then = None
-        if state.next is not None:
-            then = (state.next, state.rss_end or 0, self.worker)
-        self.records.end(state.nodeid, state.final_status(), state.rss_end, then)
-        self._announced, self._running = state.next, None
+        status = state.final_status()
+        nextid = self._announced = state.next
+        self.records.end(status, state.rss_end, nextid)
+        self._running = None
         if self._tell_result and self._item is not None:
             result = state.result(self.worker)
             self.config.hook.pytest_memguard_test_result(item=self._item, result=result)

@@ -16,10 +16,10 @@ import pytest
 
 from ..core.sizes import format_size
 from ..probe.system import read_system_memory
-from .hooks import STATE_KEY
 
 if TYPE_CHECKING:
     from .hooks import MemguardPlugin
+    from .state import TestState
 
 __all__ = ["PLUGIN_NAME", "Preflight", "register", "unregister"]
 
@@ -53,6 +53,7 @@ class Preflight:
         wait: float = WAIT,
         polls: int = POLLS,
         on_error: Callable[[str, BaseException], None] | None = None,
+        state_of: Callable[[pytest.Item], TestState | None] = lambda item: None,
     ) -> None:
         self.min_free = min_free
         self.source = source
@@ -62,6 +63,8 @@ class Preflight:
         self.wait = wait
         self.polls = polls
         self.on_error = on_error
+        #: The running test's measurements, where its refusal is recorded.
+        self.state_of = state_of
 
     def shortfall(self, nodeid: str) -> str | None:
         """Why ``nodeid`` must not start (memory stays short after a cleanup), or None."""
@@ -93,7 +96,7 @@ class Preflight:
             return
         if message is None:
             return
-        state = item.stash.get(STATE_KEY, None)
+        state = self.state_of(item)
         if state is not None:
             state.status, state.message = "not_run", message
         pytest.fail(message, pytrace=False)
@@ -109,6 +112,7 @@ def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
         settings.source("min_free"),
         plugin.relieve,
         on_error=plugin._internal,
+        state_of=plugin.state_of,
     )
     config.pluginmanager.register(preflight, PLUGIN_NAME)
 

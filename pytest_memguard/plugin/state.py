@@ -18,66 +18,44 @@ NO_BUDGET: Final = Budget()
 
 
 class TestState:
-    """One test's measurements and verdict; plain slots, because one is made per test.
+    """One test's measurements and verdict.
 
     Sizes are bytes (``None``: not measured).  ``failed_when`` is the phase whose report
-    memguard failed, so that the status letter ``M`` goes on that report only.
+    memguard failed, so that the status letter ``M`` goes on that report only.  One is
+    made per test, so the defaults live on the class and an instance holds only what was
+    set: making one costs three stores, not twenty.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    __slots__ = (
-        "abort",
-        "budget",
-        "duration_s",
-        "failed_when",
-        "heap_peak",
-        "leak_check",
-        "leaked",
-        "levels",
-        "message",
-        "next",
-        "nodeid",
-        "notes",
-        "outcome",
-        "peak_delta",
-        "rss_end",
-        "rss_peak",
-        "rss_start",
-        "sites",
-        "started",
-        "status",
-        "traced_start",
-        "warnings",
-    )
+    duration_s = 0.0
+    rss_start: int | None = None
+    rss_peak: int | None = None
+    peak_delta: int | None = None
+    rss_end: int | None = None
+    heap_peak: int | None = None
+    leaked: int | None = None
+    sites: tuple[Site, ...] = ()
+    abort: AbortInfo | None = None
+    levels = Level.OK
+    status: Status = "ok"
+    message: str | None = None
+    warnings: tuple[str, ...] = ()
+    #: Said in the report without making the test a warning (e.g. a warm-up).
+    notes: tuple[str, ...] = ()
+    #: Traced bytes when the body started (while a leak or heap check traces it).
+    traced_start: int | None = None
+    leak_check: dict[str, Any] | None = None
+    failed_when: str | None = None
+    #: The node id of the test that runs next, if any (known at teardown).
+    next: str | None = None
+    #: Over the phases reported so far: "failed" beats "skipped" beats "passed".
+    outcome = "passed"
 
     def __init__(self, nodeid: str, budget: Budget = NO_BUDGET) -> None:
         self.nodeid = nodeid
         self.budget = budget
         self.started = time.perf_counter()
-        self.duration_s = 0.0
-        self.rss_start: int | None = None
-        self.rss_peak: int | None = None
-        self.peak_delta: int | None = None
-        self.rss_end: int | None = None
-        self.heap_peak: int | None = None
-        self.leaked: int | None = None
-        self.sites: tuple[Site, ...] = ()
-        self.abort: AbortInfo | None = None
-        self.levels = Level.OK
-        self.status: Status = "ok"
-        self.message: str | None = None
-        self.warnings: tuple[str, ...] = ()
-        #: Said in the report without making the test a warning (e.g. a warm-up).
-        self.notes: tuple[str, ...] = ()
-        #: Traced bytes when the body started (while a leak or heap check traces it).
-        self.traced_start: int | None = None
-        self.leak_check: dict[str, Any] | None = None
-        self.failed_when: str | None = None
-        #: The node id of the test that runs next, if any (known at teardown).
-        self.next: str | None = None
-        #: Over the phases reported so far: "failed" beats "skipped" beats "passed".
-        self.outcome = "passed"
 
     def add_outcome(self, outcome: str) -> None:
         """Count one phase's report outcome into the test's outcome."""

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "current_rss",
     "open_peak_meter",
     "rss_of",
+    "rss_upper_bound",
     "trim_heap",
 ]
 
@@ -128,7 +130,7 @@ class KernelPeakMeter:
     exact: Final = True
     method: Final = "exact (kernel VmHWM)"
 
-    def __init__(self, read: RssReader | None = None) -> None:
+    def __init__(self, read: Callable[[], int] | None = None) -> None:
         pid = os.getpid()
         self._read = read or RssReader()
         self._clear_fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
@@ -172,6 +174,17 @@ class KernelPeakMeter:
 _SLACK: Final = 1024 * 1024
 
 
+def rss_upper_bound() -> Callable[[], int] | None:
+    """A reading never below this process's RSS (by more than the counters' slack, 1 MiB)
+    that does not release the interpreter lock, or None where there is none.
+
+    On Linux it is ``getrusage``'s high-water mark, which :class:`KernelPeakMeter` resets
+    at the start of each test; a watchdog thread that reads it instead of ``statm`` does
+    not hand the lock back and forth with the test.
+    """
+    return _maxrss if sys.platform.startswith("linux") else None
+
+
 def _maxrss() -> int:
     """The process's ``ru_maxrss`` in bytes (Linux reports KiB).
 
@@ -189,7 +202,7 @@ class SampledPeakMeter:
     exact: Final = False
     method: Final = "sampled (may miss short spikes)"
 
-    def __init__(self, read: RssReader | None = None) -> None:
+    def __init__(self, read: Callable[[], int] | None = None) -> None:
         self._read = read or RssReader()
         self._lock = threading.Lock()
         self._peak = 0
@@ -215,7 +228,7 @@ class SampledPeakMeter:
         """Nothing to release."""
 
 
-def open_peak_meter(*, exact: bool = True, read: RssReader | None = None) -> PeakMeter:
+def open_peak_meter(*, exact: bool = True, read: Callable[[], int] | None = None) -> PeakMeter:
     """The best peak meter this platform allows: the kernel's if it works, else sampled.
 
     :param read: the RSS reader to share (one kept descriptor instead of two)

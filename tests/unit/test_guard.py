@@ -9,6 +9,7 @@ import pytest
 
 from pytest_memguard import Guard, Level, MemoryLimitExceeded, MemoryThresholds
 from pytest_memguard.core.guard import AbortInfo, LevelEvent
+from pytest_memguard.probe.process import SampledPeakMeter
 
 MB = 1_000_000
 
@@ -247,3 +248,62 @@ def test_stop_restores_the_previous_signal_handler() -> None:
     assert signal.getsignal(signal.SIGUSR1) != before
     guard.stop()
     assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_the_watchdog_samples_less_often_far_below_every_limit(fake: Fake) -> None:
+    guard = fake.guard(
+        MemoryThresholds("1GB", "2GB", "4GB"), interval=0.02, max_interval=0.1, growth_rate=1e9
+    )
+    fake.rss = 100 * MB
+    guard.poll()
+    assert guard.wait == 0.1  # 900 MB of headroom at 1 GB/s: the longest wait
+    fake.rss = 950 * MB
+    guard.poll()
+    assert guard.wait == pytest.approx(0.05)  # 50 MB to the warning threshold
+    fake.rss = 3990 * MB
+    guard.poll()
+    assert guard.wait == 0.02  # never less than the interval
+    fake.rss = 5000 * MB
+    guard.poll()
+    assert guard.wait == 0.02  # over the hard limit
+
+
+def test_a_unit_limit_paces_the_watchdog_and_a_sampled_meter_keeps_it_fast(fake: Fake) -> None:
+    guard = fake.guard(MemoryThresholds(), interval=0.02, max_interval=0.1, growth_rate=1e9)
+    fake.rss = 100 * MB
+    guard.poll()
+    assert guard.wait == 0.1  # no limit at all
+    guard.begin("t::capped", limit=130 * MB, armed=True)
+    guard.poll()
+    assert guard.wait == pytest.approx(0.03)
+    sampled = fake.guard(MemoryThresholds(), peak_meter=SampledPeakMeter(lambda: fake.rss))
+    sampled.poll()
+    assert sampled.wait == sampled.interval
+
+
+def test_a_cheap_upper_bound_below_every_limit_spares_the_exact_reading(fake: Fake) -> None:
+    reads = []
+
+    def reader() -> int:
+        reads.append(fake.rss)
+        return fake.rss
+
+    bound = [150 * MB]
+    guard = Guard(
+        MemoryThresholds("200MB", "300MB", "400MB"),
+        reader=reader,
+        upper_bound=lambda: bound[0],
+        upper_bound_slack=0,
+        on_event=fake.events.append,
+        interrupt=fake.interrupt,
+    )
+    fake.rss = 120 * MB
+    assert guard.poll() == 150 * MB
+    assert reads == []
+    bound[0] = 250 * MB  # a past spike, or the RSS now: the exact reading decides
+    assert guard.poll() == 120 * MB
+    assert reads == [120 * MB]
+    assert fake.events == []
+    fake.rss = 250 * MB
+    guard.poll()
+    assert [e.level for e in fake.events] == [Level.WARNING]

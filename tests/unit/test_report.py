@@ -9,7 +9,6 @@ import pytest
 
 from pytest_memguard import Budget, ReportError, TestMemory, load_report, load_schema
 from pytest_memguard.probe.system import SystemMemory
-from pytest_memguard.records import RecordWriter, read_records
 from pytest_memguard.report import build_report, environment, write_report
 
 MiB = 2**20
@@ -77,23 +76,6 @@ def test_load_report_names_the_file_and_the_problem(tmp_path: Path) -> None:
     other.write_text(json.dumps({"schema": "something/2"}))
     with pytest.raises(ReportError, match="not a pytest-memguard report"):
         load_report(other)
-
-
-def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
-    writer = RecordWriter(tmp_path / "main-123.jsonl")
-    writer.start("t::a", 40 * MiB, "main")
-    writer.end("t::a", "ok", 41 * MiB, then=("t::b", 41 * MiB, "main"))
-    writer.grew("t::b", 700 * MiB)
-    writer.close()
-    with (tmp_path / "main-123.jsonl").open("ab") as handle:
-        handle.write(b'{"event":"rss","nodeid":"t::b","rss":7')  # cut short by SIGKILL
-    (process,) = read_records([tmp_path / "main-123.jsonl"])
-    assert process.finished == {"t::a": "ok"}
-    assert process.running == "t::b"
-    culprit = process.unfinished("the process was killed")
-    assert culprit is not None
-    assert (culprit.nodeid, culprit.status, culprit.rss_peak) == ("t::b", "killed", 700 * MiB)
-    assert culprit.message == "the process was killed; last known RSS 700.0 MiB"
 
 
 def test_test_memory_round_trips_through_json() -> None:
