@@ -77,7 +77,7 @@ def test_kernel_peak_is_right_in_a_child_of_a_bigger_process() -> None:
 
 def test_sampled_peak_keeps_the_largest_sample() -> None:
     rss = [100]
-    meter = SampledPeakMeter(read=lambda: rss[0])  # type: ignore[arg-type]
+    meter = SampledPeakMeter(read=lambda: rss[0])
     assert not meter.exact
     assert "sampled" in meter.method
     assert meter.reset() == 100
