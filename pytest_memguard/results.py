@@ -94,7 +94,7 @@ class TestMemory:
     """The memory result of one test; sizes in bytes, times in seconds.
 
     ``rss_peak`` is the highest RSS during the test body and ``peak_delta`` its growth
-    over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS after teardown.
+    over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS when the body ended.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name

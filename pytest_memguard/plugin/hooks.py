@@ -261,7 +261,7 @@ class MemguardPlugin:
         return result
 
     def _end_call(self, state: TestState, start: int) -> None:
-        peak = self.meter.peak()
+        peak, state.rss_end = self.meter.end()
         # The kernel's two counters may differ by a few pages; the peak is never below
         # the start.
         state.rss_peak = peak = peak if peak > start else start
@@ -304,7 +304,6 @@ class MemguardPlugin:
                 self._settle(state, "teardown", raised)
         finally:
             guard.end()
-            state.rss_end = self.reader()
             if state.traced_start is not None:
                 message = self._leak_check().finish(
                     state,

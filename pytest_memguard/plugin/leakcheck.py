@@ -97,13 +97,14 @@ class LeakCheck:
     def _native_leak(state: TestState, rss: Callable[[], int], traced: int) -> str | None:
         """A warning when RSS kept much more than traced memory, even after a heap trim.
 
-        Freed Python objects often stay resident (allocator pools and the C heap keep
-        them), so the RSS is read again after ``gc.collect()`` and ``malloc_trim`` before
-        anything is said; both only run when the first reading looks suspicious.
+        The RSS is read after the teardown.  Freed Python objects often stay resident
+        (allocator pools and the C heap keep them), so it is read again after
+        ``gc.collect()`` and ``malloc_trim`` before anything is said; both only run when
+        the first reading looks suspicious.
         """
-        if state.rss_end is None or state.rss_start is None:
+        if state.rss_start is None:
             return None
-        if native_leak_message(state.rss_end - state.rss_start, traced) is None:
+        if native_leak_message(rss() - state.rss_start, traced) is None:
             return None
         gc.collect()
         trim_heap()

@@ -169,9 +169,9 @@ class Recycler:
         data = yield
         try:
             state = _finished(self.plugin, report)
-            if data is not None and state is not None:
-                rss = state.rss_end
-                if rss is not None and rss > self.limit and state.next is not None:
+            if data is not None and state is not None and state.next is not None:
+                rss = self.plugin.reader()  # after the teardown
+                if rss > self.limit:
                     self.reason = (
                         f"recycled at RSS {format_size(rss)} > {self.source}"
                         f" {format_size(self.limit)}"
