@@ -85,17 +85,19 @@ class AbortInfo(NamedTuple):
 
 
 class _Unit:
-    """State of one armed unit; written by the main thread, read and marked by the watchdog."""
+    """State of one armed unit; written by the main thread, read and marked by the watchdog.
 
-    __slots__ = ("abort", "limit", "name", "phase", "reported_rss", "source")
+    One is made per test: the defaults live on the class.
+    """
+
+    phase = 0
+    reported_rss = 0
+    abort: _Abort | None = None
 
     def __init__(self, name: str, limit: int | None, source: str) -> None:
         self.name = name
         self.limit = limit
         self.source = source
-        self.phase = 0
-        self.reported_rss = 0
-        self.abort: _Abort | None = None
 
 
 class _Abort:

@@ -281,13 +281,17 @@ class MemguardPlugin:
             # or the process stays over its limit and the next test is stopped too.
             gc.collect()
             trim_heap()
-        self.guard.arm()
+        guard = self.guard
+        guard.arm()
         try:
             result = yield
         except BaseException as raised:
-            self._end_teardown(state, item, nextitem, raised)
+            self._end_teardown(state, item, nextitem, guard.pause(), raised)
             raise
-        self._end_teardown(state, item, nextitem, None)
+        if guard.pause() or state.traced_start is not None:
+            self._end_teardown(state, item, nextitem, True, None)
+        else:
+            guard.end()
         return result
 
     def _end_teardown(
@@ -295,15 +299,16 @@ class MemguardPlugin:
         state: TestState,
         item: pytest.Item,
         nextitem: pytest.Item | None,
+        news: bool,
         raised: BaseException | None,
     ) -> None:
+        """The end of a teardown with news from the guard, a leak check, or an error."""
         message = None
-        guard = self.guard
         try:
-            if guard.pause():
+            if news:
                 self._settle(state, "teardown", raised)
         finally:
-            guard.end()
+            self.guard.end()
             if state.traced_start is not None:
                 message = self._leak_check().finish(
                     state,
@@ -509,7 +514,8 @@ class MemguardPlugin:
     ) -> Path | None:
         if not self._owns_work_dir:
             return None  # an xdist worker: its results went to the controller
-        tests = [state.entry(self.worker) for state in list(self.results)]
+        budgets: dict[int, dict[str, int | None]] = {}
+        tests = [state.entry(self.worker, budgets) for state in list(self.results)]
         running = self._running
         if running is not None and abort is not None:
             rss = self.guard.max_rss

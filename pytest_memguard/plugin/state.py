@@ -64,14 +64,29 @@ class TestState:
 
     def final_status(self) -> Status:
         """The status for the report: a crossed warning threshold marks an ok test."""
-        if self.status == "ok" and (self.levels >= Level.WARNING or self.warnings):
+        if self.status == "ok" and (self.levels or self.warnings):  # Level.OK is 0
             return "warning"
         return self.status
 
-    def entry(self, worker: str) -> dict[str, Any]:
-        """The test's entry in the JSON report."""
+    def entry(
+        self, worker: str, budgets: dict[int, dict[str, int | None]] | None = None
+    ) -> dict[str, Any]:
+        """The test's entry in the JSON report.
+
+        :param budgets: budgets in JSON form by ``id()``, filled as it goes: the tests
+            of a run share a few budget objects, so the report needs a few dicts, not one
+            per test
+        """
         said = [self.message] if self.message else []
-        said += [*self.warnings, *self.notes]
+        if self.warnings or self.notes:
+            said += [*self.warnings, *self.notes]
+        budget = self.budget
+        if budgets is None:
+            budget_json = budget.to_json()
+        else:
+            budget_json = budgets.get(id(budget)) or budgets.setdefault(
+                id(budget), budget.to_json()
+            )
         entry: dict[str, Any] = {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
@@ -84,7 +99,7 @@ class TestState:
             "peak_delta": self.peak_delta,
             "heap_peak": self.heap_peak,
             "leaked": self.leaked,
-            "budget": self.budget.to_json(),
+            "budget": budget_json,
             "sites": [site.to_json() for site in self.sites] if self.sites else [],
             "message": "; ".join(said) if said else None,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
     tr.write_sep("=", "memguard")
     measured = [t for t in tests if t["peak_delta"] is not None]
     if settings.top and measured:
-        heaviest = sorted(measured, key=lambda t: t["peak_delta"], reverse=True)[: settings.top]
+        heaviest = heapq.nlargest(settings.top, measured, key=lambda t: t["peak_delta"])
         rows = [
             [
                 _name(t["nodeid"]),
