@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
@@ -145,19 +144,23 @@ class RecordWriter:
                 self._fd = None
 
 
-@dataclass
 class ProcessRecords:
-    """What one process's record file says: finished results, the test left running."""
+    """What one process's record file says: finished results, the test left running.
 
-    worker: str
-    pid: int | None
-    #: node id -> status of the tests that finished
-    finished: dict[str, str] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    running: str | None = None
-    last_rss: int | None = None
-    peak_rss: int = 0
-    aborted: dict[str, Any] | None = None
+    A plain class, not a dataclass: this module is imported by every guarded run, and
+    defining a dataclass costs about a millisecond.
+    """
+
+    def __init__(self, worker: str, pid: int | None) -> None:
+        self.worker = worker
+        self.pid = pid
+        #: node id -> status of the tests that finished
+        self.finished: dict[str, str] = {}
+        self.alerts: list[dict[str, Any]] = []
+        self.running: str | None = None
+        self.last_rss: int | None = None
+        self.peak_rss = 0
+        self.aborted: dict[str, Any] | None = None
 
     def unfinished(self, reason: str) -> TestMemory | None:
         """The test that was running when the process died, as a ``killed`` result."""

@@ -24,10 +24,20 @@ from ..report import build_report, environment, write_report
 from ..results import Budget, Status, TestMemory
 from . import terminal
 from .markers import MARKER, budget_of
+from .reports import (
+    FAILURES_PLUGIN_NAME,
+    RECORDER_PLUGIN_NAME,
+    MemoryFailures,
+    OutcomeRecorder,
+    outcomes_of,
+    reports_kept_by,
+)
 from .settings import Settings
 from .state import NO_BUDGET, TestState
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .leakcheck import LeakCheck
     from .relief import Relief
     from .xdist import Controller
@@ -37,32 +47,14 @@ MACHINE_CRITICAL: Final = 0.85
 
 __all__ = ["MemguardPlugin"]
 
-STATUS_PLUGIN_NAME: Final = "memguard-status"
-
-
-class MemoryStatus:
-    """The status letter ``M`` and word ``MEMORY`` of memory failures.
-
-    A plugin of its own, registered at the first memory failure: a run without one does
-    not pay a hook call per report for it.
-    """
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(
-        self, report: pytest.TestReport, config: pytest.Config
-    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-        if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
-            category = "error" if report.when in ("setup", "teardown") else "failed"
-            return category, "M", ("MEMORY", {"red": True})
-        return None
-
 
 class MemguardPlugin:
     """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
 
     The per-test path is kept lean, because it runs thousands of times: three phase
     wrappers (the guard is armed only inside a phase, never in pytest's own code between
-    them), a plain ``logreport`` hook, one record line per test, no JSON until the end.
+    them), one record line per test, no hook per report (:mod:`.reports`), no JSON
+    until the end.
     """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
@@ -89,9 +81,15 @@ class MemguardPlugin:
         #: The budget of every other test.
         self._shared: Budget = NO_BUDGET
         self.results: list[TestState] = []
-        #: The test in progress and its item, and the test whose start line is written.
+        #: The test in progress, the last test to start and its item, and the test whose
+        #: start line is written.
         self._running: TestState | None = None
+        self._last: TestState | None = None
         self._item: pytest.Item | None = None
+        #: (node id, phase) -> the ``memguard`` section of a phase memguard failed.
+        self.failures: dict[tuple[str, str], Callable[[], str]] = {}
+        #: Outcomes as reports come, when the terminal reporter does not keep them.
+        self._recorder: OutcomeRecorder | None = None
         self._announced: str | None = None
         self.alerts: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -128,9 +126,11 @@ class MemguardPlugin:
 
     def close(self) -> None:
         """Undo what the constructor did: thread, signal handler, files, work folder."""
-        letter = self.config.pluginmanager.get_plugin(STATUS_PLUGIN_NAME)
-        if letter is not None:
-            self.config.pluginmanager.unregister(letter, STATUS_PLUGIN_NAME)
+        manager = self.config.pluginmanager
+        for name in (FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME):
+            helper = manager.get_plugin(name)
+            if helper is not None:
+                manager.unregister(helper, name)
         self.guard.stop()
         self.records.close()
         self.meter.close()
@@ -142,10 +142,11 @@ class MemguardPlugin:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _show_letter(self) -> None:
-        """Register the status letter plugin at the first memory failure of the run."""
+        """Register the plugin of the section and the status letter at the first memory
+        failure of the run."""
         manager = self.config.pluginmanager
-        if not manager.has_plugin(STATUS_PLUGIN_NAME):
-            manager.register(MemoryStatus(), STATUS_PLUGIN_NAME)
+        if not manager.has_plugin(FAILURES_PLUGIN_NAME):
+            manager.register(MemoryFailures(self.failures), FAILURES_PLUGIN_NAME)
 
     def _internal(self, where: str, error: BaseException) -> None:
         """A failure inside memguard: remembered and reported, never fatal to the run."""
@@ -158,6 +159,10 @@ class MemguardPlugin:
         # Every conftest is loaded by now: skip per-test hook calls nobody listens to.
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
+        manager = self.config.pluginmanager
+        if self._tell_result or not manager.has_plugin("terminalreporter"):
+            self._recorder = OutcomeRecorder(self._tell if self._tell_result else None)
+            manager.register(self._recorder, RECORDER_PLUGIN_NAME)
         self._shared = self._default_budget()
         budgets = self._budgets
         for item in session.items:
@@ -189,7 +194,7 @@ class MemguardPlugin:
 
     def state_of(self, item: pytest.Item) -> TestState | None:
         """The measurements of ``item`` while it runs (from its setup to its last report)."""
-        return self._running if self._item is item else None
+        return self._last if self._item is item else None
 
     # -- one test: three phases ----------------------------------------------------------
     #
@@ -209,7 +214,8 @@ class MemguardPlugin:
         elif self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
         state = TestState(nodeid, budget)
-        self._running, self._item = state, item
+        self._running = self._last = state
+        self._item = item
         if self._announced != nodeid:
             self.records.start(nodeid, self.guard.last_rss)
         guard = self.guard
@@ -286,12 +292,18 @@ class MemguardPlugin:
         try:
             result = yield
         except BaseException as raised:
-            self._end_teardown(state, item, nextitem, guard.pause(), raised)
+            try:
+                self._end_teardown(state, item, nextitem, guard.pause(), raised)
+            finally:
+                self._finish(state)
             raise
-        if guard.pause() or state.traced_start is not None:
-            self._end_teardown(state, item, nextitem, True, None)
-        else:
-            guard.end()
+        try:
+            if guard.pause() or state.traced_start is not None:
+                self._end_teardown(state, item, nextitem, True, None)
+            else:
+                guard.end()
+        finally:
+            self._finish(state)
         return result
 
     def _end_teardown(
@@ -388,47 +400,44 @@ class MemguardPlugin:
         """Record a memory failure; fails the phase unless in report mode (aborts always)."""
         state.status, state.message = status, message
         state.failed_when = when
+        method = self.meter.method
+        self.failures[state.nodeid, when] = lambda: state.details(method)
+        self._show_letter()
         if status == "aborted" or self.settings.enforce:
             pytest.fail(message, pytrace=False)
 
     # -- one test: its reports -----------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self._running
-        if state is None or report.nodeid != state.nodeid:
-            return
+    def _finish(self, state: TestState) -> None:
+        """The end of a test (its teardown): keep its result, write its record line."""
+        state.duration_s = time.perf_counter() - state.started
+        self.results.append(state)
+        nextid = self._announced = state.next
+        self._running = None
         try:
-            if report.outcome != "passed" or state.failed_when is not None:
-                self._note(state, report)
-            if report.when == "teardown":
-                self._finish(state)
+            self.records.end(state.final_status(), state.rss_end, nextid)
+            if self._tight is not None or time.monotonic() >= self._next_machine_check:
+                self._check_pressure(state.nodeid)
         except Exception as error:
             self._internal(f"recording {state.nodeid}", error)
 
-    def _note(self, state: TestState, report: pytest.TestReport) -> None:
-        """A report that is not a plain pass: count its outcome, explain a memory failure."""
-        if report.outcome != "passed" and state.outcome != "failed":
-            state.outcome = report.outcome
-        if state.failed_when == report.when:
-            report.sections.append(("memguard", state.details(self.meter.method)))
-            if report.failed:
-                report.memguard_cause = True  # type: ignore[attr-defined]
-                self._show_letter()
-
-    def _finish(self, state: TestState) -> None:
-        state.duration_s = time.perf_counter() - state.started
-        self.results.append(state)
-        status = state.final_status()
-        nextid = self._announced = state.next
-        self.records.end(status, state.rss_end, nextid)
-        self._running = None
-        if self._tell_result and self._item is not None:
+    def _tell(self, nodeid: str, outcome: str) -> None:
+        """Call ``pytest_memguard_test_result`` for a test that ended (its last report)."""
+        state, item = self._last, self._item
+        if state is None or item is None or state.nodeid != nodeid:
+            return
+        try:
+            state.outcome = outcome
             result = state.result(self.worker)
-            self.config.hook.pytest_memguard_test_result(item=self._item, result=result)
-        self._item = None
-        if self._tight is not None or time.monotonic() >= self._next_machine_check:
-            self._check_pressure(state.nodeid)
+            self.config.hook.pytest_memguard_test_result(item=item, result=result)
+        except Exception as error:
+            self._internal(f"telling the result of {nodeid}", error)
+
+    def _outcomes(self) -> dict[str, str]:
+        """Each finished test's outcome, from the reports pytest kept (or the recorder)."""
+        if self._recorder is not None:
+            return dict(self._recorder.outcomes)
+        return outcomes_of(reports_kept_by(self.config) or ())
 
     def _check_pressure(self, nodeid: str | None) -> None:
         """Between tests: free memory when the process or the machine is at critical.
@@ -515,7 +524,11 @@ class MemguardPlugin:
         if not self._owns_work_dir:
             return None  # an xdist worker: its results went to the controller
         budgets: dict[int, dict[str, int | None]] = {}
-        tests = [state.entry(self.worker, budgets) for state in list(self.results)]
+        outcomes = self._outcomes()
+        tests = []
+        for state in list(self.results):
+            state.outcome = outcomes.get(state.nodeid, state.outcome)
+            tests.append(state.entry(self.worker, budgets))
         running = self._running
         if running is not None and abort is not None:
             rss = self.guard.max_rss

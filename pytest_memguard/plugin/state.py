@@ -49,18 +49,14 @@ class TestState:
     failed_when: str | None = None
     #: The node id of the test that runs next, if any (known at teardown).
     next: str | None = None
-    #: Over the phases reported so far: "failed" beats "skipped" beats "passed".
+    #: Over the test's reports ("failed" beats "skipped" beats "passed"); set when the
+    #: report is written, from the reports pytest kept (see :mod:`.reports`).
     outcome = "passed"
 
     def __init__(self, nodeid: str, budget: Budget = NO_BUDGET) -> None:
         self.nodeid = nodeid
         self.budget = budget
         self.started = time.perf_counter()
-
-    def add_outcome(self, outcome: str) -> None:
-        """Count one phase's report outcome into the test's outcome."""
-        if outcome != "passed" and self.outcome != "failed":
-            self.outcome = outcome
 
     def final_status(self) -> Status:
         """The status for the report: a crossed warning threshold marks an ok test."""

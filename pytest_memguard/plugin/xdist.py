@@ -27,6 +27,7 @@ import pytest
 
 from ..core.sizes import format_size
 from ..results import TestMemory
+from .reports import merge_outcome
 
 if TYPE_CHECKING:
     from .hooks import MemguardPlugin
@@ -381,20 +382,22 @@ class Controller:
             entry = report.__dict__.get(ENTRY_KEY)
             if report.__dict__.get("memguard_cause"):
                 self.plugin._show_letter()
+            # Workers do not follow outcomes (no hook per report there): the test's
+            # outcome comes from its reports here, the entry with its last one.
+            node = report.__dict__.get("node")
+            worker = _worker_id(node) if node is not None else ""
+            _, outcome = self.outcomes.get(report.nodeid, (worker, "passed"))
+            outcome = merge_outcome(outcome, report.outcome)
             if isinstance(entry, dict):
+                self.outcomes.pop(report.nodeid, None)
+                entry["outcome"] = outcome
                 old = self.entries.get(report.nodeid)
                 if old is not None and old["status"] == "killed":
                     # Run again after its worker died (e.g. --dist loadscope): the kill stays.
-                    old["message"] += f"; it ran again on {entry['worker']}: {entry['outcome']}"
+                    old["message"] += f"; it ran again on {entry['worker']}: {outcome}"
                 else:
                     self.entries[report.nodeid] = entry
-                self.outcomes.pop(report.nodeid, None)
-            elif report.nodeid not in self.entries:
-                node = report.__dict__.get("node")
-                worker = _worker_id(node) if node is not None else ""
-                _, outcome = self.outcomes.get(report.nodeid, (worker, "passed"))
-                if report.outcome != "passed" and outcome != "failed":
-                    outcome = report.outcome
+            else:
                 self.outcomes[report.nodeid] = (worker, outcome)
         except Exception as error:
             self.plugin._internal(f"receiving the result of {report.nodeid}", error)

@@ -155,3 +155,49 @@ def test_the_report_is_plain_json_for_ci(pytester: pytest.Pytester, run: Run) ->
     path = pytester.path / "memguard.json"
     assert json.loads(path.read_text()) == report
     assert not list(pytester.path.glob(".memguard.json.*")), "no temporary file left behind"
+
+
+OUTCOMES = """
+import pytest
+
+def test_passes():
+    pass
+
+@pytest.mark.xfail(reason="known")
+def test_xfails():
+    assert False
+
+@pytest.mark.xfail(reason="fixed since")
+def test_xpasses():
+    pass
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise RuntimeError("teardown")
+
+def test_teardown_errors(broken_teardown):
+    pass
+
+def test_skips_itself():
+    pytest.skip("not here")
+"""
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
+def test_each_test_has_the_outcome_of_its_reports(
+    pytester: pytest.Pytester, run: Run, terminal: bool
+) -> None:
+    """The outcomes come from pytest's reports, with or without the terminal reporter."""
+    pytester.makepyfile(OUTCOMES)
+    result, report = run() if terminal else run("-p", "no:terminal")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in report["tests"]}
+    assert outcomes == {
+        "test_passes": "passed",
+        "test_xfails": "skipped",
+        "test_xpasses": "passed",
+        "test_teardown_errors": "failed",
+        "test_skips_itself": "skipped",
+    }
+    assert report["summary"]["failed"] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_memguard.plugin.hooks import MemoryStatus
+from pytest_memguard.plugin.reports import MemoryFailures
 
 from .test_xdist import SMALL, run_xdist
 
@@ -103,6 +103,6 @@ def test_a_memory_crash_report_is_a_failure_not_an_error(
 ) -> None:
     report = pytest.TestReport("t.py::t", ("t.py", None, "t"), {}, "failed", "x", when)  # type: ignore[arg-type]
     report.memguard_cause = True  # type: ignore[attr-defined]
-    status = MemoryStatus().pytest_report_teststatus(report, pytestconfig)
+    status = MemoryFailures({}).pytest_report_teststatus(report, pytestconfig)
     assert status is not None
     assert status[:2] == (category, "M")

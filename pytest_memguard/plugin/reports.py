@@ -1,0 +1,111 @@
+"""What memguard reads from and adds to pytest's test reports.
+
+Nothing here runs per report in a run without memory failures: the guard takes each
+test's outcome from the reports pytest's terminal reporter keeps anyway (at the end of
+the run), and the plugins below are registered only when they are needed.
+
+- :class:`MemoryFailures`: the ``memguard`` section and the status letter ``M`` /
+  word ``MEMORY`` of memory failures; registered at the first one.
+- :class:`OutcomeRecorder`: each test's outcome as its reports come, for runs without
+  the terminal reporter (``-p no:terminal``) or with listeners of
+  ``pytest_memguard_test_result``, which need the outcome when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import pytest
+
+__all__ = [
+    "FAILURES_PLUGIN_NAME",
+    "RECORDER_PLUGIN_NAME",
+    "MemoryFailures",
+    "OutcomeRecorder",
+    "merge_outcome",
+    "outcomes_of",
+]
+
+FAILURES_PLUGIN_NAME: Final = "memguard-status"
+RECORDER_PLUGIN_NAME: Final = "memguard-outcomes"
+
+
+def merge_outcome(old: str, new: str) -> str:
+    """A test's outcome over its phases: "failed" beats "skipped" beats "passed"."""
+    return new if new != "passed" and old != "failed" else old
+
+
+def outcomes_of(reports: Iterable[Any]) -> dict[str, str]:
+    """Node id -> outcome over the test reports in ``reports`` (other kinds are skipped)."""
+    outcomes: dict[str, str] = {}
+    for report in reports:
+        if isinstance(report, pytest.TestReport):
+            nodeid = report.nodeid
+            outcomes[nodeid] = merge_outcome(outcomes.get(nodeid, "passed"), report.outcome)
+    return outcomes
+
+
+def reports_kept_by(config: pytest.Config) -> list[Any] | None:
+    """Every report pytest's terminal reporter kept, or None without a terminal reporter.
+
+    Safe from another thread (the watchdog writes a report when it ends the process): a
+    category changed while it is copied is copied again.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", None)
+    if not isinstance(stats, dict):
+        return None
+    for _ in range(3):
+        try:
+            return [report for reports in list(stats.values()) for report in list(reports)]
+        except RuntimeError:  # changed size during iteration
+            continue
+    return None
+
+
+class MemoryFailures:
+    """The ``memguard`` section and the status letter ``M`` of memory failures.
+
+    ``failures`` maps ``(nodeid, phase)`` to the text of the section, filled by the
+    guard when it fails a phase (or, in report mode, finds a problem); the section goes
+    on that phase's report, before xdist sends it or the terminal shows it.
+    """
+
+    def __init__(self, failures: Mapping[tuple[str, str], Callable[[], str]]) -> None:
+        self.failures = failures
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        details = self.failures.get((report.nodeid, report.when))
+        if details is None:
+            return
+        report.sections.append(("memguard", details()))
+        if report.failed:
+            report.memguard_cause = True  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        if report.outcome == "failed" and report.__dict__.get("memguard_cause"):
+            category = "error" if report.when in ("setup", "teardown") else "failed"
+            return category, "M", ("MEMORY", {"red": True})
+        return None
+
+
+class OutcomeRecorder:
+    """Each test's outcome from its reports; ``on_end(nodeid, outcome)`` at its last one."""
+
+    def __init__(self, on_end: Callable[[str, str], None] | None = None) -> None:
+        self.outcomes: dict[str, str] = {}
+        self.on_end = on_end
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = report.nodeid
+        outcome = self.outcomes[nodeid] = merge_outcome(
+            self.outcomes.get(nodeid, "passed"), report.outcome
+        )
+        if report.when == "teardown" and self.on_end is not None:
+            self.on_end(nodeid, outcome)
