@@ -23,14 +23,14 @@ from ..records import RecordWriter
 from ..report import build_report, environment, write_report
 from ..results import Budget, Status, TestMemory
 from . import terminal
-from .markers import MARKER, budget_of
+from .markers import MARKER, budget_of, marked
 from .reports import (
     FAILURES_PLUGIN_NAME,
     RECORDER_PLUGIN_NAME,
     MemoryFailures,
     OutcomeRecorder,
+    kept_reports,
     outcomes_of,
-    reports_kept_by,
 )
 from .settings import Settings
 from .state import NO_BUDGET, TestState
@@ -164,16 +164,12 @@ class MemguardPlugin:
             self._recorder = OutcomeRecorder(self._tell if self._tell_result else None)
             manager.register(self._recorder, RECORDER_PLUGIN_NAME)
         self._shared = self._default_budget()
-        budgets = self._budgets
-        for item in session.items:
-            self.collected.append(item.nodeid)
-            # ``in keywords`` is a few dictionary lookups; most tests have no marker.
-            if MARKER not in item.keywords or item.get_closest_marker(MARKER) is None:
-                continue
+        self.collected.extend([item.nodeid for item in session.items])
+        for item in marked(session.items, MARKER):
             try:
-                budgets[item.nodeid] = budget_of(item, self._shared)
+                self._budgets[item.nodeid] = budget_of(item, self._shared)
             except ValueError as error:
-                budgets[item.nodeid] = str(error)
+                self._budgets[item.nodeid] = str(error)
 
     def _default_budget(self) -> Budget:
         """The budget of a test without a marker: the default peak, and a leak budget
@@ -437,7 +433,7 @@ class MemguardPlugin:
         """Each finished test's outcome, from the reports pytest kept (or the recorder)."""
         if self._recorder is not None:
             return dict(self._recorder.outcomes)
-        return outcomes_of(reports_kept_by(self.config) or ())
+        return outcomes_of(kept_reports(self.config) or {})
 
     def _check_pressure(self, nodeid: str | None) -> None:
         """Between tests: free memory when the process or the machine is at critical.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 import pytest
@@ -59,3 +60,26 @@ def budget_of(item: pytest.Item, defaults: Budget) -> Budget:
             raise ValueError(f"{MARKER}({kind}={value!r}): {error}") from None
         sources[kind] = f"{MARKER}({kind}={value!r})"
     return Budget(**values, sources=sources)
+
+
+def marked(items: Iterable[pytest.Item], name: str) -> list[pytest.Item]:
+    """The items with a ``name`` marker, on themselves or on a parent (class, module...).
+
+    What ``get_closest_marker`` finds, but each parent is looked at once for all of its
+    items rather than once per item: a few thousand items cost a few milliseconds less.
+    """
+    parents: dict[int, bool] = {}
+
+    def on_parents(node: pytest.Item | pytest.Collector | None) -> bool:
+        if node is None:
+            return False
+        known = parents.get(id(node))
+        if known is None:
+            known = parents[id(node)] = _own(node, name) or on_parents(node.parent)
+        return known
+
+    return [item for item in items if _own(item, name) or on_parents(item.parent)]
+
+
+def _own(node: pytest.Item | pytest.Collector, name: str) -> bool:
+    return any(mark.name == name for mark in node.own_markers)

@@ -23,6 +23,7 @@ __all__ = [
     "RECORDER_PLUGIN_NAME",
     "MemoryFailures",
     "OutcomeRecorder",
+    "kept_reports",
     "merge_outcome",
     "outcomes_of",
 ]
@@ -36,32 +37,42 @@ def merge_outcome(old: str, new: str) -> str:
     return new if new != "passed" and old != "failed" else old
 
 
-def outcomes_of(reports: Iterable[Any]) -> dict[str, str]:
-    """Node id -> outcome over the test reports in ``reports`` (other kinds are skipped)."""
+def outcomes_of(stats: Mapping[str, Iterable[Any]]) -> dict[str, str]:
+    """Node id -> outcome, from the terminal reporter's reports by category.
+
+    Only tests with a report that did not pass are listed (the others passed), so the
+    categories of passing reports (``passed`` and the empty one of a passing setup or
+    teardown) are not even looked at.  Safe from another thread (the watchdog writes a
+    report when it ends the process): a category changed while it is read is read again.
+    """
     outcomes: dict[str, str] = {}
-    for report in reports:
-        if isinstance(report, pytest.TestReport):
-            nodeid = report.nodeid
-            outcomes[nodeid] = merge_outcome(outcomes.get(nodeid, "passed"), report.outcome)
+    for category, reports in list(stats.items()):
+        if category in _PASSING:
+            continue
+        for _ in range(3):
+            try:
+                found = [r for r in list(reports) if getattr(r, "outcome", "passed") != "passed"]
+                break
+            except RuntimeError:  # changed size during iteration
+                continue
+        else:
+            found = []
+        for report in found:
+            if isinstance(report, pytest.TestReport):
+                nodeid = report.nodeid
+                outcomes[nodeid] = merge_outcome(outcomes.get(nodeid, "passed"), report.outcome)
     return outcomes
 
 
-def reports_kept_by(config: pytest.Config) -> list[Any] | None:
-    """Every report pytest's terminal reporter kept, or None without a terminal reporter.
+#: Terminal reporter categories of passing test reports.
+_PASSING: Final = frozenset({"", "passed"})
 
-    Safe from another thread (the watchdog writes a report when it ends the process): a
-    category changed while it is copied is copied again.
-    """
+
+def kept_reports(config: pytest.Config) -> Mapping[str, Iterable[Any]] | None:
+    """The reports pytest's terminal reporter keeps, by category; None without one."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", None)
-    if not isinstance(stats, dict):
-        return None
-    for _ in range(3):
-        try:
-            return [report for reports in list(stats.values()) for report in list(reports)]
-        except RuntimeError:  # changed size during iteration
-            continue
-    return None
+    return stats if isinstance(stats, dict) else None
 
 
 class MemoryFailures:

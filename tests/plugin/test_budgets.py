@@ -194,3 +194,37 @@ def test_the_marker_is_accepted_by_strict_markers(pytester: pytest.Pytester, run
     )
     result, _ = run("--strict-markers", inprocess=True)
     result.assert_outcomes(passed=1)
+
+
+def test_budgets_from_param_marks_and_from_conftest_hooks_apply(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if item.name == "test_marked_by_conftest":
+                    item.add_marker(pytest.mark.memory_budget("10 MB"))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize(
+            "size", [pytest.param(30_000_000, marks=pytest.mark.memory_budget("10 MB")), 1]
+        )
+        def test_param(size):
+            data = bytearray(size)
+
+        def test_marked_by_conftest():
+            data = bytearray(30_000_000)
+        """
+    )
+    result, report = run()
+    result.assert_outcomes(passed=1, failed=2)
+    assert entry(report, "test_param[30000000]")["status"] == "over_budget"
+    assert entry(report, "test_marked_by_conftest")["status"] == "over_budget"
+    assert entry(report, "test_param[1]")["budget"]["peak"] is None
