@@ -94,23 +94,30 @@ def build_report(
 ) -> dict[str, Any]:
     """Assemble the report from test entries (``TestMemory.to_json()`` dicts, in run order).
 
-    Every collected test gets an entry: ``not_run`` when it has none.
+    Every collected test gets an entry: ``not_run`` when it has none.  The entries become
+    the report's own (they are not copied: a run has thousands).
     """
-    by_id = {test["nodeid"]: dict(test) for test in tests}
+    by_id = {test["nodeid"]: test for test in tests}
+    known = set(by_id)
     ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
     ordered.extend(by_id.values())
-    seen = {test["nodeid"] for test in ordered}
-    for nodeid in collected:
-        if nodeid not in seen:
-            seen.add(nodeid)
-            missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
-            ordered.append(missing.to_json())
+    for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
+        missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
+        ordered.append(missing.to_json())
     counts = dict.fromkeys(STATUSES, 0)
-    for test in ordered:
+    failed = 0
+    worst: Mapping[str, Any] | None = None
+    peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)
+    for test in ordered:  # one pass: a run has thousands of tests
         counts[test["status"]] += 1
-    measured = [t for t in ordered if t["peak_delta"] is not None]
-    worst = max(measured, key=lambda t: t["peak_delta"], default=None)
-    peaks = [t["rss_peak"] or 0 for t in ordered] + [int(w.get("peak_rss") or 0) for w in workers]
+        if test["outcome"] == "failed":
+            failed += 1
+        delta = test["peak_delta"]
+        if delta is not None and (worst is None or delta > worst["peak_delta"]):
+            worst = test
+        rss = test["rss_peak"]
+        if rss is not None and rss > peak:
+            peak = rss
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -121,8 +128,8 @@ def build_report(
         "summary": {
             "tests": len(ordered),
             "statuses": counts,
-            "failed": sum(1 for t in ordered if t["outcome"] == "failed"),
-            "peak_rss": max(peaks, default=0),
+            "failed": failed,
+            "peak_rss": peak,
             "worst": (
                 {"nodeid": worst["nodeid"], "peak_delta": worst["peak_delta"]}
                 if worst is not None
