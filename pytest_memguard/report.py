@@ -142,6 +142,23 @@ def build_report(
     }
 
 
+def encode_report(report: Mapping[str, Any]) -> str:
+    """``report`` as JSON text: a key per line, and a line per test, alert or worker.
+
+    Readable in a diff, and written by the C encoder: ``json.dump(..., indent=...)``
+    falls back to the pure Python one, which costs a run of thousands of tests tens of
+    milliseconds.
+    """
+    parts = []
+    for key, value in report.items():
+        if isinstance(value, list) and value:
+            items = ",\n  ".join(json.dumps(item) for item in value)
+            parts.append(f"{json.dumps(key)}: [\n  {items}\n ]")
+        else:
+            parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n " + ",\n ".join(parts) + "\n}\n"
+
+
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``report`` to ``path`` atomically (a temporary file, then a rename)."""
     target = Path(path)
@@ -149,8 +166,7 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=1)
-            handle.write("\n")
+            handle.write(encode_report(report))
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -81,3 +81,20 @@ def test_load_report_names_the_file_and_the_problem(tmp_path: Path) -> None:
 def test_test_memory_round_trips_through_json() -> None:
     result = _result("t::a", 3 * MiB, "over_budget")
     assert TestMemory.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+def test_the_written_report_reads_back_the_same_with_a_line_per_test(tmp_path: Path) -> None:
+    tests = [_result("t::a", MiB).to_json(), _result("t::b", 2 * MiB, "over_budget").to_json()]
+    report = build_report(
+        tests=tests,
+        collected=["t::a", "t::b"],
+        environment={"python": "3"},
+        config={"mode": "enforce"},
+        started=0.0,
+        duration_s=1.0,
+        interrupted=False,
+    )
+    path = write_report(report, tmp_path / "out" / "report.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+    lines = path.read_text().splitlines()
+    assert len([line for line in lines if line.startswith('  {"nodeid"')]) == 2
