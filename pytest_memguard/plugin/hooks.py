@@ -8,30 +8,23 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ..core.guard import AbortInfo, Guard, LevelEvent, describe_platform
+from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
 from ..core.sizes import format_size
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
 from ..records import RecordWriter
-from ..report import build_report, environment, write_report
-from ..results import Budget, Status, TestMemory
+from ..report import write_report
+from ..results import Budget, Status
 from . import terminal
 from .markers import MARKER, budget_of, marked
-from .reports import (
-    FAILURES_PLUGIN_NAME,
-    RECORDER_PLUGIN_NAME,
-    MemoryFailures,
-    OutcomeRecorder,
-    kept_reports,
-    outcomes_of,
-)
+from .reporting import run_report
+from .reports import FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME, MemoryFailures, OutcomeRecorder
 from .settings import Settings
 from .state import NO_BUDGET, TestState
 
@@ -429,12 +422,6 @@ class MemguardPlugin:
         except Exception as error:
             self._internal(f"telling the result of {nodeid}", error)
 
-    def _outcomes(self) -> dict[str, str]:
-        """Each finished test's outcome, from the reports pytest kept (or the recorder)."""
-        if self._recorder is not None:
-            return dict(self._recorder.outcomes)
-        return outcomes_of(kept_reports(self.config) or {})
-
     def _check_pressure(self, nodeid: str | None) -> None:
         """Between tests: free memory when the process or the machine is at critical.
 
@@ -449,15 +436,8 @@ class MemguardPlugin:
             memory = read_system_memory()
             if memory.total and memory.available < memory.total * (1 - MACHINE_CRITICAL):
                 trigger = f"the machine has {format_size(memory.available)} available"
-        if trigger is None:
-            return
-        if self._relief is None:
-            from .relief import Relief
-
-            self._relief = Relief(self.config, self.reader)
-        line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
-        if line is not None:
-            self.notices.append(line)
+        if trigger is not None:
+            self.relieve(trigger, nodeid)
 
     def relieve(self, trigger: str, nodeid: str | None) -> None:
         """Free what the run can now (the pressure hook, services, gc), as under pressure.
@@ -519,76 +499,7 @@ class MemguardPlugin:
     ) -> Path | None:
         if not self._owns_work_dir:
             return None  # an xdist worker: its results went to the controller
-        budgets: dict[int, dict[str, int | None]] = {}
-        outcomes = self._outcomes()
-        tests = []
-        for state in list(self.results):
-            state.outcome = outcomes.get(state.nodeid, state.outcome)
-            tests.append(state.entry(self.worker, budgets))
-        running = self._running
-        if running is not None and abort is not None:
-            rss = self.guard.max_rss
-            tests.append(
-                TestMemory(
-                    running.nodeid,
-                    "failed",
-                    "aborted",
-                    self.worker,
-                    0.0,
-                    rss_peak=rss,
-                    message=abort,
-                ).to_json()
-            )
-        elif running is not None and interrupted:
-            tests.append(
-                TestMemory(
-                    running.nodeid, "not_run", "not_run", self.worker, 0.0, message=reason
-                ).to_json()
-            )
-        peak = max([self.guard.max_rss] + [t["rss_peak"] or 0 for t in tests])
-        collected, alerts = self.collected, self.alerts
-        workers = [
-            {
-                "id": self.worker,
-                "pid": os.getpid(),
-                "peak_rss": peak,
-                "killed": self._escalated,
-                "reason": reason if self._escalated else None,
-            }
-        ]
-        not_run = f"not run ({reason})" if reason else "not run"
-        controller = self.controller
-        if controller is not None and controller.active:
-            tests, collected = controller.tests(), controller.collected
-            alerts = [*alerts, *controller.alerts()]
-            workers = controller.workers()
-            not_run = controller.not_run_reason()
-        report = build_report(
-            tests=tests,
-            collected=collected,
-            alerts=alerts,
-            workers=workers,
-            environment=environment(
-                self.memory,
-                peak_method=self.meter.method,
-                interrupt=describe_platform(),
-                pytest_version=pytest.__version__,
-            ),
-            config=self.settings.to_json(),
-            started=self.started,
-            duration_s=time.time() - self.started,
-            interrupted=interrupted,
-            not_run_reason=not_run,
-        )
-        extras = self.config.hook.pytest_memguard_report(
-            config=self.config, report=MappingProxyType(report)
-        )
-        if extras:
-            report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
-        if self.errors:
-            report["errors"] = list(self.errors)
-        if self._relief is not None and self._relief.events:
-            report["pressure"] = list(self._relief.events)
+        report = run_report(self, interrupted=interrupted, reason=reason, abort=abort)
         self.report = report
         if self.settings.json_path is None:
             return None
