@@ -1,6 +1,7 @@
 """One named daemon thread doing a step every few seconds: the library's background work.
 
-The cache sweeper, the pressure coordinator and the process monitor each own one.
+The cache sweeper, the pressure coordinator and the process monitor each own one, and
+take their ``start``/``stop``/``running`` and ``with`` support from :class:`Threaded`.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import final
+from typing import TypeVar, final
 
-__all__ = ["Background"]
+__all__ = ["Background", "Threaded"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T", bound="Threaded")
 
 
 @final
@@ -83,3 +86,31 @@ class Background:
                 self._step()
             except Exception:
                 logger.exception(self._failure)
+
+
+class Threaded:
+    """Start, stop and ``with`` for a class whose work runs in the :class:`Background`
+    it holds as ``_thread``."""
+
+    __slots__ = ()
+    _thread: Background
+
+    def start(self) -> None:
+        """Start the background thread if it is not running."""
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the background thread and join it."""
+        self._thread.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread runs."""
+        return self._thread.running
+
+    def __enter__(self: _T) -> _T:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final, overload
 
-from .background import Background
+from .background import Background, Threaded
 from .core.levels import Level
 from .core.sizes import format_size, parse_size
 from .errors import MemguardError
@@ -454,7 +454,7 @@ _MISSING: Final = object()
 
 
 @final
-class CacheSweeper:
+class CacheSweeper(Threaded):
     """One named daemon thread that sweeps expired entries of every registered cache.
 
     Caches are held weakly.  The thread wakes every smallest ``cleanup_interval``
@@ -507,19 +507,6 @@ class CacheSweeper:
             except Exception:
                 logger.exception("memguard: sweeping cache %r failed", cache.name)
         return removed
-
-    def start(self) -> None:
-        """Start the thread if it is not running."""
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop the thread and join it."""
-        self._thread.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        """True while the thread runs."""
-        return self._thread.running
 
     def _interval(self) -> float | None:
         intervals = [cache.cleanup_interval for cache in self.caches()]

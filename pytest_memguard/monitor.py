@@ -26,7 +26,7 @@ from typing import Any, Final, final
 
 import psutil
 
-from .background import Background
+from .background import Background, Threaded
 from .core.levels import Level, MemoryThresholds
 from .core.sizes import format_size, parse_size
 from .errors import MemguardError
@@ -184,7 +184,7 @@ def _read_system() -> SystemMemory:
 
 
 @final
-class ProcessMonitor:
+class ProcessMonitor(Threaded):
     """Tracks other processes' memory against thresholds; see the module docstring.
 
     :param thresholds: per-process default; None reads ``MEMGUARD_WARN``/``_CRITICAL``/
@@ -542,23 +542,3 @@ class ProcessMonitor:
                 stream.write(json.dumps(record, sort_keys=True) + "\n")
         except OSError as error:
             logger.warning("memguard: cannot write %s: %s", self.log_dir / filename, error)
-
-    def start(self) -> None:
-        """Poll every ``interval`` seconds in a named daemon thread (no-op if running)."""
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop the background thread and join it."""
-        self._thread.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        """True while the background thread runs."""
-        return self._thread.running
-
-    def __enter__(self) -> ProcessMonitor:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MethodType
 from typing import Any, Final, Protocol, Union, final
 
-from .background import Background
+from .background import Background, Threaded
 from .core.levels import Level
 from .errors import MemguardError
 
@@ -126,7 +126,7 @@ def _default_memory() -> tuple[int, int]:
 
 
 @final
-class MemoryPressureCoordinator:
+class MemoryPressureCoordinator(Threaded):
     """Runs registered cleanup handlers when the share of memory in use passes a level.
 
     :param warning: fraction of memory in use (0-1] at which the level is WARNING
@@ -355,22 +355,6 @@ class MemoryPressureCoordinator:
         if not self._thread.running:
             self._every = interval
         self._thread.start()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop the background thread and join it."""
-        self._thread.stop(timeout)
-
-    @property
-    def running(self) -> bool:
-        """True while the background thread runs."""
-        return self._thread.running
-
-    def __enter__(self) -> MemoryPressureCoordinator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _call_all(

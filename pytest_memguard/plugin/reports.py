@@ -42,23 +42,16 @@ def outcomes_of(stats: Mapping[str, Iterable[Any]]) -> dict[str, str]:
 
     Only tests with a report that did not pass are listed (the others passed), so the
     categories of passing reports (``passed`` and the empty one of a passing setup or
-    teardown) are not even looked at.  Safe from another thread (the watchdog writes a
-    report when it ends the process): a category changed while it is read is read again.
+    teardown) are not even looked at.  The copies of the mapping and of each list are
+    single C calls, so another thread (the watchdog, writing a report when it ends the
+    process) reads a consistent state.
     """
     outcomes: dict[str, str] = {}
     for category, reports in list(stats.items()):
         if category in _PASSING:
             continue
-        for _ in range(3):
-            try:
-                found = [r for r in list(reports) if getattr(r, "outcome", "passed") != "passed"]
-                break
-            except RuntimeError:  # changed size during iteration
-                continue
-        else:
-            found = []
-        for report in found:
-            if isinstance(report, pytest.TestReport):
+        for report in list(reports):
+            if isinstance(report, pytest.TestReport) and report.outcome != "passed":
                 nodeid = report.nodeid
                 outcomes[nodeid] = merge_outcome(outcomes.get(nodeid, "passed"), report.outcome)
     return outcomes
