@@ -5,11 +5,14 @@ limit stops the running unit by raising
 :class:`~pytest_memguard.errors.MemoryLimitExceeded` in the main thread.  On POSIX that
 is ``pthread_kill(main, SIGUSR1)`` with a handler that raises only while a unit is
 armed, so blocking calls such as ``time.sleep`` are interrupted too; elsewhere it is an
-asynchronous exception.  The signal is re-sent every ``resend`` seconds while the unit
-stays over its limit, because a single shot can be lost (raised inside a finalizer, or
-racing a blocking call).  If the unit still runs over the limit after ``grace`` seconds,
-or passes ``ceiling`` times its limit, the guard escalates: it calls ``on_escalate`` (to
-write reports), dumps every thread's stack and ends the process with ``os._exit``.
+asynchronous exception.  A phase can be armed *within* a function (:meth:`Guard.arm`):
+the handler then raises only while that function runs, so the phase needs no call at
+its end to disarm the guard, and the code after it is never interrupted.  The signal is
+re-sent every ``resend`` seconds while the unit stays over its limit, because a single
+shot can be lost (raised inside a finalizer, or racing a blocking call).  If the unit
+still runs over the limit after ``grace`` seconds, or passes ``ceiling`` times its
+limit, the guard escalates: it calls ``on_escalate`` (to write reports), dumps every
+thread's stack and ends the process with ``os._exit``.
 
 No single large C allocation can be interrupted from inside the process: the watchdog
 may not even run until it returns.
@@ -34,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Final, NamedTuple
 
 from ..errors import MemoryLimitExceeded
@@ -133,6 +136,9 @@ class Guard:
     :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
     :param on_escalate: called (in the watchdog thread) before the process is ended
     :param escalate_fd: file descriptor for the escalation message and stack dump
+    :param stop_error: builds the exception raised in the main thread to stop a unit
+        (called there, by the signal handler); by default a
+        :class:`~pytest_memguard.errors.MemoryLimitExceeded`
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class Guard:
         escalate_fd: int | None = None,
         exit: Callable[[int], object] = os._exit,
         interrupt: Callable[[], None] | None = None,
+        stop_error: Callable[[AbortInfo], BaseException] | None = None,
     ) -> None:
         self.thresholds = thresholds
         self._max, self._max_source = thresholds.max, thresholds.sources.get("max", "max")
@@ -184,6 +191,8 @@ class Guard:
         self._interrupt = interrupt
         self._unit: _Unit | None = None
         self._armed = False
+        self._within: CodeType | None = None
+        self._stop_error = stop_error
         self._level = Level.OK
         self._events: deque[LevelEvent] = deque()
         self._stop = threading.Event()
@@ -234,11 +243,18 @@ class Guard:
     # -- units -------------------------------------------------------------------------
 
     def begin(
-        self, unit: str, *, limit: int | None = None, source: str = "", armed: bool = False
+        self,
+        unit: str,
+        *,
+        limit: int | None = None,
+        source: str = "",
+        armed: bool = False,
+        within: CodeType | None = None,
     ) -> None:
         """Start following ``unit``; its hard limit is the lower of ``limit`` and ``max``.
 
         :param armed: arm at once (as :meth:`arm` would) for the unit's first phase
+        :param within: as for :meth:`arm`
         """
         hard, origin = self._max, self._max_source
         if limit is not None and (hard is None or limit < hard):
@@ -247,13 +263,23 @@ class Guard:
         self._unit = new
         if armed:
             new.phase = 1
+            self._within = within
             self._armed = True
 
-    def arm(self) -> None:
-        """Let the guard interrupt the current unit (call at the start of each phase)."""
+    def arm(self, within: CodeType | None = None) -> None:
+        """Let the guard interrupt the current unit (call at the start of each phase).
+
+        :param within: interrupt only while a function with this code runs in the main
+            thread (it, or what it called): e.g. the function that runs the phase's
+            work, so that neither the code around it nor the code after the phase is
+            interrupted, even before :meth:`disarm`.  Exact where the interrupt is a
+            signal (POSIX); elsewhere the main thread's stack is looked at just before
+            the exception is set.
+        """
         unit = self._unit
         if unit is not None:
             unit.phase += 1
+            self._within = within
             self._armed = True
 
     def disarm(self) -> None:
@@ -463,21 +489,30 @@ class Guard:
             return lambda: signal.pthread_kill(main, signal.SIGUSR1)
         return self._async_exception
 
-    def _limit_error(self) -> MemoryLimitExceeded | None:
+    def _deliverable(self, frame: FrameType | None) -> AbortInfo | None:
+        """The stop to raise in the main thread, now at ``frame``, or None: not armed, not
+        over the limit, a later phase of a stopped unit, or outside the armed frame."""
         unit = self._unit
         if not self._armed or unit is None or unit.abort is None or unit.limit is None:
             return None
         if unit.abort.phase != unit.phase:
             return None
-        info = self._abort_info(unit, unit.abort)
-        return MemoryLimitExceeded(
-            f"memguard: {info.message}", rss=info.rss, limit=info.limit, source=info.source
-        )
+        within = self._within
+        if within is not None:
+            while frame is not None and frame.f_code is not within:
+                frame = frame.f_back
+            if frame is None:
+                return None  # not inside the phase's work; the watchdog sends again
+        return self._abort_info(unit, unit.abort)
 
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        error = self._limit_error()
-        if error is not None:
-            raise error
+        info = self._deliverable(frame)
+        if info is not None:
+            if self._stop_error is not None:
+                raise self._stop_error(info)
+            raise MemoryLimitExceeded(
+                f"memguard: {info.message}", rss=info.rss, limit=info.limit, source=info.source
+            )
         previous = self._previous_handler
         if callable(previous):
             previous(signum, frame)
@@ -485,10 +520,11 @@ class Guard:
     def _async_exception(self) -> None:
         import ctypes
 
-        if self._limit_error() is None:
+        main = self._main_ident or 0
+        if self._deliverable(sys._current_frames().get(main)) is None:
             return
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(self._main_ident or 0), ctypes.py_object(MemoryLimitExceeded)
+            ctypes.c_ulong(main), ctypes.py_object(MemoryLimitExceeded)
         )
 
 

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -38,16 +39,37 @@ if TYPE_CHECKING:
 #: Share of the machine's usable memory in use at which the run frees what it can.
 MACHINE_CRITICAL: Final = 0.85
 
-__all__ = ["MemguardPlugin"]
+__all__ = ["LimitStop", "MemguardPlugin"]
+
+
+class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
+    """The interrupt that stops a test at its hard limit, as pytest shows it: a failure
+    with memguard's message, without a traceback (``pytest.fail(..., pytrace=False)``)."""
+
+    def __init__(self, message: str, *, rss: int = 0, limit: int = 0, source: str = "") -> None:
+        super().__init__(message, rss=rss, limit=limit, source=source)
+        self.msg = message
+        self.pytrace = False
+
+
+def _runner_code(config: pytest.Config, phase: str) -> CodeType | None:
+    """The code of pytest's own implementation of a phase's hook (its ``runner`` plugin:
+    the fixtures, the test body), or None where it cannot be found."""
+    hook = getattr(config.hook, f"pytest_runtest_{phase}")
+    for impl in hook.get_hookimpls():
+        if impl.plugin_name == "runner":
+            code: CodeType | None = getattr(impl.function, "__code__", None)
+            return code
+    return None
 
 
 class MemguardPlugin:
     """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
 
-    The per-test path is kept lean, because it runs thousands of times: three phase
-    wrappers (the guard is armed only inside a phase, never in pytest's own code between
-    them), one record line per test, no hook per report (:mod:`.reports`), no JSON
-    until the end.
+    The per-test path is kept lean, because it runs thousands of times: a plain hook at
+    the start of setup and two wrappers (call, teardown); the guard interrupts only code
+    inside a phase, never pytest's own code between them; one record line per test, no
+    hook per report (:mod:`.reports`), no JSON until the end.
     """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
@@ -100,6 +122,11 @@ class MemguardPlugin:
         self.notices: list[str] = []
         #: True while a leak suspect runs again: the phase wrappers stand aside.
         self._rerunning = False
+        #: The phase of the running test that the guard is armed for.
+        self._phase = "setup"
+        #: The code of pytest's own work in each phase (setup, call, teardown): the
+        #: guard interrupts only while it runs.
+        self._work = tuple(_runner_code(config, phase) for phase in ("setup", "call", "teardown"))
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -112,6 +139,7 @@ class MemguardPlugin:
             on_growth=self.records.grew,
             on_escalate=self._on_escalate,
             escalate_fd=self.escalate_fd,
+            stop_error=self._stop_error,
         )
         self.guard.start()
 
@@ -191,10 +219,10 @@ class MemguardPlugin:
     # objects, the rare cases (news from the guard, a failure, a leak check) behind one
     # test each.  Measured with benchmarks/overhead.py.
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if self._rerunning:
-            return (yield)
+            return
         nodeid = item.nodeid
         budget = self._budgets.get(nodeid, self._shared) if self._budgets else self._shared
         error = None
@@ -207,36 +235,40 @@ class MemguardPlugin:
         self._item = item
         if self._announced != nodeid:
             self.records.start(nodeid, self.guard.last_rss)
-        guard = self.guard
+        self._phase = "setup"
+        # Not a wrapper (a wrapper costs a run of small tests about 1%): nothing runs at
+        # the end of setup, so the guard is armed within pytest's own setup (the
+        # fixtures), which bounds it, and news from the phase is taken at the start of
+        # the next one.
+        work = self._work[0]
         if budget.rss is not None and self.settings.enforce:
-            guard.begin(nodeid, limit=budget.rss, source=budget.source("rss"), armed=True)
+            self.guard.begin(
+                nodeid,
+                limit=budget.rss,
+                source=budget.source("rss"),
+                armed=work is not None,
+                within=work,
+            )
         else:
-            guard.begin(nodeid, armed=True)
-        try:
-            result = yield
-        except BaseException as raised:
-            if guard.pause():
-                self._settle(state, "setup", raised)
-            raise
-        if guard.pause():
-            self._settle(state, "setup", None)
+            self.guard.begin(nodeid, armed=work is not None, within=work)
         if error is not None:
             state.message = error
-            # Raised after the inner setup ran, so every plugin's teardown finds its state.
             pytest.fail(error, pytrace=False)
-        return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
         state = self._running
         if state is None or self._item is not item or self._rerunning:
             return (yield)
+        guard = self.guard
+        self._phase = "call"
+        if guard.pause():  # news from the setup phase
+            self._settle(state, "call", None)
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
             self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
-        guard = self.guard
         state.rss_start = start = self.meter.reset()
-        guard.arm()
+        guard.arm(self._work[1])
         try:
             result = yield
         except BaseException as raised:
@@ -271,13 +303,16 @@ class MemguardPlugin:
             return (yield)
         if nextitem is not None:
             state.next = nextitem.nodeid
+        guard = self.guard
+        if self._phase == "setup" and guard.pause():  # news from a setup that failed
+            self._settle(state, "setup", None, fail=False)
+        self._phase = "teardown"
         if state.abort is not None:
             # The stopped test's memory is garbage now; give it back before teardown,
             # or the process stays over its limit and the next test is stopped too.
             gc.collect()
             trim_heap()
-        guard = self.guard
-        guard.arm()
+        guard.arm(self._work[2])
         try:
             result = yield
         except BaseException as raised:
@@ -362,37 +397,59 @@ class MemguardPlugin:
             self.guard.end()
         return error
 
-    def _settle(self, state: TestState, when: str, raised: BaseException | None) -> None:
+    def _settle(
+        self, state: TestState, when: str, raised: BaseException | None, *, fail: bool = True
+    ) -> None:
         """End of a phase with news from the guard: pass level events on, and fail the
         phase the guard stopped.
 
         Called after :meth:`Guard.pause` said there is news.  Raises ``pytest.fail`` when
         the guard stopped this phase (whether the test let the interrupt through or caught
-        it and went on); returns otherwise.
+        it and went on), unless ``fail`` is False (a failed setup, already reported);
+        returns otherwise.  A stop is settled once per test.
         """
         for event in self.guard.drain_events():
             state.levels = max(state.levels, event.level)
             if event.level >= Level.CRITICAL:
                 self._tight = "the process passed its critical threshold"
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
-        if state.abort is not None:
+        if state.settled:
             return
-        abort = state.abort = self.guard.aborted()
+        abort = self.guard.aborted()
         if abort is None:
             return
+        state.settled = True
+        state.abort = abort
         message = f"memguard: {abort.message}"
-        if not isinstance(raised, MemoryLimitExceeded):
+        if not isinstance(raised, MemoryLimitExceeded) and fail:
             message += " (it caught the interrupt and went on)"
-        self._fail(state, when, "aborted", message)
+        if not fail:
+            when = state.failed_when or when
+        # A LimitStop on its way out already fails the phase with this message.
+        self._fail(state, when, "aborted", message, fail and not isinstance(raised, LimitStop))
 
-    def _fail(self, state: TestState, when: str, status: Status, message: str) -> None:
-        """Record a memory failure; fails the phase unless in report mode (aborts always)."""
+    def _stop_error(self, info: AbortInfo) -> BaseException:
+        """The exception that stops the running phase (the guard's signal handler calls
+        this in the main thread): a failure with memguard's message rather than a
+        traceback.  The failure is recorded here, before the phase's report is made."""
+        message = f"memguard: {info.message}"
+        state = self._running
+        if state is not None and not state.settled and not self._rerunning:
+            state.abort = info
+            self._fail(state, self._phase, "aborted", message, False)
+        return LimitStop(message, rss=info.rss, limit=info.limit, source=info.source)
+
+    def _fail(
+        self, state: TestState, when: str, status: Status, message: str, fail: bool = True
+    ) -> None:
+        """Record a memory failure, and fail the phase (unless ``fail`` is False, or in
+        report mode, where only aborts fail)."""
         state.status, state.message = status, message
         state.failed_when = when
         method = self.meter.method
         self.failures[state.nodeid, when] = lambda: state.details(method)
         self._show_letter()
-        if status == "aborted" or self.settings.enforce:
+        if fail and (status == "aborted" or self.settings.enforce):
             pytest.fail(message, pytrace=False)
 
     # -- one test: its reports -----------------------------------------------------------

@@ -86,7 +86,10 @@ class Preflight:
             f" {self.source} asks for {wanted}"
         )
 
-    @pytest.hookimpl(tryfirst=True)
+    # Not tryfirst: after memguard's own setup hook (tryfirst), which starts the test's
+    # state, and before pytest's, which sets up the fixtures (registered earlier, so
+    # called later).
+    @pytest.hookimpl
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         try:
             message = self.shortfall(item.nodeid)

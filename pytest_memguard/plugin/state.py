@@ -37,6 +37,8 @@ class TestState:
     leaked: int | None = None
     sites: tuple[Site, ...] = ()
     abort: AbortInfo | None = None
+    #: True once the guard's stop of the test was settled (its phase failed or recorded).
+    settled = False
     levels = Level.OK
     status: Status = "ok"
     message: str | None = None

@@ -156,3 +156,81 @@ def test_a_test_that_will_not_stop_ends_the_process_with_a_report(
     assert entry(report, "test_first")["status"] == "ok"
     assert entry(report, "test_never_reached")["status"] == "not_run"
     assert report["workers"][0]["killed"] is True
+
+
+FIXTURE_RUNAWAYS = """
+import pytest
+
+def grow(chunks):
+    while True:
+        chunks.append(bytearray(20_000_000))
+
+@pytest.fixture
+def hungry_setup():
+    grow([])
+
+@pytest.fixture
+def hungry_teardown():
+    yield
+    grow([])
+
+@pytest.fixture
+def stubborn_setup():
+    chunks = []
+    try:
+        grow(chunks)
+    except BaseException:
+        pass
+    chunks.clear()
+
+def test_setup_runaway(hungry_setup):
+    pass
+
+def test_teardown_runaway(hungry_teardown):
+    pass
+
+def test_setup_goes_on(stubborn_setup):
+    pass
+
+def test_next():
+    pass
+"""
+
+
+def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    """Fixtures are guarded as the test body is: stopped with memguard's message (no
+    traceback), the status letter of memory failures, and the run goes on."""
+    pytester.makepyfile(FIXTURE_RUNAWAYS)
+    result, report = run("--memguard-max=500MB", "-v")
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_setup_runaway MEMORY*",
+            "*::test_teardown_runaway PASSED*",
+            "*::test_teardown_runaway MEMORY*",
+            "*::test_setup_goes_on MEMORY*",
+            "*::test_next PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_setup_runaway*",
+            "memguard: RSS * passed the hard limit 476.8 MiB (--memguard-max);"
+            " the test was stopped",
+        ]
+    )
+    output = result.stdout.str()
+    assert "def grow" not in output, "no traceback for a stop"
+    assert "During handling" not in output
+    for name in ("test_setup_runaway", "test_teardown_runaway", "test_setup_goes_on"):
+        test = entry(report, name)
+        assert test["status"] == "aborted", name
+        assert test["rss_peak"] is None or test["rss_peak"] < 1000 * MB
+    assert entry(report, "test_setup_runaway")["outcome"] == "failed"
+    assert entry(report, "test_setup_goes_on")["message"].endswith(
+        "(it caught the interrupt and went on)"
+    )
+    assert entry(report, "test_next")["status"] == "ok"
+    assert report["workers"][0]["peak_rss"] < 1000 * MB

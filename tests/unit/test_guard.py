@@ -307,3 +307,24 @@ def test_a_cheap_upper_bound_below_every_limit_spares_the_exact_reading(fake: Fa
     fake.rss = 250 * MB
     guard.poll()
     assert [e.level for e in fake.events] == [Level.WARNING]
+
+
+def test_armed_within_a_function_the_guard_interrupts_only_that_function() -> None:
+    """Armed within a function's code, the signal is refused in the code around it (and
+    sent again), and raised once that function runs."""
+    rss = [110 * MB]  # over the limit, under the ceiling (125 MB) that ends the process
+
+    def work() -> None:
+        time.sleep(5)
+
+    with Guard(MemoryThresholds(max="100MB"), reader=lambda: rss[0], interval=0.005) as guard:
+        guard.begin("t::within", armed=True, within=work.__code__)
+        started = time.monotonic()
+        time.sleep(0.3)  # over the limit, but outside work(): the signals are refused
+        assert guard.aborted() is not None, "the watchdog did fire"
+        with pytest.raises(MemoryLimitExceeded):
+            work()
+        assert time.monotonic() - started < 2
+        info = guard.end()
+        assert info is not None
+        assert info.signals >= 2
