@@ -97,13 +97,15 @@ def build_report(
     Every collected test gets an entry: ``not_run`` when it has none.  The entries become
     the report's own (they are not copied: a run has thousands).
     """
-    by_id = {test["nodeid"]: test for test in tests}
-    known = set(by_id)
-    ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
-    ordered.extend(by_id.values())
-    for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
-        missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
-        ordered.append(missing.to_json())
+    ordered = list(tests)
+    if [test["nodeid"] for test in ordered] != list(collected):  # not the usual run order
+        by_id = {test["nodeid"]: test for test in ordered}
+        known = set(by_id)
+        ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
+        ordered.extend(by_id.values())
+        for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
+            missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
+            ordered.append(missing.to_json())
     counts = dict.fromkeys(STATUSES, 0)
     failed = 0
     worst: Mapping[str, Any] | None = None

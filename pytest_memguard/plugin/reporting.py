@@ -31,10 +31,15 @@ def run_report(
     """
     budgets: dict[int, dict[str, int | None]] = {}
     outcomes = _outcomes(plugin)
+    worker = plugin.worker
+    peak = plugin.guard.max_rss
     tests = []
-    for state in list(plugin.results):
-        state.outcome = outcomes.get(state.nodeid, state.outcome)
-        tests.append(state.entry(plugin.worker, budgets))
+    for state in list(plugin.results):  # one pass: a run has thousands of tests
+        if outcomes:
+            state.outcome = outcomes.get(state.nodeid, state.outcome)
+        tests.append(state.entry(worker, budgets))
+        if state.rss_peak is not None and state.rss_peak > peak:
+            peak = state.rss_peak
     running = plugin._running
     if running is not None and abort is not None:
         rss = plugin.guard.max_rss
@@ -55,7 +60,6 @@ def run_report(
                 running.nodeid, "not_run", "not_run", plugin.worker, 0.0, message=reason
             ).to_json()
         )
-    peak = max([plugin.guard.max_rss] + [t["rss_peak"] or 0 for t in tests])
     collected, alerts = plugin.collected, plugin.alerts
     workers = [
         {

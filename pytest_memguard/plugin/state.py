@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.levels import Level
 from ..core.sizes import format_size
-from ..results import Budget, Site, Status, TestMemory
+from ..results import Budget, Site, Status, TestMemory, to_microsecond
 
 if TYPE_CHECKING:
     from ..core.guard import AbortInfo
@@ -75,9 +75,13 @@ class TestState:
             of a run share a few budget objects, so the report needs a few dicts, not one
             per test
         """
-        said = [self.message] if self.message else []
+        status = self.status  # final_status(), written out
+        if status == "ok" and (self.levels or self.warnings):
+            status = "warning"
+        message = self.message
         if self.warnings or self.notes:
-            said += [*self.warnings, *self.notes]
+            said = [message] if message else []
+            message = "; ".join([*said, *self.warnings, *self.notes])
         budget = self.budget
         if budgets is None:
             budget_json = budget.to_json()
@@ -88,9 +92,9 @@ class TestState:
         entry: dict[str, Any] = {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
-            "status": self.final_status(),
+            "status": status,
             "worker": worker,
-            "duration_s": round(self.duration_s, 6),
+            "duration_s": to_microsecond(self.duration_s),
             "rss_start": self.rss_start,
             "rss_end": self.rss_end,
             "rss_peak": self.rss_peak,
@@ -99,7 +103,7 @@ class TestState:
             "leaked": self.leaked,
             "budget": budget_json,
             "sites": [site.to_json() for site in self.sites] if self.sites else [],
-            "message": "; ".join(said) if said else None,
+            "message": message or None,
         }
         if self.leak_check is not None:
             entry["leak_check"] = self.leak_check

@@ -83,6 +83,23 @@ def test_kernel_peak_is_right_in_a_child_of_a_bigger_process() -> None:
     assert kept < 5 * MiB  # the spike was freed: RSS at the end is back near the start
 
 
+def test_end_gives_the_window_peak_and_the_rss_now() -> None:
+    meter = open_peak_meter()
+    try:
+        start = meter.reset()
+        held = bytearray(40 * MiB)
+        held[::4096] = b"x" * len(held[::4096])  # touch every page
+        spike = bytearray(60 * MiB)
+        spike[::4096] = b"x" * len(spike[::4096])
+        del spike
+        peak, now = meter.end()
+        assert peak - start >= 99 * MiB
+        assert 39 * MiB <= now - start < 60 * MiB, "the RSS now: the held block, not the spike"
+        del held
+    finally:
+        meter.close()
+
+
 def test_sampled_peak_keeps_the_largest_sample() -> None:
     rss = [100]
     meter = SampledPeakMeter(read=lambda: rss[0])
