@@ -132,7 +132,7 @@ class RecordWriter:
         else:
             line = (
                 f'{{"event":"end","status":"{status}","rss":{size}}}\n'
-                f'{{"event":"start","nodeid":{_quote(then)},"rss":{size}}}\n'
+                f'{{"event":"start","nodeid":{encode_basestring_ascii(then)},"rss":{size}}}\n'
             )
         self._append(line.encode())
 

@@ -134,6 +134,8 @@ def resolve_settings(
 ) -> Settings:
     """Resolve every memguard setting; raises ``pytest.UsageError`` naming the bad one."""
     env = os.environ if environ is None else environ
+    if memory_total is None:  # read at most once: percentages of several settings
+        memory_total = _memory_total_once()
     raw_enabled, enabled_source = lookup(config, "", env)
     enabled = raw_enabled is not None and parse_bool(raw_enabled, enabled_source)
     sources: dict[str, str] = {"memguard": enabled_source}
@@ -189,6 +191,18 @@ def resolve_settings(
         worker_memory=worker_memory,
         sources=sources,
     )
+
+
+def _memory_total_once() -> Callable[[], int]:
+    """The usable memory of this process in bytes, read on the first call only."""
+    known: list[int] = []
+
+    def total() -> int:
+        if not known:
+            known.append(read_system_memory().total)
+        return known[0]
+
+    return total
 
 
 def _resolve_thresholds(
