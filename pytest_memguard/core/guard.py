@@ -266,8 +266,10 @@ class Guard:
             self._within = within
             self._armed = True
 
-    def arm(self, within: CodeType | None = None) -> None:
-        """Let the guard interrupt the current unit (call at the start of each phase).
+    def arm(self, within: CodeType | None = None) -> bool:
+        """Let the guard interrupt the current unit (call at the start of each phase), and
+        say whether there is news from before (level events or a stopped unit), as
+        :meth:`pause` does: one call at the start of a phase that follows another.
 
         :param within: interrupt only while a function with this code runs in the main
             thread (it, or what it called): e.g. the function that runs the phase's
@@ -277,10 +279,12 @@ class Guard:
             the exception is set.
         """
         unit = self._unit
-        if unit is not None:
-            unit.phase += 1
-            self._within = within
-            self._armed = True
+        if unit is None:
+            return bool(self._events)
+        unit.phase += 1
+        self._within = within
+        self._armed = True
+        return bool(self._events) or unit.abort is not None
 
     def disarm(self) -> None:
         """Stop interrupting until the next :meth:`arm` (call at the end of each phase)."""

@@ -283,32 +283,19 @@ class MemguardPlugin:
             return runtest()
         guard = self.guard
         self._phase = "call"
-        if guard.pause():  # news from the setup phase
+        # Armed within _run_body only, so the guard never interrupts the lines below.
+        if guard.arm(_BODY):  # news from the setup phase
             self._settle(state, "call", None)
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
             self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
         state.rss_start = start = self.meter.reset()
-        guard.arm(_BODY)
+        raised: BaseException | None = None
         try:
             _run_body(runtest)
-        except BaseException as raised:
-            news = guard.pause()
-            self._end_call(state, start)
-            if news:
-                self._settle(state, "call", raised)
-            raise
+        except BaseException as error:
+            raised = error
         news = guard.pause()
-        self._end_call(state, start)
-        if news:
-            self._settle(state, "call", None)
-        if budget is not NO_BUDGET:
-            message = state.over_budget()
-            if message is not None:
-                self._fail(state, "call", "over_budget", message)
-        return None
-
-    def _end_call(self, state: TestState, start: int) -> None:
         peak, state.rss_end = self.meter.end()
         # The kernel's two counters may differ by a few pages; the peak is never below
         # the start.
@@ -316,6 +303,20 @@ class MemguardPlugin:
         state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
+        if raised is not None:
+            try:
+                if news:
+                    self._settle(state, "call", raised)
+                raise raised
+            finally:
+                raised = None  # no cycle through this frame: the test's locals go now
+        if news:
+            self._settle(state, "call", None)
+        if budget is not NO_BUDGET:
+            message = state.over_budget()
+            if message is not None:
+                self._fail(state, "call", "over_budget", message)
+        return None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
@@ -325,7 +326,7 @@ class MemguardPlugin:
         if nextitem is not None:
             state.next = nextitem.nodeid
         guard = self.guard
-        if self._phase == "setup" and guard.pause():  # news from a setup that failed
+        if guard.arm(self._work[1]) and self._phase == "setup":  # news from a failed setup
             self._settle(state, "setup", None, fail=False)
         self._phase = "teardown"
         if state.abort is not None:
@@ -333,7 +334,6 @@ class MemguardPlugin:
             # or the process stays over its limit and the next test is stopped too.
             gc.collect()
             trim_heap()
-        guard.arm(self._work[1])
         try:
             result = yield
         except BaseException as raised:
@@ -481,8 +481,11 @@ class MemguardPlugin:
         self.results.append(state)
         nextid = self._announced = state.next
         self._running = None
+        status = state.status  # final_status(), written out
+        if status == "ok" and (state.levels or state.warnings):
+            status = "warning"
         try:
-            self.records.end(state.final_status(), state.rss_end, nextid)
+            self.records.end(status, state.rss_end, nextid)
             if self._tight is not None or time.monotonic() >= self._next_machine_check:
                 self._check_pressure(state.nodeid)
         except Exception as error:
