@@ -10,8 +10,8 @@ that name the culprit.
 The lines are copied into a shared memory map of the file, not written with a system
 call each: pages of a shared file mapping belong to the kernel's page cache, so a line
 is in the file the moment it is copied, whatever happens to the process after.  That
-costs a copy per test instead of a system call (inside a test run, where the CPU's
-caches are cold, a system call costs 10-20 µs).
+costs a copy per test instead of a system call (measured inside a run of small tests,
+where the CPU's caches are cold: about 3 µs for the copy, 6 µs for ``os.write``).
 The file is grown in reserved blocks (so a full disk is an error at growth, never a
 ``SIGBUS`` on a page), cut to its content at :meth:`RecordWriter.close`, and padded with
 NUL bytes after the last line until then; where mapping fails, lines are written.

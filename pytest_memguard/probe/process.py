@@ -2,8 +2,9 @@
 
 On Linux the peak is the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``),
 reset by writing ``5`` to ``/proc/self/clear_refs``: exact, and a few system calls per
-test with the file descriptors kept open (each costs 10-20 µs when a test run has left
-the CPU's caches cold, so the meter makes as few as it can).  Resetting it also resets what
+test with the file descriptors kept open (the first of a group costs several µs when a
+test run has left the CPU's caches cold, so the meter makes as few as it can, together).
+Resetting it also resets what
 ``getrusage().ru_maxrss`` reports inside this process.  Elsewhere the peak is the
 largest of the samples fed to :meth:`SampledPeakMeter.observe` and says so.
 """
