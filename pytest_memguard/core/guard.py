@@ -495,7 +495,8 @@ class Guard:
 
     def _deliverable(self, frame: FrameType | None) -> AbortInfo | None:
         """The stop to raise in the main thread, now at ``frame``, or None: not armed, not
-        over the limit, a later phase of a stopped unit, or outside the armed frame."""
+        over the limit, a later phase of a stopped unit, or outside the function the
+        phase is armed within."""
         unit = self._unit
         if not self._armed or unit is None or unit.abort is None or unit.limit is None:
             return None
@@ -512,9 +513,13 @@ class Guard:
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
         info = self._deliverable(frame)
         if info is not None:
+            error: BaseException | None = None
             if self._stop_error is not None:
-                raise self._stop_error(info)
-            raise MemoryLimitExceeded(
+                try:
+                    error = self._stop_error(info)
+                except Exception as failure:  # the stop must happen all the same
+                    self._warn(f"memguard: building the stop failed: {failure!r}\n")
+            raise error or MemoryLimitExceeded(
                 f"memguard: {info.message}", rss=info.rss, limit=info.limit, source=info.source
             )
         previous = self._previous_handler

@@ -105,6 +105,8 @@ class MemguardPlugin:
         #: The budget of every other test.
         self._shared: Budget = NO_BUDGET
         self.results: list[TestState] = []
+        #: The items whose runtest is wrapped (pytest's own list).
+        self._items: list[pytest.Item] = []
         #: The test in progress, the last test to start and its item, and the test whose
         #: start line is written.
         self._running: TestState | None = None
@@ -170,6 +172,23 @@ class MemguardPlugin:
             self.controller.close()
         if self.report is not None and not self._escalated and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._unwrap()
+        # The per-test data is done with: pytest's last full garbage collections (at
+        # unconfigure) need not walk it (thousands of objects).
+        self.results, self.report = [], None
+
+    def _unwrap(self) -> None:
+        """Give the items back their own ``runtest`` (see :meth:`_body`)."""
+        body = self._body
+        for item in self._items:
+            wrapper = item.__dict__.get("runtest")
+            if not (isinstance(wrapper, partial) and wrapper.func == body):
+                continue  # not wrapped, or wrapped again by someone else
+            original = wrapper.args[1]
+            if getattr(original, "__func__", None) is getattr(type(item), "runtest", None):
+                del item.runtest  # the class's own method again
+            else:
+                item.runtest = original  # type: ignore[method-assign]
 
     def _show_letter(self) -> None:
         """Register the plugin of the section and the status letter at the first memory
@@ -195,6 +214,7 @@ class MemguardPlugin:
             manager.register(self._recorder, RECORDER_PLUGIN_NAME)
         self._shared = self._default_budget()
         collected, body = self.collected, self._body
+        self._items = session.items
         for item in session.items:  # one pass: a run has thousands of tests
             collected.append(item.nodeid)
             try:
@@ -251,10 +271,10 @@ class MemguardPlugin:
         if self._announced != nodeid:
             self.records.start(nodeid, self.guard.last_rss)
         self._phase = "setup"
-        # Not a wrapper (a wrapper costs a run of small tests about 1%): nothing runs at
-        # the end of setup, so the guard is armed within pytest's own setup (the
-        # fixtures), which bounds it, and news from the phase is taken at the start of
-        # the next one.
+        # A plain hook, not a wrapper (a hook wrapper's generator costs a test some 10k
+        # instructions more): nothing runs at the end of setup, so the guard is armed
+        # within pytest's own setup (the fixtures), which bounds it, and news from the
+        # phase is taken at the start of the next one.
         work = self._work[0]
         if budget.rss is not None and self.settings.enforce:
             self.guard.begin(
@@ -274,9 +294,9 @@ class MemguardPlugin:
         """The test body (``item.runtest``, wrapped at collection): its exact peak, its
         budget, and the guard armed within it.
 
-        A wrapped method rather than a hook wrapper of the call phase: that costs a test
-        one call instead of a generator, which a run of small tests notices (about 0.5%
-        of its time), and measures the body alone, not the plugins around it.
+        A wrapped method rather than a hook wrapper of the call phase: one call a test
+        instead of a hook generator, and the body is measured alone, not with the
+        plugins' call-phase wrappers around it.
         """
         state = self._running
         if state is None or self._item is not item or self._rerunning:
@@ -481,11 +501,8 @@ class MemguardPlugin:
         self.results.append(state)
         nextid = self._announced = state.next
         self._running = None
-        status = state.status  # final_status(), written out
-        if status == "ok" and (state.levels or state.warnings):
-            status = "warning"
         try:
-            self.records.end(status, state.rss_end, nextid)
+            self.records.end(state.final_status(), state.rss_end, nextid)
             if self._tight is not None or time.monotonic() >= self._next_machine_check:
                 self._check_pressure(state.nodeid)
         except Exception as error:

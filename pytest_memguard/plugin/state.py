@@ -75,9 +75,6 @@ class TestState:
             of a run share a few budget objects, so the report needs a few dicts, not one
             per test
         """
-        status = self.status  # final_status(), written out
-        if status == "ok" and (self.levels or self.warnings):
-            status = "warning"
         message = self.message
         if self.warnings or self.notes:
             said = [message] if message else []
@@ -92,7 +89,7 @@ class TestState:
         entry: dict[str, Any] = {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
-            "status": status,
+            "status": self.final_status(),
             "worker": worker,
             "duration_s": to_microsecond(self.duration_s),
             "rss_start": self.rss_start,
