@@ -171,7 +171,9 @@ class KernelPeakMeter:
         floor = self._floor + _SLACK
         peak = _getrusage(_RUSAGE).ru_maxrss * 1024
         if peak <= floor:
-            peak = self._status_peak()  # before the reset below forgets it
+            # Under the inherited floor (an xdist worker, until it outgrows the controller
+            # it was started from): one read of the status file gives both figures.
+            return self._status()
         os.pwrite(self._clear_fd, b"5", 0)
         rss = _getrusage(_RUSAGE).ru_maxrss * 1024
         return peak, rss if rss > floor else self._read()
@@ -186,9 +188,16 @@ class KernelPeakMeter:
         return self._status_peak()
 
     def _status_peak(self) -> int:
+        return self._status()[0]
+
+    def _status(self) -> tuple[int, int]:
+        """``VmHWM`` and ``VmRSS`` from ``/proc/self/status``, in bytes."""
         status = os.pread(self._status_fd, 4096, 0)
-        start = status.index(b"VmHWM:") + 6
-        return int(status[start : status.index(b"kB", start)]) * 1024
+        figures = []
+        for key in (b"VmHWM:", b"VmRSS:"):
+            start = status.index(key) + 6
+            figures.append(int(status[start : status.index(b"kB", start)]) * 1024)
+        return figures[0], figures[1]
 
     def close(self) -> None:
         for fd in (self._clear_fd, self._status_fd):
