@@ -44,7 +44,14 @@ __all__ = ["LimitStop", "MemguardPlugin"]
 
 class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
     """The interrupt that stops a test at its hard limit, as pytest shows it: a failure
-    with memguard's message, without a traceback (``pytest.fail(..., pytrace=False)``)."""
+    with memguard's message, without a traceback (``pytest.fail(..., pytrace=False)``).
+
+    Named ``MemoryLimitExceeded`` in pytest's summary lines (as pytest names its own
+    outcome exceptions), for that is what a test can catch.
+    """
+
+    __module__ = "builtins"
+    __qualname__ = "MemoryLimitExceeded"
 
     def __init__(self, message: str, *, rss: int = 0, limit: int = 0, source: str = "") -> None:
         super().__init__(message, rss=rss, limit=limit, source=source)

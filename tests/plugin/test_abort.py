@@ -203,7 +203,7 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
     """Fixtures are guarded as the test body is: stopped with memguard's message (no
     traceback), the status letter of memory failures, and the run goes on."""
     pytester.makepyfile(FIXTURE_RUNAWAYS)
-    result, report = run("--memguard-max=500MB", "-v")
+    result, report = run("--memguard-max=500MB", "-vv")
     result.assert_outcomes(passed=2, failed=1, errors=2)
     result.stdout.fnmatch_lines(
         [
@@ -221,7 +221,11 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
             " the test was stopped",
         ]
     )
+    result.stdout.fnmatch_lines(
+        ["MEMORY *::test_setup_runaway - MemoryLimitExceeded: memguard: RSS * the test was stopped"]
+    )
     output = result.stdout.str()
+    assert "LimitStop" not in output
     assert "def grow" not in output, "no traceback for a stop"
     assert "During handling" not in output
     for name in ("test_setup_runaway", "test_teardown_runaway", "test_setup_goes_on"):
