@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/split.py
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/cache_bench.py
 
