@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Final
@@ -70,15 +69,6 @@ def _runner_code(config: pytest.Config, phase: str) -> CodeType | None:
     return None
 
 
-def _run_body(runtest: Callable[[], None]) -> None:
-    """Run a test body; the guard is armed within this function, so that it never
-    interrupts the bookkeeping around the body (:meth:`MemguardPlugin._body`)."""
-    runtest()
-
-
-_BODY: Final = _run_body.__code__
-
-
 class MemguardPlugin:
     """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
 
@@ -112,8 +102,6 @@ class MemguardPlugin:
         #: The budget of every other test.
         self._shared: Budget = NO_BUDGET
         self.results: list[TestState] = []
-        #: The items whose runtest is wrapped (pytest's own list).
-        self._items: list[pytest.Item] = []
         #: The test in progress, the last test to start and its item, and the test whose
         #: start line is written.
         self._running: TestState | None = None
@@ -142,9 +130,9 @@ class MemguardPlugin:
         self._rerunning = False
         #: The phase of the running test that the guard is armed for.
         self._phase = "setup"
-        #: The code of pytest's own work in setup and teardown (the fixtures): the guard
-        #: interrupts only while it runs (in the body, only while _run_body runs).
-        self._work = (_runner_code(config, "setup"), _runner_code(config, "teardown"))
+        #: The code of pytest's own work in each phase (the fixtures, the test body): the
+        #: guard interrupts only while it runs.
+        self._work = tuple(_runner_code(config, phase) for phase in ("setup", "call", "teardown"))
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -179,23 +167,9 @@ class MemguardPlugin:
             self.controller.close()
         if self.report is not None and not self._escalated and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-        self._unwrap()
         # The per-test data is done with: pytest's last full garbage collections (at
         # unconfigure) need not walk it (thousands of objects).
         self.results, self.report = [], None
-
-    def _unwrap(self) -> None:
-        """Give the items back their own ``runtest`` (see :meth:`_body`)."""
-        body = self._body
-        for item in self._items:
-            wrapper = item.__dict__.get("runtest")
-            if not (isinstance(wrapper, partial) and wrapper.func == body):
-                continue  # not wrapped, or wrapped again by someone else
-            original = wrapper.args[1]
-            if getattr(original, "__func__", None) is getattr(type(item), "runtest", None):
-                del item.runtest  # the class's own method again
-            else:
-                item.runtest = original  # type: ignore[method-assign]
 
     def _show_letter(self) -> None:
         """Register the plugin of the section and the status letter at the first memory
@@ -220,14 +194,7 @@ class MemguardPlugin:
             self._recorder = OutcomeRecorder(self._tell if self._tell_result else None)
             manager.register(self._recorder, RECORDER_PLUGIN_NAME)
         self._shared = self._default_budget()
-        collected, body = self.collected, self._body
-        self._items = session.items
-        for item in session.items:  # one pass: a run has thousands of tests
-            collected.append(item.nodeid)
-            try:
-                item.runtest = partial(body, item, item.runtest)  # type: ignore[method-assign]
-            except AttributeError:  # a read-only runtest: the test runs unmeasured
-                self._internal(f"measuring {item.nodeid}", RuntimeError("runtest is read-only"))
+        self.collected.extend([item.nodeid for item in session.items])
         for item in marked(session.items, MARKER):
             try:
                 self._budgets[item.nodeid] = budget_of(item, self._shared)
@@ -297,32 +264,36 @@ class MemguardPlugin:
             state.message = error
             pytest.fail(error, pytrace=False)
 
-    def _body(self, item: pytest.Item, runtest: Callable[[], None]) -> None:
-        """The test body (``item.runtest``, wrapped at collection): its exact peak, its
-        budget, and the guard armed within it.
-
-        A wrapped method rather than a hook wrapper of the call phase: one call a test
-        instead of a hook generator, and the body is measured alone, not with the
-        plugins' call-phase wrappers around it.
-        """
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
         state = self._running
         if state is None or self._item is not item or self._rerunning:
-            return runtest()
+            return (yield)
         guard = self.guard
         self._phase = "call"
-        # Armed within _run_body only, so the guard never interrupts the lines below.
-        if guard.arm(_BODY):  # news from the setup phase
+        if guard.arm(self._work[1]):  # news from the setup phase
             self._settle(state, "call", None)
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
             self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
         state.rss_start = start = self.meter.reset()
-        raised: BaseException | None = None
         try:
-            _run_body(runtest)
-        except BaseException as error:
-            raised = error
-        news = guard.pause()
+            result = yield
+        except BaseException as raised:
+            if self._end_call(state, start):
+                self._settle(state, "call", raised)
+            raise
+        if self._end_call(state, start):
+            self._settle(state, "call", None)
+        if budget is not NO_BUDGET:
+            message = state.over_budget()
+            if message is not None:
+                self._fail(state, "call", "over_budget", message)
+        return result
+
+    def _end_call(self, state: TestState, start: int) -> bool:
+        """The end of the body: its peak and RSS; whether the guard has news."""
+        news = self.guard.pause()
         peak, state.rss_end = self.meter.end()
         # The kernel's two counters may differ by a few pages; the peak is never below
         # the start.
@@ -330,20 +301,7 @@ class MemguardPlugin:
         state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
-        if raised is not None:
-            try:
-                if news:
-                    self._settle(state, "call", raised)
-                raise raised
-            finally:
-                raised = None  # no cycle through this frame: the test's locals go now
-        if news:
-            self._settle(state, "call", None)
-        if budget is not NO_BUDGET:
-            message = state.over_budget()
-            if message is not None:
-                self._fail(state, "call", "over_budget", message)
-        return None
+        return news
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
@@ -353,7 +311,7 @@ class MemguardPlugin:
         if nextitem is not None:
             state.next = nextitem.nodeid
         guard = self.guard
-        if guard.arm(self._work[1]) and self._phase == "setup":  # news from a failed setup
+        if guard.arm(self._work[2]) and self._phase == "setup":  # news from a failed setup
             self._settle(state, "setup", None, fail=False)
         self._phase = "teardown"
         if state.abort is not None:

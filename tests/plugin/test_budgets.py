@@ -228,27 +228,3 @@ def test_budgets_from_param_marks_and_from_conftest_hooks_apply(
     assert entry(report, "test_param[30000000]")["status"] == "over_budget"
     assert entry(report, "test_marked_by_conftest")["status"] == "over_budget"
     assert entry(report, "test_param[1]")["budget"]["peak"] is None
-
-
-def test_the_items_get_their_own_runtest_back_after_the_run(pytester: pytest.Pytester) -> None:
-    """The body is measured through a wrapper of each item's runtest; the run ends with
-    the items as they were."""
-    pytester.makepyfile(
-        """
-        def test_one():
-            assert "runtest" in ITEMS[0].__dict__, "wrapped while the run goes on"
-
-        ITEMS = []
-        """
-    )
-    pytester.makeconftest(
-        """
-        def pytest_collection_modifyitems(items):
-            import test_the_items_get_their_own_runtest_back_after_the_run as module
-            module.ITEMS.extend(items)
-        """
-    )
-    reprec = pytester.inline_run("--memguard", "-p", "no:cacheprovider")
-    reprec.assertoutcome(passed=1)
-    (item,) = reprec.getcall("pytest_collection_finish").session.items
-    assert "runtest" not in item.__dict__
