@@ -226,7 +226,7 @@ class MemguardPlugin:
     #
     # These run for every test, so they are written for a cold CPU cache: few calls, few
     # objects, the rare cases (news from the guard, a failure, a leak check) behind one
-    # test each.  Measured with benchmarks/overhead.py.
+    # test each.  Measured with benchmarks/overhead.py and benchmarks/split.py.
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
