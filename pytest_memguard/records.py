@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .core.sizes import format_size
 from .results import TestMemory
@@ -36,9 +36,9 @@ from .results import TestMemory
 __all__ = ["ProcessRecords", "RecordWriter", "read_records"]
 
 
-def _quote(text: str) -> str:
-    """``text`` as a JSON string (the C encoder, faster than ``json.dumps`` for one string)."""
-    return encode_basestring_ascii(text)
+#: ``text`` as a JSON string: the C encoder itself, faster than ``json.dumps`` (and than
+#: a function around it) for one string.
+_quote: Final = encode_basestring_ascii
 
 
 class RecordWriter:
@@ -132,7 +132,7 @@ class RecordWriter:
         else:
             line = (
                 f'{{"event":"end","status":"{status}","rss":{size}}}\n'
-                f'{{"event":"start","nodeid":{encode_basestring_ascii(then)},"rss":{size}}}\n'
+                f'{{"event":"start","nodeid":{_quote(then)},"rss":{size}}}\n'
             )
         self._append(line.encode())
 

@@ -132,7 +132,9 @@ class MemguardPlugin:
         self._phase = "setup"
         #: The code of pytest's own work in each phase (the fixtures, the test body): the
         #: guard interrupts only while it runs.
-        self._work = tuple(_runner_code(config, phase) for phase in ("setup", "call", "teardown"))
+        self._setup_work = _runner_code(config, "setup")
+        self._call_work = _runner_code(config, "call")
+        self._teardown_work = _runner_code(config, "teardown")
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -249,7 +251,7 @@ class MemguardPlugin:
         # instructions more): nothing runs at the end of setup, so the guard is armed
         # within pytest's own setup (the fixtures), which bounds it, and news from the
         # phase is taken at the start of the next one.
-        work = self._work[0]
+        work = self._setup_work
         if budget.rss is not None and self.settings.enforce:
             self.guard.begin(
                 nodeid,
@@ -271,7 +273,7 @@ class MemguardPlugin:
             return (yield)
         guard = self.guard
         self._phase = "call"
-        if guard.arm(self._work[1]):  # news from the setup phase
+        if guard.arm(self._call_work):  # news from the setup phase
             self._settle(state, "call", None)
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
@@ -311,7 +313,7 @@ class MemguardPlugin:
         if nextitem is not None:
             state.next = nextitem.nodeid
         guard = self.guard
-        if guard.arm(self._work[2]) and self._phase == "setup":  # news from a failed setup
+        if guard.arm(self._teardown_work) and self._phase == "setup":  # news from a failed setup
             self._settle(state, "setup", None, fail=False)
         self._phase = "teardown"
         if state.abort is not None:

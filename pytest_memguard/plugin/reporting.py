@@ -42,23 +42,20 @@ def run_report(
             peak = state.rss_peak
     running = plugin._running
     if running is not None and abort is not None:
-        rss = plugin.guard.max_rss
         tests.append(
             TestMemory(
                 running.nodeid,
                 "failed",
                 "aborted",
-                plugin.worker,
+                worker,
                 0.0,
-                rss_peak=rss,
+                rss_peak=plugin.guard.max_rss,
                 message=abort,
             ).to_json()
         )
     elif running is not None and interrupted:
         tests.append(
-            TestMemory(
-                running.nodeid, "not_run", "not_run", plugin.worker, 0.0, message=reason
-            ).to_json()
+            TestMemory(running.nodeid, "not_run", "not_run", worker, 0.0, message=reason).to_json()
         )
     collected, alerts = plugin.collected, plugin.alerts
     workers = [

@@ -9,6 +9,7 @@ Imported only when the guard is on.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -135,7 +136,7 @@ def resolve_settings(
     """Resolve every memguard setting; raises ``pytest.UsageError`` naming the bad one."""
     env = os.environ if environ is None else environ
     if memory_total is None:  # read at most once: percentages of several settings
-        memory_total = _memory_total_once()
+        memory_total = functools.cache(lambda: read_system_memory().total)
     raw_enabled, enabled_source = lookup(config, "", env)
     enabled = raw_enabled is not None and parse_bool(raw_enabled, enabled_source)
     sources: dict[str, str] = {"memguard": enabled_source}
@@ -191,18 +192,6 @@ def resolve_settings(
         worker_memory=worker_memory,
         sources=sources,
     )
-
-
-def _memory_total_once() -> Callable[[], int]:
-    """The usable memory of this process in bytes, read on the first call only."""
-    known: list[int] = []
-
-    def total() -> int:
-        if not known:
-            known.append(read_system_memory().total)
-        return known[0]
-
-    return total
 
 
 def _resolve_thresholds(

@@ -4,9 +4,9 @@ On Linux the peak is the kernel's high-water mark (``VmHWM`` in ``/proc/self/sta
 reset by writing ``5`` to ``/proc/self/clear_refs``: exact, and a few system calls per
 test with the file descriptors kept open (the first of a group costs several µs when a
 test run has left the CPU's caches cold, so the meter makes as few as it can, together).
-Resetting it also resets what
-``getrusage().ru_maxrss`` reports inside this process.  Elsewhere the peak is the
-largest of the samples fed to :meth:`SampledPeakMeter.observe` and says so.
+Resetting it also resets what ``getrusage().ru_maxrss`` reports inside this process.
+Elsewhere the peak is the largest of the samples fed to
+:meth:`SampledPeakMeter.observe` and says so.
 """
 
 from __future__ import annotations
