@@ -12,6 +12,8 @@ call each: pages of a shared file mapping belong to the kernel's page cache, so 
 is in the file the moment it is copied, whatever happens to the process after.  That
 costs a copy per test instead of a system call (measured inside a run of small tests,
 where the CPU's caches are cold: about 3 µs for the copy, 6 µs for ``os.write``).
+A line is copied by ``mmap.write``, one C call under the interpreter lock, so the two
+threads that write (the test's and the watchdog's) need no lock of their own for it.
 The file is grown in reserved blocks (so a full disk is an error at growth, never a
 ``SIGBUS`` on a page), cut to its content at :meth:`RecordWriter.close`, and padded with
 NUL bytes after the last line until then; where mapping fails, lines are written.
@@ -53,57 +55,58 @@ class RecordWriter:
 
     def __init__(self, path: Path, worker: str = "main") -> None:
         self.path = path
+        #: Held to grow the mapped file, to switch to written lines, and to close.
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self._map: mmap.mmap | None = None
-        #: Where the next line goes; the mapped file's content ends here.
-        self._end = os.fstat(self._fd).st_size
-        self._size = 0
+        end = os.fstat(self._fd).st_size
         try:
-            self._map = self._mapped(self._end + self.BLOCK)
+            os.posix_fallocate(self._fd, 0, self._reserved(end))
+            self._map = mmap.mmap(self._fd, self._reserved(end))
+            self._map.seek(end)  # the position in the map is where the next line goes
         except (OSError, ValueError, AttributeError):  # no posix_fallocate, no mapping
-            self._unmap()
+            self._unmap(end)
         self.write("process", worker=worker, pid=self._pid, time=time.time())
 
-    def _mapped(self, size: int) -> mmap.mmap:
-        """Reserve the file's blocks up to ``size`` and map it whole."""
-        assert self._fd is not None
-        size = -(-size // self.BLOCK) * self.BLOCK
-        os.posix_fallocate(self._fd, 0, size)
-        mapped = mmap.mmap(self._fd, size)
-        if self._map is not None:
-            self._map.close()
-        self._size = size
-        return mapped
+    def _reserved(self, end: int) -> int:
+        """The file size to reserve for content up to ``end``: whole blocks, one spare."""
+        return (end // self.BLOCK + 2) * self.BLOCK
 
     def _append(self, data: bytes) -> None:
+        mapped = self._map
+        if mapped is not None:
+            try:
+                # One C call that holds the interpreter lock: a line from the watchdog
+                # thread cannot come between its copy and the move of the position.
+                mapped.write(data)
+                return
+            except ValueError:  # the reserved blocks are full (or the writer is closed)
+                pass
         with self._lock:
             if self._fd is None:
                 return  # closed
-            mapped, start = self._map, self._end
+            mapped = self._map
             if mapped is not None:
-                end = start + len(data)
-                if end > self._size:
-                    try:
-                        mapped = self._map = self._mapped(end + self.BLOCK)
-                    except (OSError, ValueError):  # e.g. the disk is full: write lines
-                        self._unmap()
-                        mapped = None
-                if mapped is not None:
-                    mapped[start:end] = data
-                    self._end = end
+                try:
+                    end = mapped.tell() + len(data)
+                    if end > len(mapped):
+                        os.posix_fallocate(self._fd, 0, self._reserved(end))
+                        mapped.resize(self._reserved(end))  # the same object, position kept
+                    mapped.write(data)
                     return
-            self._end += os.write(self._fd, data)
+                except (OSError, ValueError):  # e.g. the disk is full: write lines
+                    self._unmap(mapped.tell())
+            os.write(self._fd, data)
 
-    def _unmap(self) -> None:
-        """Cut the file to its content and write lines from now on (lock held)."""
+    def _unmap(self, end: int) -> None:
+        """Cut the file to its content (``end`` bytes) and write lines from now on."""
         if self._map is not None:
             self._map.close()
             self._map = None
         if self._fd is not None:
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._end)
+                os.ftruncate(self._fd, end)
 
     def write(self, event: str, **fields: Any) -> None:
         """Append one ``{"event": event, **fields}`` line."""
@@ -139,7 +142,8 @@ class RecordWriter:
     def close(self) -> None:
         """Cut the file to its content and close it; later lines are dropped."""
         with self._lock:
-            self._unmap()
+            if self._map is not None:
+                self._unmap(self._map.tell())
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

@@ -25,7 +25,7 @@ from ..report import write_report
 from ..results import Budget, Status
 from . import terminal
 from .markers import MARKER, budget_of, marked
-from .reporting import run_report
+from .reporting import run_report, run_summary
 from .reports import FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME, MemoryFailures, OutcomeRecorder
 from .settings import Settings
 from .state import NO_BUDGET, TestState
@@ -114,7 +114,10 @@ class MemguardPlugin:
         self._announced: str | None = None
         self.alerts: list[dict[str, Any]] = []
         self.errors: list[str] = []
-        self.report: dict[str, Any] | None = None
+        #: The full report, once built (see :attr:`report`).
+        self._report: dict[str, Any] | None = None
+        #: How the session ended: (interrupted, reason, time); None until it did.
+        self._ending: tuple[bool, str, float] | None = None
         self.report_path: Path | None = None
         self._escalated = False
         self._ask_budget = True
@@ -167,11 +170,11 @@ class MemguardPlugin:
         os.close(self.escalate_fd)
         if self.controller is not None:
             self.controller.close()
-        if self.report is not None and not self._escalated and self._owns_work_dir:
+        if self._ending is not None and not self._escalated and self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         # The per-test data is done with: pytest's last full garbage collections (at
         # unconfigure) need not walk it (thousands of objects).
-        self.results, self.report = [], None
+        self.results, self._report, self._ending = [], None, None
 
     def _show_letter(self) -> None:
         """Register the plugin of the section and the status letter at the first memory
@@ -554,18 +557,45 @@ class MemguardPlugin:
         for event in self.guard.drain_events():
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self._ending = (interrupted, "interrupted" if interrupted else "", time.time())
+        hook = self.config.hook.pytest_memguard_report
+        # The full report (an entry per test) is built only when something reads it: the
+        # JSON file, a report hook, the controller of workers, an interrupted run.  The
+        # terminal needs a few entries (:func:`.reporting.run_summary`).
+        if not (
+            self.settings.json_path is not None
+            or hook.get_hookimpls()
+            or self.controller is not None
+            or interrupted
+        ):
+            return
         try:
-            self._write_report(interrupted=interrupted, reason="interrupted" if interrupted else "")
+            report = self.report
+            if report is not None and self.settings.json_path is not None:
+                self.report_path = write_report(report, self.settings.json_path)
         except Exception as error:
             self._internal("writing the report", error)
+
+    @property
+    def report(self) -> dict[str, Any] | None:
+        """The run's full report, built when first asked for after the session ended
+        (None before, and in an xdist worker, whose results went to the controller)."""
+        if self._report is None and self._ending is not None and self._owns_work_dir:
+            interrupted, reason, ended = self._ending
+            try:
+                self._report = run_report(self, interrupted=interrupted, reason=reason, ended=ended)
+            except Exception as error:
+                self._internal("building the report", error)
+                self._ending = None  # no report, no summary; the work folder stays for a look
+        return self._report
 
     def _write_report(
         self, *, interrupted: bool, reason: str, abort: str | None = None
     ) -> Path | None:
+        """Build and write the report now (the guard is ending the process)."""
         if not self._owns_work_dir:
             return None  # an xdist worker: its results went to the controller
         report = run_report(self, interrupted=interrupted, reason=reason, abort=abort)
-        self.report = report
         if self.settings.json_path is None:
             return None
         self.report_path = write_report(report, self.settings.json_path)
@@ -575,8 +605,13 @@ class MemguardPlugin:
         return terminal.header_lines(self.settings, self.meter.method, self.memory)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.report is not None:
-            terminal.write_summary(terminalreporter, self.report, self.settings, self.report_path)
+        if self._ending is not None and self._owns_work_dir:
+            try:
+                summary = run_summary(self, self.settings.top)
+            except Exception as failure:
+                self._internal("summing up the run", failure)
+            else:
+                terminal.write_summary(terminalreporter, summary, self.settings, self.report_path)
         for line in self.notices:
             terminalreporter.write_line(line, yellow=True)
         for error in self.errors:

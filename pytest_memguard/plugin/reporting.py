@@ -1,33 +1,44 @@
-"""The run's report: assembled from the plugin's results at the end of the run (or when
-the guard has to end the process), for the JSON file, the terminal and the report hook."""
+"""The run's report, assembled from the plugin's results at the end of the run (or when
+the guard has to end the process) for the JSON file and the report hook; and the few
+figures and entries the terminal shows, which need no entry for every test."""
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
 from ..core.guard import describe_platform
 from ..report import build_report, environment
-from ..results import TestMemory
+from ..results import FAILING_STATUSES, TestMemory
 from .reports import kept_reports, outcomes_of
 
 if TYPE_CHECKING:
     from .hooks import MemguardPlugin
+    from .state import TestState
 
-__all__ = ["run_report"]
+__all__ = ["RunSummary", "run_report", "run_summary"]
 
 
 def run_report(
-    plugin: MemguardPlugin, *, interrupted: bool, reason: str, abort: str | None = None
+    plugin: MemguardPlugin,
+    *,
+    interrupted: bool,
+    reason: str,
+    abort: str | None = None,
+    ended: float | None = None,
 ) -> dict[str, Any]:
     """The report of the run so far.
 
     :param reason: why the run ended early ("" when it did not)
     :param abort: the message of a test the guard is ending the process for, if any
+    :param ended: when the run ended (``time.time()``; default: now)
     """
     budgets: dict[int, dict[str, int | None]] = {}
     outcomes = _outcomes(plugin)
@@ -87,13 +98,17 @@ def run_report(
         ),
         config=plugin.settings.to_json(),
         started=plugin.started,
-        duration_s=time.time() - plugin.started,
+        duration_s=(time.time() if ended is None else ended) - plugin.started,
         interrupted=interrupted,
         not_run_reason=not_run,
     )
-    extras = plugin.config.hook.pytest_memguard_report(
-        config=plugin.config, report=MappingProxyType(report)
-    )
+    try:
+        extras = plugin.config.hook.pytest_memguard_report(
+            config=plugin.config, report=MappingProxyType(report)
+        )
+    except Exception as error:  # a broken listener costs its extras, not the report
+        plugin._internal("calling pytest_memguard_report", error)
+        extras = []
     if extras:
         report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
     if plugin.errors:
@@ -108,3 +123,70 @@ def _outcomes(plugin: MemguardPlugin) -> dict[str, str]:
     if plugin._recorder is not None:
         return dict(plugin._recorder.outcomes)
     return outcomes_of(kept_reports(plugin.config) or {})
+
+
+class RunSummary(NamedTuple):
+    """What the terminal's ``memguard`` section shows of a run."""
+
+    #: The entries of the tests with the largest peak growth, largest first.
+    heaviest: list[dict[str, Any]]
+    #: How many tests have a measured peak growth.
+    measured: int
+    #: The entries of the memory failures, in run order.
+    violations: list[dict[str, Any]]
+    not_run: int
+    peak_rss: int
+    #: ``{"nodeid", "peak_delta"}`` of the test with the largest growth, or None.
+    worst: dict[str, Any] | None
+    alerts: Sequence[Mapping[str, Any]]
+    workers: Sequence[Mapping[str, Any]]
+
+
+def run_summary(plugin: MemguardPlugin, top: int) -> RunSummary:
+    """The summary of the run for the terminal: from the full report when one was built
+    (or the run had workers), else from the results, making entries for the few tests
+    shown only, not for the thousands of a run."""
+    report = plugin._report
+    if report is None and plugin.controller is not None and plugin.controller.active:
+        report = plugin.report
+    if report is not None:
+        return _summary_of_report(report, top)
+    results: list[TestState] = plugin.results
+    measured = [state for state in results if state.peak_delta is not None]
+    heaviest = heapq.nlargest(top, measured, key=_PEAK_DELTA) if top else []
+    peaks = [state.rss_peak for state in results if state.rss_peak is not None]
+    peak_rss = max([plugin.guard.max_rss, *peaks])
+    worst = max(measured, key=_PEAK_DELTA, default=None)
+    # A failing status is final as it is (only "ok" can read as "warning").
+    failing = [state for state in results if state.status in FAILING_STATUSES]
+    return RunSummary(
+        heaviest=[state.entry(plugin.worker) for state in heaviest],
+        measured=len(measured),
+        violations=[state.entry(plugin.worker) for state in failing],
+        not_run=len(set(plugin.collected).difference([state.nodeid for state in results])),
+        peak_rss=peak_rss,
+        worst=(
+            {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta} if worst is not None else None
+        ),
+        alerts=plugin.alerts,
+        workers=[],
+    )
+
+
+_PEAK_DELTA = attrgetter("peak_delta")
+
+
+def _summary_of_report(report: Mapping[str, Any], top: int) -> RunSummary:
+    tests: Iterable[dict[str, Any]] = report["tests"]
+    measured = [test for test in tests if test["peak_delta"] is not None]
+    summary = report["summary"]
+    return RunSummary(
+        heaviest=heapq.nlargest(top, measured, key=lambda test: test["peak_delta"]) if top else [],
+        measured=len(measured),
+        violations=[test for test in tests if test["status"] in FAILING_STATUSES],
+        not_run=summary["statuses"]["not_run"],
+        peak_rss=summary["peak_rss"],
+        worst=summary["worst"],
+        alerts=report["alerts"],
+        workers=report["workers"],
+    )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import heapq
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.sizes import format_size
 from ..probe.system import SystemMemory
-from ..results import FAILING_STATUSES, STATUS_WORDS
+from ..results import STATUS_WORDS
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .reporting import RunSummary
 
 __all__ = ["header_lines", "write_summary"]
 
@@ -35,14 +37,10 @@ def _name(nodeid: str, width: int = 60) -> str:
     return nodeid if len(nodeid) <= width else "..." + nodeid[-(width - 3) :]
 
 
-def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Path | None) -> None:
+def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path | None) -> None:
     """The ``memguard`` section of the terminal summary."""
-    tests = report["tests"]
-    summary = report["summary"]
     tr.write_sep("=", "memguard")
-    measured = [t for t in tests if t["peak_delta"] is not None]
-    if settings.top and measured:
-        heaviest = heapq.nlargest(settings.top, measured, key=lambda t: t["peak_delta"])
+    if summary.heaviest:
         rows = [
             [
                 _name(t["nodeid"]),
@@ -52,9 +50,9 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
                 format_size(t["rss_end"]),
                 format_size(t["budget"]["peak"]),
             ]
-            for t in heaviest
+            for t in summary.heaviest
         ]
-        tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {len(measured)}):")
+        tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {summary.measured}):")
         table = columns(
             rows,
             ["test", "status", "peak growth", "peak RSS", "end RSS", "budget"],
@@ -62,7 +60,7 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
         )
         for line in table:
             tr.write_line(line)
-    violations = [t for t in tests if t["status"] in FAILING_STATUSES]
+    violations = summary.violations
     if violations:
         word = (
             "memory failures" if settings.enforce else "memory problems (report mode: not failed)"
@@ -72,26 +70,25 @@ def write_summary(tr: Any, report: dict[str, Any], settings: Settings, path: Pat
         )
         for t in violations:
             tr.write_line(f"  {STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
-    for worker in report["workers"]:
+    for worker in summary.workers:
         if worker["killed"] and worker["id"] != "main":  # xdist workers that died
             tr.write_line(
                 f"worker {worker['id']} (pid {worker['pid']}): {worker['reason']}", red=True
             )
-    alerts = report["alerts"]
+    alerts = summary.alerts
     if alerts:
         tr.write_line(f"{len(alerts)} threshold alert(s):", yellow=True)
         for alert in alerts[:10]:
             tr.write_line(f"  {alert['level'].upper()} {alert['message']}")
         if len(alerts) > 10:
             tr.write_line(f"  ... and {len(alerts) - 10} more in the JSON report")
-    not_run = summary["statuses"]["not_run"]
-    if not_run:
-        tr.write_line(f"{not_run} test(s) were not run", yellow=True)
-    worst = summary["worst"]
+    if summary.not_run:
+        tr.write_line(f"{summary.not_run} test(s) were not run", yellow=True)
+    worst = summary.worst
     worst_text = (
         f"; largest growth {format_size(worst['peak_delta'])} in {worst['nodeid']}" if worst else ""
     )
-    tr.write_line(f"peak RSS of the run {format_size(summary['peak_rss'])}{worst_text}")
+    tr.write_line(f"peak RSS of the run {format_size(summary.peak_rss)}{worst_text}")
     if path is not None:
         tr.write_line(f"JSON report: {path}")
 

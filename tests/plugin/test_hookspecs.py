@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import Run, entry
@@ -125,11 +127,20 @@ def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) 
         """
     )
     pytester.makepyfile("def test_a(): pass")
-    result = pytester.runpytest("--memguard")
+    result = pytester.runpytest("--memguard", "--memguard-json", "mem.json")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
+            "*= memguard =*",
+            "peak RSS of the run *",
+            "JSON report: *mem.json",
             "memguard: internal error, the guard went on:"
-            " writing the report: RuntimeError: broken conftest"
+            " calling pytest_memguard_report: RuntimeError: broken conftest",
         ]
     )
+    report = json.loads((pytester.path / "mem.json").read_text())
+    assert [test["nodeid"] for test in report["tests"]] == [
+        "test_a_failing_report_hook_does_not_lose_the_run.py::test_a"
+    ]
+    assert report["errors"] == ["calling pytest_memguard_report: RuntimeError: broken conftest"]
+    assert "extra" not in report

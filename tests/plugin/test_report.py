@@ -77,6 +77,34 @@ def test_the_table_lists_the_heaviest_first(pytester: pytest.Pytester, run: Run)
     assert "::test_light  " not in result.stdout.str()
 
 
+@pytest.mark.parametrize("json_report", [True, False], ids=["json", "terminal-only"])
+def test_the_summary_reads_the_same_with_or_without_a_json_report(
+    pytester: pytest.Pytester, json_report: bool
+) -> None:
+    # Without a JSON report the summary is made from the results (no entry per test);
+    # with one, from the report.  People see the same section either way.
+    pytester.makepyfile(SUITE)
+    args = ["--memguard", "--memguard-top=2", "--memguard-budget=100MB", "--maxfail=1"]
+    if json_report:
+        args.append("--memguard-json=memguard.json")
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= memguard =*",
+            "heaviest tests by peak growth (top 2 of 2):",
+            "test * status * peak growth * peak RSS * end RSS * budget",
+            "*::test_heavy * OVER BUDGET * 11?.? MiB * 95.4 MiB",
+            "*::test_light * ok * 95.4 MiB",
+            "1 memory failures:",
+            "  OVER BUDGET *::test_heavy - memguard: peak growth 11?.? MiB is over the budget*",
+            "3 test(s) were not run",
+            "peak RSS of the run *; largest growth 11?.? MiB in *::test_heavy",
+        ]
+    )
+    assert ("JSON report: " in result.stdout.str()) is json_report
+
+
 def test_top_zero_hides_the_table(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(SUITE)
     result, _ = run("--memguard-top=0", inprocess=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,49 @@ def test_records_are_written_when_the_file_cannot_be_mapped(
     (process,) = read_records([path])
     assert (process.finished, process.running) == ({"t::a": "ok"}, None)
     assert b"\0" not in path.read_bytes()
+
+
+def test_two_threads_write_whole_lines_across_growth(tmp_path: Path) -> None:
+    """The test's thread and the watchdog's write at once; no line is lost or torn."""
+    path = tmp_path / "main-1.jsonl"
+    writer = RecordWriter(path, "main")
+    count = 2 * RecordWriter.BLOCK // 50  # each thread: about two blocks of lines
+
+    def grow() -> None:
+        for index in range(count):
+            writer.grew("t::watched", index)
+
+    watchdog = threading.Thread(target=grow)
+    watchdog.start()
+    for index in range(count):
+        writer.end("ok", index, then=f"t::{index + 1}")
+    watchdog.join()
+    writer.close()
+    lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert len(lines) == 1 + 3 * count  # the process line, end + start, rss
+    grown = [line["rss"] for line in lines if line["event"] == "rss"]
+    assert grown == list(range(count))
+    ended = [line["rss"] for line in lines if line["event"] == "end"]
+    assert ended == list(range(count))
+
+
+def test_a_full_disk_at_growth_switches_to_written_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "main-1.jsonl"
+    writer = RecordWriter(path, "main")
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    count = 2 * RecordWriter.BLOCK // 60
+    writer.start("t::0", 1)
+    for index in range(count):
+        writer.end("ok", index, then=f"t::{index + 1}")
+    (process,) = read_records([path])  # readable while the writer is open
+    assert (len(process.finished), process.running) == (count, f"t::{count}")
+    writer.close()
+    data = path.read_bytes()
+    assert b"\0" not in data
+    assert len(data.splitlines()) == 2 + 2 * count
