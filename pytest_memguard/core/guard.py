@@ -191,7 +191,7 @@ class Guard:
         self._interrupt = interrupt
         self._unit: _Unit | None = None
         self._armed = False
-        self._within: CodeType | None = None
+        self._within: tuple[CodeType, ...] = ()
         self._stop_error = stop_error
         self._level = Level.OK
         self._events: deque[LevelEvent] = deque()
@@ -249,7 +249,7 @@ class Guard:
         limit: int | None = None,
         source: str = "",
         armed: bool = False,
-        within: CodeType | None = None,
+        within: CodeType | tuple[CodeType, ...] = (),
     ) -> None:
         """Start following ``unit``; its hard limit is the lower of ``limit`` and ``max``.
 
@@ -263,26 +263,26 @@ class Guard:
         self._unit = new
         if armed:
             new.phase = 1
-            self._within = within
+            self._within = (within,) if isinstance(within, CodeType) else within
             self._armed = True
 
-    def arm(self, within: CodeType | None = None) -> bool:
+    def arm(self, within: CodeType | tuple[CodeType, ...] = ()) -> bool:
         """Let the guard interrupt the current unit (call at the start of each phase), and
         say whether there is news from before (level events or a stopped unit), as
         :meth:`pause` does: one call at the start of a phase that follows another.
 
-        :param within: interrupt only while a function with this code runs in the main
-            thread (it, or what it called): e.g. the function that runs the phase's
-            work, so that neither the code around it nor the code after the phase is
-            interrupted, even before :meth:`disarm`.  Exact where the interrupt is a
-            signal (POSIX); elsewhere the main thread's stack is looked at just before
-            the exception is set.
+        :param within: interrupt only while a function with this code (or one of these
+            codes) runs in the main thread (it, or what it called): e.g. the function
+            that runs the phase's work, so that neither the code around it nor the code
+            after the phase is interrupted, even before :meth:`disarm`; empty: anywhere.
+            Exact where the interrupt is a signal (POSIX); elsewhere the main thread's
+            stack is looked at just before the exception is set.
         """
         unit = self._unit
         if unit is None:
             return bool(self._events)
         unit.phase += 1
-        self._within = within
+        self._within = (within,) if isinstance(within, CodeType) else within
         self._armed = True
         return bool(self._events) or unit.abort is not None
 
@@ -503,8 +503,8 @@ class Guard:
         if unit.abort.phase != unit.phase:
             return None
         within = self._within
-        if within is not None:
-            while frame is not None and frame.f_code is not within:
+        if within:
+            while frame is not None and not any(frame.f_code is code for code in within):
                 frame = frame.f_back
             if frame is None:
                 return None  # not inside the phase's work; the watchdog sends again

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -26,7 +27,13 @@ from ..results import Budget, Status
 from . import terminal
 from .markers import MARKER, budget_of, marked
 from .reporting import run_report, run_summary
-from .reports import FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME, MemoryFailures, OutcomeRecorder
+from .reports import (
+    FAILURES_PLUGIN_NAME,
+    RECORDER_PLUGIN_NAME,
+    MemoryFailures,
+    OutcomeRecorder,
+    kept_reports,
+)
 from .settings import Settings
 from .state import NO_BUDGET, TestState
 
@@ -35,6 +42,8 @@ if TYPE_CHECKING:
     from .relief import Relief
     from .xdist import Controller
 
+#: The name of :class:`.leakcheck.LeakTeardown` (registered with the first checked test).
+LEAKS_PLUGIN_NAME: Final = "memguard-leaks"
 #: Share of the machine's usable memory in use at which the run frees what it can.
 MACHINE_CRITICAL: Final = 0.85
 
@@ -58,15 +67,17 @@ class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[mis
         self.pytrace = False
 
 
-def _runner_code(config: pytest.Config, phase: str) -> CodeType | None:
-    """The code of pytest's own implementation of a phase's hook (its ``runner`` plugin:
-    the fixtures, the test body), or None where it cannot be found."""
-    hook = getattr(config.hook, f"pytest_runtest_{phase}")
-    for impl in hook.get_hookimpls():
-        if impl.plugin_name == "runner":
-            code: CodeType | None = getattr(impl.function, "__code__", None)
-            return code
-    return None
+def _runner_codes(config: pytest.Config, *phases: str) -> tuple[CodeType, ...]:
+    """The code of pytest's own implementation of these phases' hooks (its ``runner``
+    plugin: the fixtures, the test body), those that can be found."""
+    codes = []
+    for phase in phases:
+        hook = getattr(config.hook, f"pytest_runtest_{phase}")
+        for impl in hook.get_hookimpls():
+            code = getattr(impl.function, "__code__", None)
+            if impl.plugin_name == "runner" and isinstance(code, CodeType):
+                codes.append(code)
+    return tuple(codes)
 
 
 class MemguardPlugin:
@@ -131,13 +142,13 @@ class MemguardPlugin:
         self.notices: list[str] = []
         #: True while a leak suspect runs again: the phase wrappers stand aside.
         self._rerunning = False
-        #: The phase of the running test that the guard is armed for.
-        self._phase = "setup"
         #: The code of pytest's own work in each phase (the fixtures, the test body): the
-        #: guard interrupts only while it runs.
-        self._setup_work = _runner_code(config, "setup")
-        self._call_work = _runner_code(config, "call")
-        self._teardown_work = _runner_code(config, "teardown")
+        #: guard interrupts only while it runs.  A test is armed for its setup and its
+        #: teardown at once (a test whose setup fails has no call phase), and for the
+        #: teardown alone from the end of its body on.
+        self._setup_work = _runner_codes(config, "setup", "teardown")
+        self._call_work = _runner_codes(config, "call")
+        self._teardown_work = _runner_codes(config, "teardown")
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -159,7 +170,7 @@ class MemguardPlugin:
     def close(self) -> None:
         """Undo what the constructor did: thread, signal handler, files, work folder."""
         manager = self.config.pluginmanager
-        for name in (FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME):
+        for name in (FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME, LEAKS_PLUGIN_NAME):
             helper = manager.get_plugin(name)
             if helper is not None:
                 manager.unregister(helper, name)
@@ -181,7 +192,8 @@ class MemguardPlugin:
         failure of the run."""
         manager = self.config.pluginmanager
         if not manager.has_plugin(FAILURES_PLUGIN_NAME):
-            manager.register(MemoryFailures(self.failures), FAILURES_PLUGIN_NAME)
+            failures = MemoryFailures(self.failures, self._swallowed)
+            manager.register(failures, FAILURES_PLUGIN_NAME)
 
     def _internal(self, where: str, error: BaseException) -> None:
         """A failure inside memguard: remembered and reported, never fatal to the run."""
@@ -238,6 +250,8 @@ class MemguardPlugin:
         if self._rerunning:
             return
         nodeid = item.nodeid
+        if self._running is not None:  # the last test, its teardown done
+            self._finish(self._running, nodeid)
         budget = self._budgets.get(nodeid, self._shared) if self._budgets else self._shared
         error = None
         if isinstance(budget, str):  # a bad marker: the test errors at its setup
@@ -249,22 +263,22 @@ class MemguardPlugin:
         self._item = item
         if self._announced != nodeid:
             self.records.start(nodeid, self.guard.last_rss)
-        self._phase = "setup"
-        # A plain hook, not a wrapper (a hook wrapper's generator costs a test some 10k
-        # instructions more): nothing runs at the end of setup, so the guard is armed
-        # within pytest's own setup (the fixtures), which bounds it, and news from the
-        # phase is taken at the start of the next one.
+        # Plain hooks, not wrappers (a wrapper costs a test some 8k instructions more in
+        # pluggy): nothing runs at the end of setup or of teardown.  The guard is armed
+        # within pytest's own work of the phases, which bounds it; news from setup is
+        # taken at the start of the body, and the test is finished as the next one
+        # starts (or when its result is asked for, :meth:`ended`).
         work = self._setup_work
         if budget.rss is not None and self.settings.enforce:
             self.guard.begin(
                 nodeid,
                 limit=budget.rss,
                 source=budget.source("rss"),
-                armed=work is not None,
+                armed=bool(work),
                 within=work,
             )
         else:
-            self.guard.begin(nodeid, armed=work is not None, within=work)
+            self.guard.begin(nodeid, armed=bool(work), within=work)
         if error is not None:
             state.message = error
             pytest.fail(error, pytrace=False)
@@ -275,7 +289,6 @@ class MemguardPlugin:
         if state is None or self._item is not item or self._rerunning:
             return (yield)
         guard = self.guard
-        self._phase = "call"
         if guard.arm(self._call_work):  # news from the setup phase
             self._settle(state, "call", None)
         budget = state.budget
@@ -297,8 +310,9 @@ class MemguardPlugin:
         return result
 
     def _end_call(self, state: TestState, start: int) -> bool:
-        """The end of the body: its peak and RSS; whether the guard has news."""
-        news = self.guard.pause()
+        """The end of the body: its peak and RSS; the guard armed for the teardown; whether
+        the guard has news."""
+        news = self.guard.arm(self._teardown_work)
         peak, state.rss_end = self.meter.end()
         # The kernel's two counters may differ by a few pages; the peak is never below
         # the start.
@@ -308,70 +322,33 @@ class MemguardPlugin:
             self._leak_check().end_call(state)
         return news
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        state = self._running
-        if state is None or self._item is not item or self._rerunning:
-            return (yield)
-        if nextitem is not None:
-            state.next = nextitem.nodeid
-        guard = self.guard
-        if guard.arm(self._teardown_work) and self._phase == "setup":  # news from a failed setup
-            self._settle(state, "setup", None, fail=False)
-        self._phase = "teardown"
-        if state.abort is not None:
-            # The stopped test's memory is garbage now; give it back before teardown,
-            # or the process stays over its limit and the next test is stopped too.
-            gc.collect()
-            trim_heap()
-        try:
-            result = yield
-        except BaseException as raised:
-            try:
-                self._end_teardown(state, item, nextitem, guard.pause(), raised)
-            finally:
-                self._finish(state)
-            raise
-        try:
-            if guard.pause() or state.traced_start is not None:
-                self._end_teardown(state, item, nextitem, True, None)
-            else:
-                guard.end()
-        finally:
-            self._finish(state)
-        return result
-
-    def _end_teardown(
+    def _end_leak_check(
         self,
         state: TestState,
         item: pytest.Item,
         nextitem: pytest.Item | None,
-        news: bool,
         raised: BaseException | None,
     ) -> None:
-        """The end of a teardown with news from the guard, a leak check, or an error."""
-        message = None
-        try:
-            if news:
-                self._settle(state, "teardown", raised)
-        finally:
-            self.guard.end()
-            if state.traced_start is not None:
-                message = self._leak_check().finish(
-                    state,
-                    self.reader,
-                    lambda: self._run_again(item, nextitem),
-                    judge=raised is None and state.abort is None,
-                )
+        """After the teardown of a test checked for leaks (:class:`.leakcheck.LeakTeardown`):
+        the guard is done with the test, then its leak is judged (maybe running it again)."""
+        self._close_unit(state)
+        assert self._leaks is not None
+        message = self._leaks.finish(
+            state,
+            self.reader,
+            lambda: self._run_again(item, nextitem),
+            judge=raised is None and state.abort is None,
+        )
         if message is not None:
             self._fail(state, "teardown", "leak", message)
 
     def _leak_check(self) -> LeakCheck:
         """The run's leak checker, built when the first checked test needs it."""
         if self._leaks is None:
-            from .leakcheck import LeakCheck
+            from .leakcheck import LeakCheck, register
 
             self._leaks = LeakCheck(self.config.rootpath, self.settings.leak_budget)
+            register(self.config, self)
         return self._leaks
 
     def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> str | None:
@@ -447,8 +424,40 @@ class MemguardPlugin:
         state = self._running
         if state is not None and not state.settled and not self._rerunning:
             state.abort = info
-            self._fail(state, self._phase, "aborted", message, False)
+            phase = self._phase_now()
+            self._fail(state, phase, "aborted", message, False)
+            if phase == "setup":
+                # The teardown that follows a stopped setup is left to free memory, as
+                # after a stopped body: a phase of its own.
+                self.guard.arm(self._teardown_work)
         return LimitStop(message, rss=info.rss, limit=info.limit, source=info.source)
+
+    def _swallowed(self, nodeid: str, error: BaseException | None) -> str | None:
+        """Why the teardown of ``nodeid`` fails when the guard stopped it and it ended
+        without the stop (``error``: how it ended); None when it let the stop through."""
+        state = self._last
+        if state is None or state.nodeid != nodeid or state.abort is None:
+            return None
+        if state.failed_when != "teardown" or isinstance(error, MemoryLimitExceeded):
+            return None
+        state.settled = True
+        state.message = f"memguard: {state.abort.message} (it caught the interrupt and went on)"
+        return state.message
+
+    def _phase_now(self) -> str:
+        """The phase whose work runs now in the main thread (the guard stops only those)."""
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            for phase, work in (
+                ("call", self._call_work),
+                ("teardown", self._teardown_work),
+                ("setup", self._setup_work),
+            ):
+                if code in work:
+                    return phase
+            frame = frame.f_back
+        return "call"
 
     def _fail(
         self, state: TestState, when: str, status: Status, message: str, fail: bool = True
@@ -465,23 +474,49 @@ class MemguardPlugin:
 
     # -- one test: its reports -----------------------------------------------------------
 
-    def _finish(self, state: TestState) -> None:
-        """The end of a test (its teardown): keep its result, write its record line."""
+    def _finish(self, state: TestState, nextid: str | None) -> None:
+        """The end of a test, its teardown done: the guard's news, its result kept, its
+        record line (with the start of the test ``nextid``, when it is known).
+
+        Called as the next test starts, at the end of the session, or when the test's
+        result is asked for at its teardown report (:meth:`ended`).
+        """
+        self._running = None
         state.duration_s = time.perf_counter() - state.started
         self.results.append(state)
-        nextid = self._announced = state.next
-        self._running = None
         try:
+            self._close_unit(state)
+            if state.abort is not None:
+                # The stopped test's memory is garbage now: give it back before the next
+                # test, or the process stays over its limit and that test is stopped too.
+                gc.collect()
+                trim_heap()
             self.records.end(state.final_status(), state.rss_end, nextid)
+            self._announced = nextid
             if self._tight is not None or time.monotonic() >= self._next_machine_check:
                 self._check_pressure(state.nodeid)
         except Exception as error:
             self._internal(f"recording {state.nodeid}", error)
 
+    def _close_unit(self, state: TestState) -> None:
+        """The guard is done with the test: its teardown's news (a stop, levels) kept."""
+        if self.guard.pause():
+            self._settle(state, "teardown", None, fail=False)
+        self.guard.end()
+
+    def ended(self, nodeid: str) -> TestState | None:
+        """The result of test ``nodeid`` at its teardown report (its teardown is done),
+        finished now if it was not yet; None when it is not the last test that ran."""
+        state = self._running
+        if state is not None and state.nodeid == nodeid:
+            self._finish(state, None)
+        state = self.results[-1] if self.results else None
+        return state if state is not None and state.nodeid == nodeid else None
+
     def _tell(self, nodeid: str, outcome: str) -> None:
         """Call ``pytest_memguard_test_result`` for a test that ended (its last report)."""
-        state, item = self._last, self._item
-        if state is None or item is None or state.nodeid != nodeid:
+        state, item = self.ended(nodeid), self._item
+        if state is None or item is None:
             return
         try:
             state.outcome = outcome
@@ -554,9 +589,12 @@ class MemguardPlugin:
     # -- the end -----------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        running = self._running
+        if running is not None and (not interrupted or self._torn_down(running.nodeid)):
+            self._finish(running, None)  # the last test
         for event in self.guard.drain_events():
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self._ending = (interrupted, "interrupted" if interrupted else "", time.time())
         hook = self.config.hook.pytest_memguard_report
         # The full report (an entry per test) is built only when something reads it: the
@@ -575,6 +613,17 @@ class MemguardPlugin:
                 self.report_path = write_report(report, self.settings.json_path)
         except Exception as error:
             self._internal("writing the report", error)
+
+    def _torn_down(self, nodeid: str) -> bool:
+        """Whether the teardown of ``nodeid`` was reported (in an interrupted run: the
+        test ended before the interrupt, or the interrupt stopped it)."""
+        stats = kept_reports(self.config) or {}
+        return any(
+            report.nodeid == nodeid and report.when == "teardown"
+            for reports in stats.values()
+            for report in list(reports)[-2:]
+            if isinstance(report, pytest.TestReport)
+        )
 
     @property
     def report(self) -> dict[str, Any] | None:

@@ -10,8 +10,11 @@ counters; ``gc.collect()``, snapshots and a rerun are for suspects only.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from ..core.leaks import (
     DEFAULT_LEAK_BUDGET,
@@ -27,7 +30,11 @@ from ..core.leaks import (
 from ..probe.process import trim_heap
 from .state import TestState
 
-__all__ = ["LeakCheck"]
+if TYPE_CHECKING:
+    from .hooks import MemguardPlugin
+
+__all__ = ["LeakCheck", "LeakTeardown", "register"]
+
 
 #: Runs the test once more (setup, call, teardown); returns what went wrong, or None.
 RunAgain = Callable[[], "str | None"]
@@ -141,3 +148,38 @@ class LeakCheck:
         else:  # a warm-up: said in the report, nothing more
             state.notes += (message,)
         return None
+
+
+class LeakTeardown:
+    """The end of a checked test's teardown, where its leak is judged.
+
+    Registered with the run's first checked test (:func:`register`), so that the tests of
+    a run without leak checks pay for no teardown hook.
+    """
+
+    def __init__(self, plugin: MemguardPlugin) -> None:
+        self.plugin = plugin
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, Any, Any]:
+        plugin = self.plugin
+        state = plugin.state_of(item)
+        if state is None or state.traced_start is None or plugin._rerunning:
+            return (yield)
+        try:
+            result = yield
+        except BaseException as raised:
+            plugin._end_leak_check(state, item, nextitem, raised)
+            raise
+        plugin._end_leak_check(state, item, nextitem, None)
+        return result
+
+
+def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
+    """Register :class:`LeakTeardown` (once a run; unregistered at the end of the run)."""
+    from .hooks import LEAKS_PLUGIN_NAME
+
+    if not config.pluginmanager.has_plugin(LEAKS_PLUGIN_NAME):
+        config.pluginmanager.register(LeakTeardown(plugin), LEAKS_PLUGIN_NAME)

@@ -13,7 +13,7 @@ the run), and the plugins below are registered only when they are needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final
 
 import pytest
@@ -74,10 +74,30 @@ class MemoryFailures:
     ``failures`` maps ``(nodeid, phase)`` to the text of the section, filled by the
     guard when it fails a phase (or, in report mode, finds a problem); the section goes
     on that phase's report, before xdist sends it or the terminal shows it.
+    ``swallowed(nodeid, error)`` says why a teardown that ended with ``error`` (None: it
+    passed) fails although it raised no stop: the guard stopped it and it went on.
     """
 
-    def __init__(self, failures: Mapping[tuple[str, str], Callable[[], str]]) -> None:
+    def __init__(
+        self,
+        failures: Mapping[tuple[str, str], Callable[[], str]],
+        swallowed: Callable[[str, BaseException | None], str | None] = lambda nodeid, error: None,
+    ) -> None:
         self.failures = failures
+        self.swallowed = swallowed
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when == "teardown" and (item.nodeid, "teardown") in self.failures:
+            error = call.excinfo.value if call.excinfo is not None else None
+            message = self.swallowed(item.nodeid, error)
+            if message is not None and report.passed:
+                report.outcome = "failed"
+                report.longrepr = message
+        return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

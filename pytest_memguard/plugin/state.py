@@ -49,8 +49,6 @@ class TestState:
     traced_start: int | None = None
     leak_check: dict[str, Any] | None = None
     failed_when: str | None = None
-    #: The node id of the test that runs next, if any (known at teardown).
-    next: str | None = None
     #: Over the test's reports ("failed" beats "skipped" beats "passed"); set when the
     #: report is written, from the reports pytest kept (see :mod:`.reports`).
     outcome = "passed"

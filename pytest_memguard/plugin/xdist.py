@@ -105,19 +105,9 @@ def limit_workers(config: pytest.Config, count: int) -> int:
 
 
 def _finished(plugin: MemguardPlugin, report: Any) -> TestState | None:
-    """The test whose teardown ``report`` is being sent, if memguard finished it.
-
-    memguard's own logreport (tryfirst) has finished the test before xdist's (plain)
-    logreport serializes the teardown report.
-    """
-    results = plugin.results
-    if (
-        isinstance(report, pytest.TestReport)
-        and report.when == "teardown"
-        and results
-        and results[-1].nodeid == report.nodeid
-    ):
-        return results[-1]
+    """The test whose teardown ``report`` is being sent, finished now if it was not yet."""
+    if isinstance(report, pytest.TestReport) and report.when == "teardown":
+        return plugin.ended(report.nodeid)
     return None
 
 
@@ -162,6 +152,8 @@ class Recycler:
         self.limit = limit
         self.source = source
         self.reason: str | None = None
+        #: Whether the test that runs has a next one in this worker.
+        self.more = False
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(
@@ -170,7 +162,7 @@ class Recycler:
         data = yield
         try:
             state = _finished(self.plugin, report)
-            if data is not None and state is not None and state.next is not None:
+            if data is not None and state is not None and self.more:
                 rss = self.plugin.reader()  # after the teardown
                 if rss > self.limit:
                     self.reason = (
@@ -183,7 +175,8 @@ class Recycler:
         return data
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        self.more = nextitem is not None
         if self.reason is None:
             return
         # Every result of the last test is in the pipe (execnet writes and flushes each

@@ -189,7 +189,20 @@ def test_setup_runaway(hungry_setup):
 def test_teardown_runaway(hungry_teardown):
     pass
 
+@pytest.fixture
+def stubborn_teardown():
+    yield
+    chunks = []
+    try:
+        grow(chunks)
+    except BaseException:
+        pass
+    chunks.clear()
+
 def test_setup_goes_on(stubborn_setup):
+    pass
+
+def test_teardown_goes_on(stubborn_teardown):
     pass
 
 def test_next():
@@ -204,14 +217,22 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
     traceback), the status letter of memory failures, and the run goes on."""
     pytester.makepyfile(FIXTURE_RUNAWAYS)
     result, report = run("--memguard-max=500MB", "-vv")
-    result.assert_outcomes(passed=2, failed=1, errors=2)
+    result.assert_outcomes(passed=3, failed=1, errors=3)
     result.stdout.fnmatch_lines(
         [
             "*::test_setup_runaway MEMORY*",
             "*::test_teardown_runaway PASSED*",
             "*::test_teardown_runaway MEMORY*",
             "*::test_setup_goes_on MEMORY*",
+            "*::test_teardown_goes_on PASSED*",
+            "*::test_teardown_goes_on MEMORY*",
             "*::test_next PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_teardown_goes_on*",
+            "memguard: RSS * the test was stopped (it caught the interrupt and went on)",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -228,13 +249,13 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
     assert "LimitStop" not in output
     assert "def grow" not in output, "no traceback for a stop"
     assert "During handling" not in output
-    for name in ("test_setup_runaway", "test_teardown_runaway", "test_setup_goes_on"):
+    names = ("setup_runaway", "teardown_runaway", "setup_goes_on", "teardown_goes_on")
+    for name in names:
         test = entry(report, name)
         assert test["status"] == "aborted", name
         assert test["rss_peak"] is None or test["rss_peak"] < 1000 * MB
     assert entry(report, "test_setup_runaway")["outcome"] == "failed"
-    assert entry(report, "test_setup_goes_on")["message"].endswith(
-        "(it caught the interrupt and went on)"
-    )
+    for name in ("test_setup_goes_on", "test_teardown_goes_on"):
+        assert entry(report, name)["message"].endswith("(it caught the interrupt and went on)")
     assert entry(report, "test_next")["status"] == "ok"
     assert report["workers"][0]["peak_rss"] < 1000 * MB

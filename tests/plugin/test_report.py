@@ -145,6 +145,25 @@ def test_ctrl_c_writes_the_report_marked_interrupted(pytester: pytest.Pytester, 
     result.stdout.fnmatch_lines(["* test(s) were not run"])
 
 
+def test_ctrl_c_between_two_tests_keeps_the_finished_one(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_runtest_logfinish(nodeid, location):
+            if nodeid.endswith("test_done"):
+                raise KeyboardInterrupt  # after every report of test_done
+        """
+    )
+    pytester.makepyfile("def test_done(): pass\n\ndef test_never(): pass\n")
+    result, report = run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    done = entry(report, "test_done")
+    assert (done["status"], done["outcome"]) == ("ok", "passed")
+    assert done["rss_peak"] is not None
+    assert entry(report, "test_never")["status"] == "not_run"
+
+
 def test_threshold_alerts_are_recorded_and_shown(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(
         """
