@@ -22,7 +22,6 @@ from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
 from ..records import RecordWriter
-from ..report import write_report
 from ..results import Budget, Status
 from . import terminal
 from .markers import MARKER, budget_of, marked
@@ -609,8 +608,8 @@ class MemguardPlugin:
             return
         try:
             report = self.report
-            if report is not None and self.settings.json_path is not None:
-                self.report_path = write_report(report, self.settings.json_path)
+            if report is not None:
+                self._save(report)
         except Exception as error:
             self._internal("writing the report", error)
 
@@ -644,9 +643,14 @@ class MemguardPlugin:
         """Build and write the report now (the guard is ending the process)."""
         if not self._owns_work_dir:
             return None  # an xdist worker: its results went to the controller
-        report = run_report(self, interrupted=interrupted, reason=reason, abort=abort)
+        return self._save(run_report(self, interrupted=interrupted, reason=reason, abort=abort))
+
+    def _save(self, report: dict[str, Any]) -> Path | None:
+        """Write ``report`` to the JSON path, if there is one; where it went."""
         if self.settings.json_path is None:
             return None
+        from ..report import write_report  # not needed by a run without a JSON report
+
         self.report_path = write_report(report, self.settings.json_path)
         return self.report_path
 

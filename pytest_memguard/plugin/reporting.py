@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from ..core.guard import describe_platform
-from ..report import build_report, environment
 from ..results import FAILING_STATUSES, TestMemory
 from .reports import kept_reports, outcomes_of
 
@@ -40,6 +39,7 @@ def run_report(
     :param abort: the message of a test the guard is ending the process for, if any
     :param ended: when the run ended (``time.time()``; default: now)
     """
+    from ..report import build_report, environment  # for the few runs that need it
     budgets: dict[int, dict[str, int | None]] = {}
     outcomes = _outcomes(plugin)
     worker = plugin.worker
