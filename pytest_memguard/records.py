@@ -129,7 +129,7 @@ class RecordWriter:
         :param then: the node id of the next test, whose start line (with the same RSS)
             goes out in the same copy
         """
-        size = "null" if rss is None else rss
+        size = "null" if rss is None else str(rss)
         if then is None:
             line = f'{{"event":"end","status":"{status}","rss":{size}}}\n'
         else:

@@ -485,6 +485,10 @@ class MemguardPlugin:
         self.results.append(state)
         try:
             self._close_unit(state)
+        except Exception as error:  # e.g. a listener of pytest_memguard_threshold_crossed
+            self.guard.end()
+            self._internal(f"ending {state.nodeid}", error)
+        try:
             if state.abort is not None:
                 # The stopped test's memory is garbage now: give it back before the next
                 # test, or the process stays over its limit and that test is stopped too.
