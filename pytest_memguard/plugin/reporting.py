@@ -40,6 +40,7 @@ def run_report(
     :param ended: when the run ended (``time.time()``; default: now)
     """
     from ..report import build_report, environment  # for the few runs that need it
+
     budgets: dict[int, dict[str, int | None]] = {}
     outcomes = _outcomes(plugin)
     worker = plugin.worker

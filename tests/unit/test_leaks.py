@@ -258,10 +258,12 @@ def test_framework_bookkeeping_is_left_out(tracer: Tracer, tmp_path: Path) -> No
         keep(2 * MiB, 20)  # deeper than the traceback: no user frame is recorded
         after = settled()
         found = diff(before, after, exclude=(*DEFAULT_EXCLUDES, name))
+        # Within 64 KiB: other code frees and allocates meanwhile (the collection that
+        # settles each snapshot, the guard's watchdog thread).
         assert abs(found.growth) < 64 * KiB
-        assert found.excluded >= 2 * MiB
+        assert found.excluded >= 2 * MiB - 64 * KiB
         as_user_code = diff(before, after)  # not excluded: the module is user code
-        assert as_user_code.growth >= 2 * MiB
+        assert as_user_code.growth >= 2 * MiB - 64 * KiB
         assert as_user_code.sites[0].file == str(tmp_path / f"{name}.py")
     finally:
         del sys.modules[name]
