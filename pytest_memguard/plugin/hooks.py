@@ -390,10 +390,11 @@ class MemguardPlugin:
         """End of a phase with news from the guard: pass level events on, and fail the
         phase the guard stopped.
 
-        Called after :meth:`Guard.pause` said there is news.  Raises ``pytest.fail`` when
-        the guard stopped this phase (whether the test let the interrupt through or caught
-        it and went on), unless ``fail`` is False (a failed setup, already reported);
-        returns otherwise.  A stop is settled once per test.
+        Called after :meth:`Guard.arm` or :meth:`Guard.pause` said there is news.  Raises
+        ``pytest.fail`` when the guard stopped this phase (whether the test let the
+        interrupt through or caught it and went on), unless ``fail`` is False (the end of
+        a test, whose reports are made); returns otherwise.  A stop is settled once per
+        test.
         """
         for event in self.guard.drain_events():
             state.levels = max(state.levels, event.level)
