@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -48,11 +47,11 @@ __all__ = [
 PLUGIN_NAME: Final = "memguard-xdist"
 #: ``node.workerinput`` key: the controller's work folder, where workers write records.
 DIR_KEY: Final = "memguard_dir"
-#: Serialized-report key (and report attribute on the controller): the test's entry.
+#: Report attribute (set in the worker, serialized with the report): the test's entry.
 ENTRY_KEY: Final = "memguard"
 #: ``config.workeroutput`` key: the worker's summary, sent on a clean finish.
 OUTPUT_KEY: Final = "memguard"
-#: Serialized-report key: why the worker ends after this test (``--memguard-recycle``).
+#: Report attribute: why the worker ends after this test (``--memguard-recycle``).
 RECYCLE_KEY: Final = "memguard_recycle"
 RECYCLER_NAME: Final = "memguard-recycle"
 RECYCLED_STATUS_NAME: Final = "memguard-recycled-status"
@@ -104,9 +103,10 @@ def limit_workers(config: pytest.Config, count: int) -> int:
     return chosen
 
 
-def _finished(plugin: MemguardPlugin, report: Any) -> TestState | None:
-    """The test whose teardown ``report`` is being sent, finished now if it was not yet."""
-    if isinstance(report, pytest.TestReport) and report.when == "teardown":
+def _finished(plugin: MemguardPlugin, report: pytest.TestReport) -> TestState | None:
+    """The test whose teardown ``report`` is about to be sent, finished now if it was not
+    yet."""
+    if report.when == "teardown":
         return plugin.ended(report.nodeid)
     return None
 
@@ -121,18 +121,16 @@ class WorkerSide:
     def __init__(self, plugin: MemguardPlugin) -> None:
         self.plugin = plugin
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_report_to_serializable(
-        self, config: pytest.Config, report: Any
-    ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
-        data = yield
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Before xdist's own logreport serializes the report: an attribute of a report
+        # travels with it (a plain hook, cheaper than a wrapper of the serialization).
         try:
             state = _finished(self.plugin, report)
-            if data is not None and state is not None:
-                data[ENTRY_KEY] = state.entry(self.plugin.worker)
+            if state is not None:
+                setattr(report, ENTRY_KEY, state.entry(self.plugin.worker))
         except Exception as error:
             self.plugin._internal(f"sending the result of {report.nodeid}", error)
-        return data
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         output = getattr(session.config, "workeroutput", None)
@@ -155,24 +153,20 @@ class Recycler:
         #: Whether the test that runs has a next one in this worker.
         self.more = False
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_report_to_serializable(
-        self, config: pytest.Config, report: Any
-    ) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
-        data = yield
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         try:
             state = _finished(self.plugin, report)
-            if data is not None and state is not None and self.more:
+            if state is not None and self.more:
                 rss = self.plugin.reader()  # after the teardown
                 if rss > self.limit:
                     self.reason = (
                         f"recycled at RSS {format_size(rss)} > {self.source}"
                         f" {format_size(self.limit)}"
                     )
-                    data[RECYCLE_KEY] = self.reason
+                    setattr(report, RECYCLE_KEY, self.reason)
         except Exception as error:
             self.plugin._internal(f"checking RSS after {report.nodeid}", error)
-        return data
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
