@@ -83,9 +83,10 @@ class MemguardPlugin:
     """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
 
     The per-test path is kept lean, because it runs thousands of times: a plain hook at
-    the start of setup and two wrappers (call, teardown); the guard interrupts only code
-    inside a phase, never pytest's own code between them; one record line per test, no
-    hook per report (:mod:`.reports`), no JSON until the end.
+    the start of setup (which also finishes the test before) and a wrapper of the call,
+    no teardown hook; the guard interrupts only code inside a phase, never pytest's own
+    code between them; one record line per test, no hook per report (:mod:`.reports`),
+    no report entry per test unless the JSON report or a report hook needs it.
     """
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
@@ -311,7 +312,8 @@ class MemguardPlugin:
     def _end_call(self, state: TestState, start: int) -> bool:
         """The end of the body: its peak and RSS; the guard armed for the teardown; whether
         the guard has news."""
-        news = self.guard.arm(self._teardown_work)
+        work = self._teardown_work
+        news = self.guard.arm(work) if work else self.guard.pause()  # () would arm anywhere
         peak, state.rss_end = self.meter.end()
         # The kernel's two counters may differ by a few pages; the peak is never below
         # the start.
@@ -426,7 +428,7 @@ class MemguardPlugin:
             state.abort = info
             phase = self._phase_now()
             self._fail(state, phase, "aborted", message, False)
-            if phase == "setup":
+            if phase == "setup" and self._teardown_work:
                 # The teardown that follows a stopped setup is left to free memory, as
                 # after a stopped body: a phase of its own.
                 self.guard.arm(self._teardown_work)
