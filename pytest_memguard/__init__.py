@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     "diff_reports": ".compare",
     "parse_allowance": ".compare",
     "render_report": ".render",
-    "Site": ".results",
-    "TestMemory": ".results",
+    "Site": ".measured",
+    "TestMemory": ".measured",
     # library
     "BoundedDict": ".bounded",
     "BoundedError": ".bounded",
@@ -149,6 +149,8 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .errors import MemoryLimitExceeded as MemoryLimitExceeded
     from .errors import SizeError as SizeError
     from .errors import ThresholdError as ThresholdError
+    from .measured import Site as Site
+    from .measured import TestMemory as TestMemory
     from .monitor import MonitorError as MonitorError
     from .monitor import MonitorEvent as MonitorEvent
     from .monitor import ProcessGoneError as ProcessGoneError
@@ -171,8 +173,6 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .report import load_report as load_report
     from .report import load_schema as load_schema
     from .results import Budget as Budget
-    from .results import Site as Site
-    from .results import TestMemory as TestMemory
     from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
     from .web.endpoints import memory_app as memory_app
     from .web.recorder import RequestRecord as RequestRecord

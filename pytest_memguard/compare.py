@@ -18,8 +18,9 @@ from typing import Any, Final, Literal, NamedTuple
 
 from .core.sizes import format_size, parse_size
 from .errors import SizeError
+from .measured import TestMemory
 from .report import ReportError
-from .results import STATUSES, TestMemory
+from .results import STATUSES
 
 __all__ = [
     "DEFAULT_ALLOWANCE",

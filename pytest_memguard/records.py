@@ -30,10 +30,12 @@ import time
 from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .core.sizes import format_size
-from .results import TestMemory
+
+if TYPE_CHECKING:
+    from .measured import TestMemory
 
 __all__ = ["ProcessRecords", "RecordWriter", "read_records"]
 
@@ -171,6 +173,8 @@ class ProcessRecords:
         """The test that was running when the process died, as a ``killed`` result."""
         if self.running is None:
             return None
+        from .measured import TestMemory
+
         abort = (
             self.aborted if self.aborted and self.aborted.get("nodeid") == self.running else None
         )

@@ -14,7 +14,8 @@ from typing import Any, Final, Literal
 
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
 from .core.sizes import format_size
-from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
+from .measured import TestMemory
+from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES
 
 __all__ = [
     "FORMATS",

@@ -20,8 +20,9 @@ from typing import Any, Final
 
 from .ci_env import detect_ci
 from .errors import MemguardError
+from .measured import TestMemory
 from .probe.system import SystemMemory
-from .results import STATUSES, TestMemory
+from .results import STATUSES
 
 __all__ = [
     "SCHEMA",

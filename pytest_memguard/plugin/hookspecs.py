@@ -14,7 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from ..core.guard import LevelEvent
     from ..core.levels import Level
-    from ..results import Budget, TestMemory
+    from ..measured import TestMemory
+    from ..results import Budget
 
 hookspec = pytest.hookspec
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from ..core.guard import describe_platform
-from ..results import FAILING_STATUSES, TestMemory
+from ..results import FAILING_STATUSES
 from .reports import kept_reports, outcomes_of
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ def run_report(
     :param abort: the message of a test the guard is ending the process for, if any
     :param ended: when the run ended (``time.time()``; default: now)
     """
-    from ..report import build_report, environment  # for the few runs that need it
+    from ..measured import TestMemory  # for the few runs that need it
+    from ..report import build_report, environment
 
     budgets: dict[int, dict[str, int | None]] = {}
     outcomes = _outcomes(plugin)

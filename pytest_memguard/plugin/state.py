@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.levels import Level
 from ..core.sizes import format_size
-from ..results import Budget, Site, Status, TestMemory, to_microsecond
+from ..results import Budget, Status, to_microsecond
 
 if TYPE_CHECKING:
     from ..core.guard import AbortInfo
+    from ..measured import Site, TestMemory
 
 __all__ = ["NO_BUDGET", "TestState"]
 
@@ -106,6 +107,8 @@ class TestState:
 
     def result(self, worker: str) -> TestMemory:
         """The test's result as the public :class:`TestMemory` value."""
+        from ..measured import TestMemory  # only for listeners of the result hook
+
         return TestMemory.from_json(self.entry(worker))
 
     # -- words ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ..core.sizes import format_size
-from ..results import TestMemory
+from ..measured import TestMemory
 from .reports import merge_outcome
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from pytest_memguard.core.leaks import (
     take_snapshot,
 )
 from pytest_memguard.core.sites import SiteRules, display_path, site_rules
-from pytest_memguard.results import Site
+from pytest_memguard.measured import Site
 
 KiB = 1024
 MiB = 1024**2
