@@ -64,8 +64,9 @@ class RecordWriter:
         self._map: mmap.mmap | None = None
         end = os.fstat(self._fd).st_size
         try:
-            os.posix_fallocate(self._fd, 0, self._reserved(end))
-            self._map = mmap.mmap(self._fd, self._reserved(end))
+            size = self._reserved(end)
+            os.posix_fallocate(self._fd, 0, size)
+            self._map = mmap.mmap(self._fd, size)
             self._map.seek(end)  # the position in the map is where the next line goes
         except (OSError, ValueError, AttributeError):  # no posix_fallocate, no mapping
             self._unmap(end)

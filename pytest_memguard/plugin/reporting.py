@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -150,13 +150,10 @@ _PEAK_DELTA: Final = attrgetter("peak_delta")
 
 def run_summary(plugin: MemguardPlugin, top: int) -> RunSummary:
     """The summary of the run for the terminal: from the full report when one was built
-    (or the run had workers), else from the results, making entries for the few tests
-    shown only, not for the thousands of a run."""
-    report = plugin._report
-    if report is None and plugin.controller is not None and plugin.controller.active:
-        report = plugin.report
-    if report is not None:
-        return _summary_of_report(report, top)
+    (always in an xdist controller, see ``pytest_sessionfinish``), else from the results,
+    making entries for the few tests shown only, not for the thousands of a run."""
+    if plugin._report is not None:
+        return _summary_of_report(plugin._report, top)
     results: list[TestState] = plugin.results
     measured = [state for state in results if state.peak_delta is not None]
     heaviest = heapq.nlargest(top, measured, key=_PEAK_DELTA) if top else []
@@ -180,7 +177,7 @@ def run_summary(plugin: MemguardPlugin, top: int) -> RunSummary:
 
 
 def _summary_of_report(report: Mapping[str, Any], top: int) -> RunSummary:
-    tests: Iterable[dict[str, Any]] = report["tests"]
+    tests: list[dict[str, Any]] = report["tests"]
     measured = [test for test in tests if test["peak_delta"] is not None]
     summary = report["summary"]
     return RunSummary(

@@ -165,6 +165,14 @@ def grow(chunks):
     while True:
         chunks.append(bytearray(20_000_000))
 
+def grow_and_swallow_the_stop():
+    chunks = []
+    try:
+        grow(chunks)
+    except BaseException:
+        pass
+    chunks.clear()
+
 @pytest.fixture
 def hungry_setup():
     grow([])
@@ -176,12 +184,7 @@ def hungry_teardown():
 
 @pytest.fixture
 def stubborn_setup():
-    chunks = []
-    try:
-        grow(chunks)
-    except BaseException:
-        pass
-    chunks.clear()
+    grow_and_swallow_the_stop()
 
 def test_setup_runaway(hungry_setup):
     pass
@@ -192,12 +195,7 @@ def test_teardown_runaway(hungry_teardown):
 @pytest.fixture
 def stubborn_teardown():
     yield
-    chunks = []
-    try:
-        grow(chunks)
-    except BaseException:
-        pass
-    chunks.clear()
+    grow_and_swallow_the_stop()
 
 def test_setup_goes_on(stubborn_setup):
     pass
