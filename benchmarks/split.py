@@ -2,16 +2,17 @@
 
 Run to run, the wall time of a suite on a shared VM moves by several percent, more than
 the few microseconds a change to the per-test path saves.  This script measures inside
-a single ``pytest --memguard`` run instead: memguard guards two tests, stands aside for
-the next two (its hooks still run, and return at once), and so on; the time from each
-test's ``logstart`` to its ``logfinish`` is kept for both kinds, and the difference of
-their trimmed means (the slowest tenth dropped) is what memguard's code costs a test,
-with the CPU's caches as cold as a real run leaves them.  Machine drift hits both kinds
-alike, because they alternate.  Not counted: the hooks' dispatch, which both kinds pay,
-and the cost per run (imports, the report).
+a single ``pytest --memguard`` run instead: memguard guards the phases of two tests,
+stands aside for the next two (its phase wrappers still run, and return at once), and
+so on; the time from each test's ``logstart`` to its ``logfinish`` is kept for both
+kinds, and the difference of their trimmed means (the slowest tenth dropped) is what
+memguard's phase code costs a test, with the CPU's caches as cold as a real run leaves
+them.  Machine drift hits both kinds alike, because they alternate.  Not counted: the
+hooks' dispatch, which both kinds pay, the start and end of each test's protocol (its
+record lines and result, outside the window), and the cost per run (imports, the report).
 
-Standing aside uses the plugin's internal switch for a leak check's rerun
-(``MemguardPlugin._rerunning``): this is a developer's tool, not a public interface.
+Standing aside clears the running test of the run (``MemguardPlugin.run.running``) at
+``logstart``: this is a developer's tool, not a public interface.
 
     python benchmarks/split.py [--tests 2000] [--runs 3] [-- extra pytest arguments]
 """
@@ -42,7 +43,8 @@ def pytest_runtest_logstart(nodeid, location):
     guarded = _state["guarded"] = (_state["index"] // 2) % 2 == 0
     _state["index"] += 1
     plugin = _CONFIG.pluginmanager.get_plugin("memguard-plugin")
-    plugin._rerunning = not guarded
+    if not guarded:
+        plugin.run.running = None
     _state["start"] = time.perf_counter()
 
 

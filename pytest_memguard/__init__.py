@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     "diff_reports": ".compare",
     "parse_allowance": ".compare",
     "render_report": ".render",
-    "Site": ".measured",
-    "TestMemory": ".measured",
+    "Site": ".core.sites",
+    "TestMemory": ".results",
     # library
     "BoundedDict": ".bounded",
     "BoundedError": ".bounded",
@@ -138,6 +138,7 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .core.guard import LevelEvent as LevelEvent
     from .core.levels import Level as Level
     from .core.levels import MemoryThresholds as MemoryThresholds
+    from .core.sites import Site as Site
     from .core.sizes import format_size as format_size
     from .core.sizes import parse_size as parse_size
     from .diagnostics import AllocationSite as AllocationSite
@@ -149,8 +150,6 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .errors import MemoryLimitExceeded as MemoryLimitExceeded
     from .errors import SizeError as SizeError
     from .errors import ThresholdError as ThresholdError
-    from .measured import Site as Site
-    from .measured import TestMemory as TestMemory
     from .monitor import MonitorError as MonitorError
     from .monitor import MonitorEvent as MonitorEvent
     from .monitor import ProcessGoneError as ProcessGoneError
@@ -173,6 +172,7 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .report import load_report as load_report
     from .report import load_schema as load_schema
     from .results import Budget as Budget
+    from .results import TestMemory as TestMemory
     from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
     from .web.endpoints import memory_app as memory_app
     from .web.recorder import RequestRecord as RequestRecord

@@ -18,9 +18,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 from .core.sizes import format_size, parse_size
 from .errors import SizeError
-from .measured import TestMemory
 from .report import ReportError
-from .results import STATUSES
+from .results import STATUSES, TestMemory
 
 __all__ = [
     "DEFAULT_ALLOWANCE",

@@ -14,8 +14,7 @@ from typing import Any, Final, Literal
 
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
 from .core.sizes import format_size
-from .measured import TestMemory
-from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES
+from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [
     "FORMATS",

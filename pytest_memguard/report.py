@@ -20,9 +20,8 @@ from typing import Any, Final
 
 from .ci_env import detect_ci
 from .errors import MemguardError
-from .measured import TestMemory
 from .probe.system import SystemMemory
-from .results import STATUSES
+from .results import STATUSES, TestMemory
 
 __all__ = [
     "SCHEMA",

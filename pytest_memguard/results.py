@@ -1,23 +1,24 @@
-"""The budget a test (or any unit of work) is held to, and the words for its status.
-
-What is measured of a test (:class:`~pytest_memguard.measured.TestMemory`) lives in
-:mod:`pytest_memguard.measured`: a guarded run that writes no JSON report never makes
-one, and defining a frozen dataclass costs an import some 4 million instructions.
-"""
+"""The result model: the budget a test is held to, what was measured of it
+(:class:`TestMemory`, whose :meth:`~TestMemory.to_json` is the report's test entry), and
+the words for its status."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
+
+from .core.sites import Site
 
 __all__ = [
     "BUDGET_KINDS",
     "FAILING_STATUSES",
+    "NO_BUDGET",
     "STATUSES",
     "STATUS_WORDS",
     "Budget",
     "Status",
+    "TestMemory",
     "to_microsecond",
 ]
 
@@ -81,3 +82,89 @@ class Budget:
 
     def __bool__(self) -> bool:
         return any(getattr(self, kind) is not None for kind in BUDGET_KINDS)
+
+
+#: The budget of a test that has none (frozen: one value serves every result).
+NO_BUDGET: Final = Budget()
+
+
+@dataclass(frozen=True)
+class TestMemory:
+    """The memory result of one test; sizes in bytes, times in seconds.
+
+    ``rss_peak`` is the highest RSS during the test body and ``peak_delta`` its growth
+    over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS when the body ended.
+    A test another plugin ran again (pytest-rerunfailures) is one result: ``reruns``
+    counts the extra runs, the figures are those of the last run, the peaks the highest
+    of all.  ``leak_check`` says how a leak suspect's rerun went (leak checks only).
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    nodeid: str
+    outcome: str
+    status: Status
+    worker: str
+    duration_s: float
+    rss_start: int | None = None
+    rss_end: int | None = None
+    rss_peak: int | None = None
+    peak_delta: int | None = None
+    heap_peak: int | None = None
+    leaked: int | None = None
+    budget: Budget = NO_BUDGET
+    sites: tuple[Site, ...] = ()
+    message: str | None = None
+    reruns: int = 0
+    leak_check: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The test entry of the JSON report."""
+        entry = {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "status": self.status,
+            "worker": self.worker,
+            "duration_s": to_microsecond(self.duration_s),
+            "rss_start": self.rss_start,
+            "rss_end": self.rss_end,
+            "rss_peak": self.rss_peak,
+            "peak_delta": self.peak_delta,
+            "heap_peak": self.heap_peak,
+            "leaked": self.leaked,
+            "budget": self.budget.to_json(),
+            "sites": [site.to_json() for site in self.sites],
+            "message": self.message,
+            "reruns": self.reruns,
+        }
+        if self.leak_check is not None:
+            entry["leak_check"] = dict(self.leak_check)
+        return entry
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TestMemory:
+        """Read back a test entry written by :meth:`to_json`."""
+        budget = data.get("budget") or {}
+        return cls(
+            nodeid=data["nodeid"],
+            outcome=data["outcome"],
+            status=data["status"],
+            worker=data.get("worker") or "main",
+            duration_s=float(data.get("duration_s") or 0.0),
+            rss_start=data.get("rss_start"),
+            rss_end=data.get("rss_end"),
+            rss_peak=data.get("rss_peak"),
+            peak_delta=data.get("peak_delta"),
+            heap_peak=data.get("heap_peak"),
+            leaked=data.get("leaked"),
+            budget=Budget(
+                peak=budget.get("peak"),
+                leak=budget.get("leak"),
+                heap=budget.get("heap"),
+                rss=budget.get("rss"),
+            ),
+            sites=tuple(Site(**site) for site in data.get("sites") or ()),
+            message=data.get("message"),
+            reruns=int(data.get("reruns") or 0),
+            leak_check=data.get("leak_check"),
+        )

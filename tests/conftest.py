@@ -11,3 +11,23 @@ def _clean_memguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name == "MEMGUARD" or name.startswith("MEMGUARD_"):
             monkeypatch.delenv(name)
+
+
+#: The plugins of the test extra that inner sessions load only when a test asks for them
+#: (``@pytest.mark.neighbours``): together they add over a second to every pytest start.
+NEIGHBOURS = ("asyncio", "anyio", "hypothesispytest", "rerunfailures", "timeout")
+
+
+@pytest.fixture(autouse=True)
+def _inner_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner pytest sessions (pytester) run without the neighbour plugins, unless the test
+    is marked ``neighbours``; with them, pytest-asyncio's loop scope is set, or it warns
+    at every start.  (pytester clears PYTEST_ADDOPTS as it starts, so this runs after it.)"""
+    if "pytester" not in request.fixturenames:
+        return
+    request.getfixturevalue("pytester")
+    if request.node.get_closest_marker("neighbours") is not None:
+        options = "-o asyncio_default_fixture_loop_scope=function"
+    else:
+        options = " ".join(f"-p no:{name}" for name in NEIGHBOURS)
+    monkeypatch.setenv("PYTEST_ADDOPTS", options)

@@ -32,8 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
-from ..measured import Site
-from .sites import DEFAULT_EXCLUDES, display_path, site_rules
+from .sites import DEFAULT_EXCLUDES, Site, display_path, site_rules
 from .sizes import format_size
 from .tracing import DEFAULT_NFRAMES, Tracer, take_snapshot
 

@@ -22,11 +22,14 @@ import site
 import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-__all__ = ["DEFAULT_EXCLUDES", "FrameKind", "SiteRules", "display_path", "site_rules"]
+from .sizes import format_size
+
+__all__ = ["DEFAULT_EXCLUDES", "FrameKind", "Site", "SiteRules", "display_path", "site_rules"]
 
 FrameKind = Literal["user", "library", "excluded"]
 Frame = tuple[str, int]
@@ -173,3 +176,20 @@ def display_path(filename: str, root: str | os.PathLike[str] | None = None) -> s
         return str(Path(filename).resolve().relative_to(Path(root).resolve()))
     except (ValueError, OSError):
         return filename
+
+
+@dataclass(frozen=True)
+class Site:
+    """One allocation site: ``file:line``, the bytes it holds and how many blocks."""
+
+    file: str
+    line: int
+    size: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {format_size(self.size)} in {self.count} blocks"
+
+    def to_json(self) -> dict[str, Any]:
+        """The site as the JSON report writes it."""
+        return {"file": self.file, "line": self.line, "size": self.size, "count": self.count}

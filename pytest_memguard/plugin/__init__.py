@@ -56,17 +56,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.min_free is not None:
         from . import preflight
 
-        preflight.register(config, plugin)
-    distributed = hasattr(config, "workerinput") or getattr(config.option, "dist", "no") != "no"
-    if distributed and config.pluginmanager.hasplugin("xdist"):
-        from . import xdist
+        preflight.register(config, plugin.run, plugin.relieve)
+    in_xdist = hasattr(config, "workerinput") or getattr(config.option, "dist", "no") != "no"
+    if in_xdist and config.pluginmanager.hasplugin("xdist"):
+        from . import distributed
 
-        xdist.register(config, plugin)
+        distributed.register(config, plugin.run, plugin.reader)
     in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
     if baseline is not None or config.getoption("xmlpath", None) or in_github:
         from . import ci
 
-        ci.register(config, plugin, baseline)
+        ci.register(config, plugin.run, lambda: plugin.report, baseline)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -79,9 +79,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         preflight.unregister(config)
     if config.pluginmanager.hasplugin("memguard-xdist"):
-        from . import xdist
+        from . import distributed
 
-        xdist.unregister(config)
+        distributed.unregister(config)
     if "pytest_memguard.plugin.ci" in sys.modules:
         from . import ci
 
@@ -96,6 +96,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int,
     count = yield
     if lookup(config, "worker-memory", os.environ)[0] is None or not is_enabled(config):
         return count
-    from .xdist import limit_workers
+    from .distributed.controller import limit_workers
 
     return limit_workers(config, count)

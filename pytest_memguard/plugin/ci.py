@@ -8,19 +8,23 @@ them pays nothing per test.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import pytest
 
 from ..core.sizes import format_size
+from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
     from ..compare import Allowance, Figures, MetricChange
-    from .hooks import MemguardPlugin
+    from .run import Run
     from .settings import Settings
     from .state import TestState
+
+#: The run's full report, built when first asked for (None when there is none).
+ReportGetter = Callable[[], "dict[str, Any] | None"]
 
 __all__ = [
     "Baseline",
@@ -78,16 +82,18 @@ def load_baseline(settings: Settings) -> Baseline | None:
     return Baseline(figures, allowance, f"{source} {path}")
 
 
-def register(config: pytest.Config, plugin: MemguardPlugin, baseline: Baseline | None) -> None:
+def register(
+    config: pytest.Config, run: Run, report: ReportGetter, baseline: Baseline | None
+) -> None:
     """Register the CI plugins this run needs."""
     manager = config.pluginmanager
     if baseline is not None:
-        manager.register(BaselineCheck(plugin, baseline), BASELINE_NAME)
+        manager.register(BaselineCheck(run, baseline), BASELINE_NAME)
     if config.getoption("xmlpath", None):
-        manager.register(JUnitProperties(plugin), JUNIT_NAME)
+        manager.register(JUnitProperties(run), JUNIT_NAME)
     is_worker = hasattr(config, "workerinput")
     if not is_worker and os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true":
-        manager.register(GitHubActions(plugin, os.environ), GITHUB_NAME)
+        manager.register(GitHubActions(run, report, os.environ), GITHUB_NAME)
 
 
 def unregister(config: pytest.Config) -> None:
@@ -108,8 +114,8 @@ class BaselineCheck:
     Judged on the teardown report, when peak, heap and the leak figure are all known.
     """
 
-    def __init__(self, plugin: MemguardPlugin, baseline: Baseline) -> None:
-        self.plugin = plugin
+    def __init__(self, run: Run, baseline: Baseline) -> None:
+        self.run = run
         self.figures, self.allowance, self.label = baseline
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -118,11 +124,11 @@ class BaselineCheck:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         message = state = None
         if call.when == "teardown":
-            state = self.plugin.state_of(item)
+            state = self.run.state_of(item)
             try:
                 message = self.judge(state) if state is not None else None
             except Exception as error:
-                self.plugin._internal(f"comparing {item.nodeid} with the baseline", error)
+                self.run.error(f"comparing {item.nodeid} with the baseline", error)
         report = yield
         if message is not None and state is not None:
             self._mark(report, state, message)
@@ -160,13 +166,11 @@ class BaselineCheck:
 
     def _mark(self, report: pytest.TestReport, state: TestState, message: str) -> None:
         """Fail the teardown report (enforce mode) and add the ``memguard`` section."""
-        plugin = self.plugin
-        details = state.details(plugin.meter.method)
-        if plugin.settings.enforce and report.passed:
+        details = state.details(self.run.peak_method)
+        if self.run.settings.enforce and report.passed:
             report.outcome = "failed"
             report.longrepr = message
-            report.memguard_cause = True  # type: ignore[attr-defined]
-            plugin._show_letter()
+            setattr(report, CAUSE_KEY, True)
         else:  # report mode, or failed already for another reason: the section says why
             details = f"{message}\n{details}"
         report.sections.append(("memguard", details))
@@ -178,15 +182,15 @@ class BaselineCheck:
 class JUnitProperties:
     """Adds each test's measured figures to its JUnit XML entry (``item.user_properties``)."""
 
-    def __init__(self, plugin: MemguardPlugin) -> None:
-        self.plugin = plugin
+    def __init__(self, run: Run) -> None:
+        self.run = run
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         if call.when == "teardown":
-            state = self.plugin.state_of(item)
+            state = self.run.state_of(item)
             if state is not None:
                 # Before the report is made: it copies the item's properties.
                 item.user_properties.extend(properties(state))
@@ -210,12 +214,13 @@ def properties(state: TestState) -> list[tuple[str, str]]:
 class GitHubActions:
     """Memory failures as workflow annotations, and the report's table in the job summary."""
 
-    def __init__(self, plugin: MemguardPlugin, environ: Mapping[str, str]) -> None:
-        self.plugin = plugin
+    def __init__(self, run: Run, report: ReportGetter, environ: Mapping[str, str]) -> None:
+        self.run = run
+        self.report = report
         self.summary_path = environ.get("GITHUB_STEP_SUMMARY", "").strip() or None
         workspace = environ.get("GITHUB_WORKSPACE", "").strip()
         #: The repository root that annotation paths are relative to.
-        self.root = Path(workspace) if workspace else plugin.config.rootpath
+        self.root = Path(workspace) if workspace else run.config.rootpath
         #: node id -> (path relative to the rootdir, 0-based line or None).
         self.locations: dict[str, tuple[str, int | None]] = {}
 
@@ -226,7 +231,7 @@ class GitHubActions:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        report = self.plugin.report
+        report = self.report()
         if report is None or self.summary_path is None:
             return
         try:
@@ -235,7 +240,7 @@ class GitHubActions:
             with open(self.summary_path, "a", encoding="utf-8") as summary:
                 summary.write(render_report(report, "markdown") + "\n\n")
         except Exception as error:
-            self.plugin._internal("writing the GitHub job summary", error)
+            self.run.error("writing the GitHub job summary", error)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.annotations():
@@ -245,7 +250,7 @@ class GitHubActions:
         """One ``::error`` (``::warning`` in report mode) line per memory failure."""
         from ..results import FAILING_STATUSES
 
-        report = self.plugin.report
+        report = self.report()
         if report is None:
             return []
         lines = []
@@ -263,7 +268,7 @@ class GitHubActions:
 
     def _relative(self, path: str) -> str:
         """``path`` (relative to the rootdir) relative to the repository root, with ``/``."""
-        full = os.path.normpath(self.plugin.config.rootpath / path)
+        full = os.path.normpath(self.run.config.rootpath / path)
         relative = os.path.relpath(full, os.path.normpath(self.root))
         if relative.startswith(".."):
             relative = path

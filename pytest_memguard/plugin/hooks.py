@@ -1,16 +1,22 @@
-"""MemguardPlugin: the per-run plugin object that wraps every test in the guard."""
+"""MemguardPlugin: the per-run plugin object that wraps every test in the guard.
+
+One test, one owner: the ``pytest_runtest_protocol`` wrapper begins a test and finishes
+it in ``finally``; the phase wrappers (setup, call, teardown) arm the guard for the
+phase, measure the body and take the guard's news at the end of each phase.  A test
+another plugin runs several times (pytest-rerunfailures) goes through the phases once a
+run and stays one result.
+"""
 
 from __future__ import annotations
 
 import gc
 import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Generator
 from pathlib import Path
-from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -18,35 +24,32 @@ import pytest
 from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
 from ..core.sizes import format_size
+from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
-from ..records import RecordWriter
 from ..results import Budget, Status
 from . import terminal
 from .markers import MARKER, budget_of, marked
-from .reporting import run_report, run_summary
-from .reports import (
-    FAILURES_PLUGIN_NAME,
-    RECORDER_PLUGIN_NAME,
-    MemoryFailures,
-    OutcomeRecorder,
-    kept_reports,
-)
+from .run import Run
+from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, TestState
+from .summary import run_report, run_summary
+from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
     from .leakcheck import LeakCheck
     from .relief import Relief
-    from .xdist import Controller
 
-#: The name of :class:`.leakcheck.LeakTeardown` (registered with the first checked test).
-LEAKS_PLUGIN_NAME: Final = "memguard-leaks"
 #: Share of the machine's usable memory in use at which the run frees what it can.
 MACHINE_CRITICAL: Final = 0.85
+#: ``node.workerinput`` key: the xdist controller's work folder, where workers log.
+DIR_KEY: Final = "memguard_dir"
+#: Report attribute (set in an xdist worker, sent with the report): the test's entry.
+ENTRY_KEY: Final = "memguard"
 
-__all__ = ["LimitStop", "MemguardPlugin"]
+__all__ = ["CAUSE_KEY", "DIR_KEY", "ENTRY_KEY", "LimitStop", "MemguardPlugin"]
 
 
 class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
@@ -66,89 +69,48 @@ class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[mis
         self.pytrace = False
 
 
-def _runner_codes(config: pytest.Config, *phases: str) -> tuple[CodeType, ...]:
-    """The code of pytest's own implementation of these phases' hooks (its ``runner``
-    plugin: the fixtures, the test body), those that can be found."""
-    codes = []
-    for phase in phases:
-        hook = getattr(config.hook, f"pytest_runtest_{phase}")
-        for impl in hook.get_hookimpls():
-            code = getattr(impl.function, "__code__", None)
-            if impl.plugin_name == "runner" and isinstance(code, CodeType):
-                codes.append(code)
-    return tuple(codes)
-
-
 class MemguardPlugin:
-    """Registered as ``memguard-plugin`` while the guard is on; holds all per-run state.
-
-    The per-test path is kept lean, because it runs thousands of times: a plain hook at
-    the start of setup (which also finishes the test before) and a wrapper of the call,
-    no teardown hook; the guard interrupts only code inside a phase, never pytest's own
-    code between them; one record line per test, no hook per report (:mod:`.reports`),
-    no report entry per test unless the JSON report or a report hook needs it.
-    """
+    """Registered as ``memguard-plugin`` while the guard is on; owns the run's guard."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
         workerinput = getattr(config, "workerinput", None)
-        self.worker: str = workerinput["workerid"] if workerinput else "main"
-        self.started = time.time()
-        self.memory = read_system_memory()
+        # An xdist worker logs into the controller's work folder.
+        shared = workerinput.get(DIR_KEY) if workerinput else None
         self.reader = RssReader()
         self.meter = open_peak_meter(read=self.reader)
-        # An xdist worker writes its records into the controller's work folder.
-        shared = workerinput.get("memguard_dir") if workerinput else None
-        self._owns_work_dir = shared is None
-        self.work_dir = Path(shared or tempfile.mkdtemp(prefix="pytest-memguard-"))
-        #: The xdist controller's side (plugin/xdist.py), when this process is one.
-        self.controller: Controller | None = None
-        self.records = RecordWriter(
-            self.work_dir / f"{self.worker}-{os.getpid()}.jsonl", self.worker
+        self.run = Run(
+            config,
+            settings,
+            worker=workerinput["workerid"] if workerinput else "main",
+            work_dir=Path(shared or tempfile.mkdtemp(prefix="pytest-memguard-")),
+            owns_work_dir=shared is None,
+            memory=read_system_memory(),
+            peak_method=self.meter.method,
+            max_rss=lambda: self.guard.max_rss,
         )
-        self.collected: list[str] = []
+        self.in_worker = workerinput is not None
+        self.crashlog = RecordWriter(
+            self.run.work_dir / f"{self.run.worker}-{os.getpid()}.jsonl", self.run.worker
+        )
+        self.runner = find_runner(config)
+        #: The guard interrupts only while pytest's own work of a phase runs.
+        self._work = self.runner.code()
         #: Budgets of the tests with a marker (or the marker's error), by node id.
         self._budgets: dict[str, Budget | str] = {}
         #: The budget of every other test.
         self._shared: Budget = NO_BUDGET
-        self.results: list[TestState] = []
-        #: The test in progress, the last test to start and its item, and the test whose
-        #: start line is written.
-        self._running: TestState | None = None
-        self._last: TestState | None = None
-        self._item: pytest.Item | None = None
-        #: (node id, phase) -> the ``memguard`` section of a phase memguard failed.
-        self.failures: dict[tuple[str, str], Callable[[], str]] = {}
-        #: Outcomes as reports come, when the terminal reporter does not keep them.
-        self._recorder: OutcomeRecorder | None = None
-        self._announced: str | None = None
-        self.alerts: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-        #: The full report, once built (see :attr:`report`).
-        self._report: dict[str, Any] | None = None
-        #: How the session ended: (interrupted, reason, time); None until it did.
-        self._ending: tuple[bool, str, float] | None = None
-        self.report_path: Path | None = None
-        self._escalated = False
-        self._ask_budget = True
-        self._tell_result = True
+        self._ask_budget = self._tell_result = True
         self._leaks: LeakCheck | None = None
         self._relief: Relief | None = None
         #: Why memory must be freed after the running test (None: no reason yet).
         self._tight: str | None = None
         self._next_machine_check = time.monotonic() + 1.0
-        #: Lines for the terminal summary (e.g. what was freed under pressure).
-        self.notices: list[str] = []
-        #: True while a leak suspect runs again: the phase wrappers stand aside.
-        self._rerunning = False
-        #: The code of pytest's own work in each phase (the fixtures, the test body): the
-        #: guard interrupts only while it runs.  A test is armed for its setup and its
-        #: teardown at once (a test whose setup fails has no call phase), and for the
-        #: teardown alone from the end of its body on.
-        self._setup_work = _runner_codes(config, "setup", "teardown")
-        self._call_work = _runner_codes(config, "call")
-        self._teardown_work = _runner_codes(config, "teardown")
+        #: How the session ended: (interrupted, time); None until it did.
+        self._ending: tuple[bool, float] | None = None
+        self._report: dict[str, Any] | None = None
+        self.report_path: Path | None = None
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -158,60 +120,37 @@ class MemguardPlugin:
             upper_bound=rss_upper_bound() if self.meter.exact else None,
             peak_meter=self.meter,
             on_event=self._on_event,
-            on_growth=self.records.grew,
+            on_growth=self.crashlog.grew,
             on_escalate=self._on_escalate,
             escalate_fd=self.escalate_fd,
             stop_error=self._stop_error,
         )
         self.guard.start()
 
-    # -- lifecycle ---------------------------------------------------------------------
-
     def close(self) -> None:
         """Undo what the constructor did: thread, signal handler, files, work folder."""
-        manager = self.config.pluginmanager
-        for name in (FAILURES_PLUGIN_NAME, RECORDER_PLUGIN_NAME, LEAKS_PLUGIN_NAME):
-            helper = manager.get_plugin(name)
-            if helper is not None:
-                manager.unregister(helper, name)
         self.guard.stop()
-        self.records.close()
+        self.crashlog.close()
         self.meter.close()
         self.reader.close()
         os.close(self.escalate_fd)
-        if self.controller is not None:
-            self.controller.close()
-        if self._ending is not None and not self._escalated and self._owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-        # The per-test data is done with: pytest's last full garbage collections (at
-        # unconfigure) need not walk it (thousands of objects).
-        self.results, self._report, self._ending = [], None, None
-
-    def _show_letter(self) -> None:
-        """Register the plugin of the section and the status letter at the first memory
-        failure of the run."""
-        manager = self.config.pluginmanager
-        if not manager.has_plugin(FAILURES_PLUGIN_NAME):
-            failures = MemoryFailures(self.failures, self._swallowed)
-            manager.register(failures, FAILURES_PLUGIN_NAME)
-
-    def _internal(self, where: str, error: BaseException) -> None:
-        """A failure inside memguard: remembered and reported, never fatal to the run."""
-        self.errors.append(f"{where}: {type(error).__name__}: {error}")
+        run = self.run
+        if run.controller is not None:
+            run.controller.close()
+        if self._ending is not None and not run.escalated and run.owns_work_dir:
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+        # pytest's last full garbage collections (at unconfigure) need not walk them.
+        run.results, self._report = [], None
 
     # -- collection --------------------------------------------------------------------
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         hook = self.config.hook
-        # Every conftest is loaded by now: skip per-test hook calls nobody listens to.
+        # Every conftest is loaded by now: no per-test hook call that nobody listens to.
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
-        manager = self.config.pluginmanager
-        if self._tell_result or not manager.has_plugin("terminalreporter"):
-            self._recorder = OutcomeRecorder(self._tell if self._tell_result else None)
-            manager.register(self._recorder, RECORDER_PLUGIN_NAME)
         self._shared = self._default_budget()
-        self.collected.extend([item.nodeid for item in session.items])
+        self.run.collected.extend([item.nodeid for item in session.items])
         for item in marked(session.items, MARKER):
             try:
                 self._budgets[item.nodeid] = budget_of(item, self._shared)
@@ -235,308 +174,234 @@ class MemguardPlugin:
     def pytest_memguard_budget(self, item: pytest.Item, budget: Budget) -> Budget:
         return budget
 
-    def state_of(self, item: pytest.Item) -> TestState | None:
-        """The measurements of ``item`` while it runs (from its setup to its last report)."""
-        return self._last if self._item is item else None
+    # -- one test ------------------------------------------------------------------------
 
-    # -- one test: three phases ----------------------------------------------------------
-    #
-    # These run for every test, so they are written for a cold CPU cache: few calls, few
-    # objects, the rare cases (news from the guard, a failure, a leak check) behind one
-    # test each.  Measured with benchmarks/overhead.py and benchmarks/split.py.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self._begin(item)
+        try:
+            return (yield)
+        finally:
+            self._finish(state, item)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        if self._rerunning:
-            return
-        nodeid = item.nodeid
-        if self._running is not None:  # the last test, its teardown done
-            self._finish(self._running, nodeid)
-        budget = self._budgets.get(nodeid, self._shared) if self._budgets else self._shared
+    def _begin(self, item: pytest.Item) -> TestState:
+        budget = self._budgets.get(item.nodeid, self._shared)
         error = None
         if isinstance(budget, str):  # a bad marker: the test errors at its setup
             error, budget = budget, NO_BUDGET
         elif self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
-        state = TestState(nodeid, budget)
-        self._running = self._last = state
-        self._item = item
-        if self._announced != nodeid:
-            self.records.start(nodeid, self.guard.last_rss)
-        # Plain hooks, not wrappers (a wrapper costs a test some 8k instructions more in
-        # pluggy): nothing runs at the end of setup or of teardown.  The guard is armed
-        # within pytest's own work of the phases, which bounds it; news from setup is
-        # taken at the start of the body, and the test is finished as the next one
-        # starts (or when its result is asked for, :meth:`ended`).
-        work = self._setup_work
-        if budget.rss is not None and self.settings.enforce:
-            self.guard.begin(
-                nodeid,
-                limit=budget.rss,
-                source=budget.source("rss"),
-                armed=bool(work),
-                within=work,
-            )
-        else:
-            self.guard.begin(nodeid, armed=bool(work), within=work)
-        if error is not None:
-            state.message = error
-            pytest.fail(error, pytrace=False)
+        state = self.run.running = TestState(item.nodeid, budget, error)
+        self.crashlog.start(item.nodeid, self.guard.last_rss)
+        return state
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Any:
-        state = self._running
-        if state is None or self._item is not item or self._rerunning:
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self.run.state_of(item)
+        if state is None:
             return (yield)
-        guard = self.guard
-        if guard.arm(self._call_work):  # news from the setup phase
-            self._settle(state, "call", None)
-        budget = state.budget
-        if budget.leak is not None or budget.heap is not None:
-            self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
-        state.rss_start = start = self.meter.reset()
+        state.new_run()
+        rss_cap = state.budget.rss if self.settings.enforce else None
+        self.guard.begin(item.nodeid, limit=rss_cap, source=state.budget.source("rss"))
+        if state.error is not None:
+            state.message = state.error
+            pytest.fail(state.error, pytrace=False)
+        self.guard.arm(self._work)
         try:
             result = yield
         except BaseException as raised:
-            if self._end_call(state, start):
-                self._settle(state, "call", raised)
+            self._end_phase(state, raised)
             raise
-        if self._end_call(state, start):
-            self._settle(state, "call", None)
+        self._end_phase(state, None)
+        return result
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self.run.state_of(item)
+        if state is None:
+            return (yield)
+        state.phase = "call"
+        budget = state.budget
+        if budget.leak is not None or budget.heap is not None:
+            self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
+        state.rss_start = self.meter.reset()
+        self.guard.arm(self._work)
+        try:
+            result = yield
+        except BaseException as raised:
+            self._end_body(state)
+            self._end_phase(state, raised)
+            raise
+        self._end_body(state)
+        self._end_phase(state, None)
         if budget is not NO_BUDGET:
             message = state.over_budget()
             if message is not None:
-                self._fail(state, "call", "over_budget", message)
+                self._fail(state, "over_budget", message)
         return result
 
-    def _end_call(self, state: TestState, start: int) -> bool:
-        """The end of the body: its peak and RSS; the guard armed for the teardown; whether
-        the guard has news."""
-        work = self._teardown_work
-        news = self.guard.arm(work) if work else self.guard.pause()  # () would arm anywhere
+    def _end_body(self, state: TestState) -> None:
+        """The end of the body: its peak and RSS (the kernel's two counters may differ by
+        a few pages: the peak is never below the start)."""
+        start = state.rss_start or 0
         peak, state.rss_end = self.meter.end()
-        # The kernel's two counters may differ by a few pages; the peak is never below
-        # the start.
-        state.rss_peak = peak = peak if peak > start else start
-        state.peak_delta = peak - start
+        peak = max(peak, start)
+        if state.rss_peak is None or peak > state.rss_peak:  # the highest of all runs
+            state.rss_peak = peak
+        if state.peak_delta is None or peak - start > state.peak_delta:
+            state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
-        return news
 
-    def _end_leak_check(
-        self,
-        state: TestState,
-        item: pytest.Item,
-        nextitem: pytest.Item | None,
-        raised: BaseException | None,
-    ) -> None:
-        """After the teardown of a test checked for leaks (:class:`.leakcheck.LeakTeardown`):
-        the guard is done with the test, then its leak is judged (maybe running it again)."""
-        self._close_unit(state)
-        assert self._leaks is not None
-        message = self._leaks.finish(
-            state,
-            self.reader,
-            lambda: self._run_again(item, nextitem),
-            judge=raised is None and state.abort is None,
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
+        state = self.run.state_of(item)
+        if state is None:
+            return (yield)
+        state.phase = "teardown"
+        self.guard.arm(self._work)
+        leak = None
+        if state.traced_start is not None:  # checked for leaks
+            if self.runner.found:
+                leak = self._leak_check().check(state, item, self.runner, self.reader)
+            else:
+                self._leak_check().abandon(state)  # cannot run it again
+        try:
+            result = yield
+        except BaseException as raised:
+            self._end_teardown(state, raised)
+            raise
+        self._end_teardown(state, leak.teardown_error if leak is not None else None)
+        if leak is not None and leak.teardown_error is not None:
+            raise leak.teardown_error
+        if leak is not None and leak.failure is not None:
+            self._fail(state, "leak", leak.failure)
+        return result
+
+    def _end_teardown(self, state: TestState, raised: BaseException | None) -> None:
+        state.torn_down = True
+        state.duration_s = time.perf_counter() - state.started
+        self._end_phase(state, raised)
+
+    def _end_phase(self, state: TestState, raised: BaseException | None) -> None:
+        """Disarm the guard; pass its level events on, and fail the phase when the guard
+        stopped it and it went on (caught the interrupt)."""
+        if not self.guard.pause():
+            return
+        self._pass_events(state)
+        abort = self.guard.aborted()
+        if abort is None or state.stop_handled:
+            return
+        state.stop_handled = True
+        state.abort = abort
+        if isinstance(raised, MemoryLimitExceeded):
+            # The stop came out of the phase (recorded by _stop_error).  What the stopped
+            # frames hold is garbage now, even where a plugin keeps the exception
+            # (pytest-rerunfailures keeps every failure's).
+            traceback.clear_frames(raised.__traceback__)
+            return
+        self._fail(
+            state, "aborted", f"memguard: {abort.message} (it caught the interrupt and went on)"
         )
-        if message is not None:
-            self._fail(state, "teardown", "leak", message)
+
+    def _pass_events(self, state: TestState | None) -> None:
+        for event in self.guard.drain_events():
+            if state is not None:
+                state.levels = max(state.levels, event.level)
+            if event.level >= Level.CRITICAL:
+                self._tight = "the process passed its critical threshold"
+            self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
+
+    def _stop_error(self, info: AbortInfo) -> BaseException:
+        """The exception that stops the running phase (the guard's signal handler calls
+        this in the main thread): a failure with memguard's message, recorded here, before
+        the phase's report is made."""
+        message = f"memguard: {info.message}"
+        state = self.run.running
+        if state is not None and not state.stop_handled:
+            state.abort = info
+            self._record_failure(state, "aborted", message)
+        return LimitStop(message, rss=info.rss, limit=info.limit, source=info.source)
+
+    def _record_failure(self, state: TestState, status: Status, message: str) -> None:
+        state.status, state.message, state.failed_when = status, message, state.phase
+
+    def _fail(self, state: TestState, status: Status, message: str) -> None:
+        """Record a memory failure of the running phase, and fail it (in report mode
+        only aborts fail)."""
+        self._record_failure(state, status, message)
+        if status == "aborted" or self.settings.enforce:
+            pytest.fail(message, pytrace=False)
+
+    def _finish(self, state: TestState, item: pytest.Item) -> None:
+        """The end of a test's protocol: its result kept, its record line, the pressure
+        check; memory freed after a stopped test, before the next one starts."""
+        run = self.run
+        run.running = None
+        try:
+            self.guard.end()
+            self._pass_events(state)
+            if not state.torn_down:  # interrupted (Ctrl-C) before its teardown ended
+                state.outcome = state.status = "not_run"
+                state.message = "not run (interrupted)"
+            run.results.append(state)
+            if state.abort is not None:
+                gc.collect()
+                trim_heap()
+            self.crashlog.end(state.final_status(), state.rss_end)
+            if self._tell_result:
+                result = state.result(run.worker)
+                self.config.hook.pytest_memguard_test_result(item=item, result=result)
+            if self._tight is not None or time.monotonic() >= self._next_machine_check:
+                self._check_pressure(state.nodeid)
+        except Exception as error:  # e.g. a listener of a memguard hook
+            run.error(f"ending {state.nodeid}", error)
+
+    # -- reports ---------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """The test's outcome; the ``memguard`` section on the report of the phase it
+        failed; in an xdist worker, the entry on the teardown report (it travels with it)."""
+        state = self.run.running
+        if state is None or state.nodeid != report.nodeid:
+            return
+        outcome = report.outcome  # "rerun": a run that another run follows (rerunfailures)
+        if outcome in ("failed", "skipped") and state.outcome != "failed":
+            state.outcome = outcome
+        if state.failed_when == report.when and state.status != "ok":
+            report.sections.append(("memguard", state.details(self.meter.method)))
+            if report.failed:
+                setattr(report, CAUSE_KEY, True)
+        if self.in_worker and report.when == "teardown":
+            try:
+                setattr(report, ENTRY_KEY, state.entry(self.run.worker))
+            except Exception as error:
+                self.run.error(f"sending the result of {report.nodeid}", error)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+        return terminal.memory_status(report)
+
+    # -- memory pressure ---------------------------------------------------------------
 
     def _leak_check(self) -> LeakCheck:
         """The run's leak checker, built when the first checked test needs it."""
         if self._leaks is None:
-            from .leakcheck import LeakCheck, register
+            from .leakcheck import LeakCheck
 
             self._leaks = LeakCheck(self.config.rootpath, self.settings.leak_budget)
-            register(self.config, self)
         return self._leaks
-
-    def _run_again(self, item: pytest.Item, nextitem: pytest.Item | None) -> str | None:
-        """Run a leak suspect once more (setup, call, teardown); what went wrong, or None.
-
-        Through the public per-phase hooks, so fixtures and other plugins take part as in
-        the first run; memguard's own wrappers stand aside.  No reports are made.
-        """
-        funcargs = getattr(item, "funcargs", None)
-        if isinstance(funcargs, dict):
-            funcargs.clear()  # the fixtures of the first run are torn down
-        error: str | None = None
-        ihook = item.ihook
-        self._rerunning = True
-        self.guard.begin(item.nodeid)
-        self.guard.arm()
-        try:
-            for when in ("setup", "call", "teardown"):
-                if error is not None and when == "call":
-                    continue
-                try:
-                    if when == "setup":
-                        ihook.pytest_runtest_setup(item=item)
-                    elif when == "call":
-                        ihook.pytest_runtest_call(item=item)
-                    else:
-                        ihook.pytest_runtest_teardown(item=item, nextitem=nextitem)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException as raised:
-                    error = error or f"{when}: {type(raised).__name__}: {raised}".strip()
-        finally:
-            self._rerunning = False
-            self.guard.end()
-        return error
-
-    def _settle(
-        self, state: TestState, when: str, raised: BaseException | None, *, fail: bool = True
-    ) -> None:
-        """End of a phase with news from the guard: pass level events on, and fail the
-        phase the guard stopped.
-
-        Called after :meth:`Guard.arm` or :meth:`Guard.pause` said there is news.  Raises
-        ``pytest.fail`` when the guard stopped this phase (whether the test let the
-        interrupt through or caught it and went on), unless ``fail`` is False (the end of
-        a test, whose reports are made); returns otherwise.  A stop is settled once per
-        test.
-        """
-        for event in self.guard.drain_events():
-            state.levels = max(state.levels, event.level)
-            if event.level >= Level.CRITICAL:
-                self._tight = "the process passed its critical threshold"
-            self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
-        if state.settled:
-            return
-        abort = self.guard.aborted()
-        if abort is None:
-            return
-        state.settled = True
-        state.abort = abort
-        message = f"memguard: {abort.message}"
-        if not isinstance(raised, MemoryLimitExceeded) and fail:
-            message += " (it caught the interrupt and went on)"
-        if not fail:
-            when = state.failed_when or when
-        # A LimitStop on its way out already fails the phase with this message.
-        self._fail(state, when, "aborted", message, fail and not isinstance(raised, LimitStop))
-
-    def _stop_error(self, info: AbortInfo) -> BaseException:
-        """The exception that stops the running phase (the guard's signal handler calls
-        this in the main thread): a failure with memguard's message rather than a
-        traceback.  The failure is recorded here, before the phase's report is made."""
-        message = f"memguard: {info.message}"
-        state = self._running
-        if state is not None and not state.settled and not self._rerunning:
-            state.abort = info
-            phase = self._phase_now()
-            self._fail(state, phase, "aborted", message, False)
-            if phase == "setup" and self._teardown_work:
-                # The teardown that follows a stopped setup is left to free memory, as
-                # after a stopped body: a phase of its own.
-                self.guard.arm(self._teardown_work)
-        return LimitStop(message, rss=info.rss, limit=info.limit, source=info.source)
-
-    def _swallowed(self, nodeid: str, error: BaseException | None) -> str | None:
-        """Why the teardown of ``nodeid`` fails when the guard stopped it and it ended
-        without the stop (``error``: how it ended); None when it let the stop through."""
-        state = self._last
-        if state is None or state.nodeid != nodeid or state.abort is None:
-            return None
-        if state.failed_when != "teardown" or isinstance(error, MemoryLimitExceeded):
-            return None
-        state.settled = True
-        state.message = f"memguard: {state.abort.message} (it caught the interrupt and went on)"
-        return state.message
-
-    def _phase_now(self) -> str:
-        """The phase whose work runs now in the main thread (the guard stops only those)."""
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            code = frame.f_code
-            for phase, work in (
-                ("call", self._call_work),
-                ("teardown", self._teardown_work),
-                ("setup", self._setup_work),
-            ):
-                if code in work:
-                    return phase
-            frame = frame.f_back
-        return "call"
-
-    def _fail(
-        self, state: TestState, when: str, status: Status, message: str, fail: bool = True
-    ) -> None:
-        """Record a memory failure, and fail the phase (unless ``fail`` is False, or in
-        report mode, where only aborts fail)."""
-        state.status, state.message = status, message
-        state.failed_when = when
-        method = self.meter.method
-        self.failures[state.nodeid, when] = lambda: state.details(method)
-        self._show_letter()
-        if fail and (status == "aborted" or self.settings.enforce):
-            pytest.fail(message, pytrace=False)
-
-    # -- one test: its reports -----------------------------------------------------------
-
-    def _finish(self, state: TestState, nextid: str | None) -> None:
-        """The end of a test, its teardown done: the guard's news, its result kept, its
-        record line (with the start of the test ``nextid``, when it is known).
-
-        Called as the next test starts, at the end of the session, or when the test's
-        result is asked for at its teardown report (:meth:`ended`).
-        """
-        self._running = None
-        state.duration_s = time.perf_counter() - state.started
-        self.results.append(state)
-        try:
-            self._close_unit(state)
-        except Exception as error:  # e.g. a listener of pytest_memguard_threshold_crossed
-            self.guard.end()
-            self._internal(f"ending {state.nodeid}", error)
-        try:
-            if state.abort is not None:
-                # The stopped test's memory is garbage now: give it back before the next
-                # test, or the process stays over its limit and that test is stopped too.
-                gc.collect()
-                trim_heap()
-            self.records.end(state.final_status(), state.rss_end, nextid)
-            self._announced = nextid
-            if self._tight is not None or time.monotonic() >= self._next_machine_check:
-                self._check_pressure(state.nodeid)
-        except Exception as error:
-            self._internal(f"recording {state.nodeid}", error)
-
-    def _close_unit(self, state: TestState) -> None:
-        """The guard is done with the test: its teardown's news (a stop, levels) kept."""
-        if self.guard.pause():
-            self._settle(state, "teardown", None, fail=False)
-        self.guard.end()
-
-    def ended(self, nodeid: str) -> TestState | None:
-        """The result of test ``nodeid`` at its teardown report (its teardown is done),
-        finished now if it was not yet; None when it is not the last test that ran."""
-        state = self._running
-        if state is not None and state.nodeid == nodeid:
-            self._finish(state, None)
-        state = self.results[-1] if self.results else None
-        return state if state is not None and state.nodeid == nodeid else None
-
-    def _tell(self, nodeid: str, outcome: str) -> None:
-        """Call ``pytest_memguard_test_result`` for a test that ended (its last report)."""
-        state, item = self.ended(nodeid), self._item
-        if state is None or item is None:
-            return
-        try:
-            state.outcome = outcome
-            result = state.result(self.worker)
-            self.config.hook.pytest_memguard_test_result(item=item, result=result)
-        except Exception as error:
-            self._internal(f"telling the result of {nodeid}", error)
 
     def _check_pressure(self, nodeid: str | None) -> None:
         """Between tests: free memory when the process or the machine is at critical.
 
         The machine is read at most once a second; the process's critical threshold is
-        heard from the watchdog.  The cleanup itself (:mod:`.relief`) is imported only
-        when it is needed.
+        heard from the watchdog.
         """
         trigger, self._tight = self._tight, None
         now = time.monotonic()
@@ -549,17 +414,15 @@ class MemguardPlugin:
             self.relieve(trigger, nodeid)
 
     def relieve(self, trigger: str, nodeid: str | None) -> None:
-        """Free what the run can now (the pressure hook, services, gc), as under pressure.
-
-        The run's coordinator keeps its cooldown; what was freed goes to the summary.
-        """
+        """Free what the run can now (the pressure hook, services, gc), as under pressure;
+        what was freed goes to the summary (the coordinator keeps its cooldown)."""
         if self._relief is None:
             from .relief import Relief
 
-            self._relief = Relief(self.config, self.reader)
+            self._relief = Relief(self.config, self.reader, self.run.pressure)
         line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
         if line is not None:
-            self.notices.append(line)
+            self.run.notices.append(line)
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------
 
@@ -567,114 +430,104 @@ class MemguardPlugin:
         alert = {
             "timestamp": event.time,
             "level": str(event.level),
-            "process": self.worker,
+            "process": self.run.worker,
             "pid": os.getpid(),
             "rss": event.rss,
             "threshold": event.threshold,
             "nodeid": event.unit,
             "message": event.message,
         }
-        self.alerts.append(alert)
-        self.records.write("alert", **alert)
+        self.run.alerts.append(alert)
+        self.crashlog.write("alert", **alert)
 
     def _on_escalate(self, info: AbortInfo) -> None:
-        self._escalated = True
+        self.run.escalated = True
         message = (
             f"memguard: {info.message}, but it caught the interrupt and kept running;"
             " memguard ended the process"
         )
-        self.records.write(
+        self.crashlog.write(
             "abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message
         )
-        path = self._write_report(
-            interrupted=True, reason="the process was ended by memguard", abort=message
+        if not self.run.owns_work_dir:
+            return  # an xdist worker: the controller reads its log
+        self._save(
+            run_report(
+                self.run,
+                interrupted=True,
+                reason="the process was ended by memguard",
+                abort=message,
+            )
         )
-        if path is not None:
-            os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
+        if self.report_path is not None:
+            os.write(
+                self.escalate_fd, f"memguard: JSON report written to {self.report_path}\n".encode()
+            )
 
     # -- the end -----------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._pass_events(None)
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        running = self._running
-        if running is not None and (not interrupted or self._torn_down(running.nodeid)):
-            self._finish(running, None)  # the last test
-        for event in self.guard.drain_events():
-            self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
-        self._ending = (interrupted, "interrupted" if interrupted else "", time.time())
-        hook = self.config.hook.pytest_memguard_report
-        # The full report (an entry per test) is built only when something reads it: the
-        # JSON file, a report hook, the controller of workers, an interrupted run.  The
-        # terminal needs a few entries (:func:`.reporting.run_summary`).
-        if not (
+        self._ending = (interrupted, time.time())
+        # The full report (an entry per test) is built only when something reads it.
+        wanted = (
             self.settings.json_path is not None
-            or hook.get_hookimpls()
-            or self.controller is not None
+            or self.config.hook.pytest_memguard_report.get_hookimpls()
+            or self.run.controller is not None
             or interrupted
-        ):
-            return
-        try:
-            report = self.report
-            if report is not None:
-                self._save(report)
-        except Exception as error:
-            self._internal("writing the report", error)
-
-    def _torn_down(self, nodeid: str) -> bool:
-        """Whether the teardown of ``nodeid`` was reported (in an interrupted run: the
-        test ended before the interrupt, or the interrupt stopped it)."""
-        stats = kept_reports(self.config) or {}
-        return any(
-            report.nodeid == nodeid and report.when == "teardown"
-            for reports in stats.values()
-            for report in list(reports)[-2:]
-            if isinstance(report, pytest.TestReport)
         )
+        if wanted and self.report is not None:
+            try:
+                self._save(self.report)
+            except Exception as error:
+                self.run.error("writing the report", error)
 
     @property
     def report(self) -> dict[str, Any] | None:
         """The run's full report, built when first asked for after the session ended
         (None before, and in an xdist worker, whose results went to the controller)."""
-        if self._report is None and self._ending is not None and self._owns_work_dir:
-            interrupted, reason, ended = self._ending
+        if self._report is None and self._ending is not None and self.run.owns_work_dir:
+            interrupted, ended = self._ending
+            reason = "interrupted" if interrupted else ""
             try:
-                self._report = run_report(self, interrupted=interrupted, reason=reason, ended=ended)
+                self._report = run_report(
+                    self.run, interrupted=interrupted, reason=reason, ended=ended
+                )
             except Exception as error:
-                self._internal("building the report", error)
+                self.run.error("building the report", error)
                 self._ending = None  # no report, no summary; the work folder stays for a look
         return self._report
 
-    def _write_report(
-        self, *, interrupted: bool, reason: str, abort: str | None = None
-    ) -> Path | None:
-        """Build and write the report now (the guard is ending the process)."""
-        if not self._owns_work_dir:
-            return None  # an xdist worker: its results went to the controller
-        return self._save(run_report(self, interrupted=interrupted, reason=reason, abort=abort))
-
-    def _save(self, report: dict[str, Any]) -> Path | None:
-        """Write ``report`` to the JSON path, if there is one; where it went."""
+    def _save(self, report: dict[str, Any]) -> None:
+        """Write ``report`` to the JSON path, if there is one."""
         if self.settings.json_path is None:
-            return None
+            return
         from ..report import write_report  # not needed by a run without a JSON report
 
         self.report_path = write_report(report, self.settings.json_path)
-        return self.report_path
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        return terminal.header_lines(self.settings, self.meter.method, self.memory)
+        lines = terminal.header_lines(self.settings, self.meter.method, self.run.memory)
+        if not self.runner.found:
+            lines.append(
+                "memguard: pytest's runner was not found: a stop may interrupt other"
+                " plugins' work of a phase, and leak suspects are not run again"
+            )
+        return lines
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self._ending is not None and self._owns_work_dir:
+        run = self.run
+        if self._ending is not None and run.owns_work_dir:
             try:
-                summary = run_summary(self, self.settings.top)
+                summary = run_summary(run, self.settings.top, self._report)
             except Exception as failure:
-                self._internal("summing up the run", failure)
+                run.error("summing up the run", failure)
             else:
                 terminal.write_summary(terminalreporter, summary, self.settings, self.report_path)
-        for line in self.notices:
+        for line in run.notices:
             terminalreporter.write_line(line, yellow=True)
-        for error in self.errors:
+        for error in run.errors:
             terminalreporter.write_line(
                 f"memguard: internal error, the guard went on: {error}", yellow=True
             )

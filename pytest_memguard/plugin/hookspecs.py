@@ -14,8 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from ..core.guard import LevelEvent
     from ..core.levels import Level
-    from ..measured import TestMemory
-    from ..results import Budget
+    from ..results import Budget, TestMemory
 
 hookspec = pytest.hookspec
 

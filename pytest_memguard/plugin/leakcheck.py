@@ -1,18 +1,21 @@
 """Leak and heap checks of the tests that ask for them (``--memguard-leaks``, ``leak=``, ``heap=``).
 
 Imported only when a test is checked.  Tracing is scoped to each checked test: it starts
-with the test body (after its fixtures are set up) and, for a leak check, ends after its
-teardown, so that pytest's work between tests is not traced and memory a module fixture
-frees cannot hide a leak.  A test that does not leak pays for the tracing and a few O(1)
-counters; ``gc.collect()``, snapshots and a rerun are for suspects only.
+with the test body (after its fixtures are set up) and, for a leak check, ends after the
+teardown of its function-scoped fixtures, so that pytest's work between tests is not
+traced.  A test that does not leak pays for the tracing and a few O(1) counters;
+``gc.collect()``, snapshots and a rerun are for suspects only.  A suspect runs again
+while the fixtures of every scope above the function are still set up
+(:class:`~.runner.Runner`), so that the rerun measures the test, not a fixture set up
+anew, and works for the last test of a session as for any other.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple
 
 import pytest
 
@@ -27,17 +30,22 @@ from ..core.leaks import (
     relative_sites,
     take_snapshot,
 )
+from ..errors import MemoryLimitExceeded
 from ..probe.process import trim_heap
+from .runner import Runner
 from .state import TestState
 
-if TYPE_CHECKING:
-    from .hooks import MemguardPlugin
-
-__all__ = ["LeakCheck", "LeakTeardown", "register"]
+__all__ = ["LeakCheck", "LeakResult"]
 
 
-#: Runs the test once more (setup, call, teardown); returns what went wrong, or None.
-RunAgain = Callable[[], "str | None"]
+class LeakResult(NamedTuple):
+    """What the leak check of a test found before its real teardown."""
+
+    #: What the teardown of its function-scoped fixtures raised, or the guard's stop of
+    #: its rerun (raised after the real teardown), or None.
+    teardown_error: BaseException | None
+    #: Why the test fails as a leak, or None.
+    failure: str | None
 
 
 class LeakCheck:
@@ -63,28 +71,30 @@ class LeakCheck:
             self.tracer.release()
             state.traced_start = None
 
-    def finish(
-        self,
-        state: TestState,
-        rss: Callable[[], int],
-        run_again: RunAgain,
-        *,
-        judge: bool = True,
-    ) -> str | None:
-        """After the teardown: judge what the test kept; returns a failure message or None.
+    def abandon(self, state: TestState) -> None:
+        """Stop tracing ``state`` without judging it."""
+        if state.traced_start is not None:
+            state.traced_start = None
+            self.tracer.release()
+
+    def check(
+        self, state: TestState, item: pytest.Item, runner: Runner, rss: Callable[[], int]
+    ) -> LeakResult:
+        """At the start of the real teardown: tear down the test's function-scoped
+        fixtures, judge what it kept, and run a suspect again to tell a leak from a warm-up.
 
         A test that kept more than its budget is collected (``gc.collect()``) and measured
         again; if it still did, it is run once more between two snapshots: growing again
         confirms a leak, not growing was a warm-up (a cache filled, a module imported).
-        With ``judge`` False (the test was stopped, or its teardown failed) tracing just ends.
+        A test the guard stopped, or whose fixtures failed to tear down, is not judged.
         """
         start, state.traced_start = state.traced_start, None
-        budget = state.budget.leak
-        if start is None or budget is None or not judge:
-            if start is not None:
-                self.tracer.release()
-            return None
+        assert start is not None, "only a traced test is checked"
         try:
+            error = runner.teardown_function(item)
+            budget = state.budget.leak
+            if budget is None or error is not None or state.abort is not None:
+                return LeakResult(error, None)
             tracer = self.tracer
             retained = tracer.traced() - start
             if retained > budget:
@@ -95,8 +105,11 @@ class LeakCheck:
             if native is not None:
                 state.warnings += (f"memguard: {native}",)
             if retained <= budget:
-                return None
-            return self._confirm(state, retained, budget, run_again)
+                return LeakResult(None, None)
+            try:
+                return LeakResult(None, self._confirm(state, retained, budget, item, runner))
+            except MemoryLimitExceeded as stop:  # the guard stopped the rerun
+                return LeakResult(stop, None)
         finally:
             self.tracer.release()
 
@@ -118,7 +131,7 @@ class LeakCheck:
         return native_leak_message(rss() - state.rss_start, traced)
 
     def _confirm(
-        self, state: TestState, retained: int, budget: int, run_again: RunAgain
+        self, state: TestState, retained: int, budget: int, item: pytest.Item, runner: Runner
     ) -> str | None:
         tracer = self.tracer
         if not tracer.user_started:
@@ -127,7 +140,7 @@ class LeakCheck:
             tracer.release()
             tracer.ensure(DEFAULT_NFRAMES)
         before = take_snapshot()
-        error = run_again()
+        error = runner.run_again(item)
         gc.collect()
         after = take_snapshot()
         change = diff(before, after) if error is None else None
@@ -148,38 +161,3 @@ class LeakCheck:
         else:  # a warm-up: said in the report, nothing more
             state.notes += (message,)
         return None
-
-
-class LeakTeardown:
-    """The end of a checked test's teardown, where its leak is judged.
-
-    Registered with the run's first checked test (:func:`register`), so that the tests of
-    a run without leak checks pay for no teardown hook.
-    """
-
-    def __init__(self, plugin: MemguardPlugin) -> None:
-        self.plugin = plugin
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_teardown(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, Any, Any]:
-        plugin = self.plugin
-        state = plugin.state_of(item)
-        if state is None or state.traced_start is None or plugin._rerunning:
-            return (yield)
-        try:
-            result = yield
-        except BaseException as raised:
-            plugin._end_leak_check(state, item, nextitem, raised)
-            raise
-        plugin._end_leak_check(state, item, nextitem, None)
-        return result
-
-
-def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
-    """Register :class:`LeakTeardown` (once a run; unregistered at the end of the run)."""
-    from .hooks import LEAKS_PLUGIN_NAME
-
-    if not config.pluginmanager.has_plugin(LEAKS_PLUGIN_NAME):
-        config.pluginmanager.register(LeakTeardown(plugin), LEAKS_PLUGIN_NAME)

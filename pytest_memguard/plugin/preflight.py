@@ -1,8 +1,8 @@
 """Pre-flight (``--memguard-min-free``): a test does not start while too little memory is free.
 
 A plugin of its own, registered only when the option is set, so that other runs pay
-nothing per test.  Its plain ``tryfirst`` setup hook runs inside memguard's setup wrapper
-(which has made the test's :class:`~.state.TestState` by then) and before any fixture.
+nothing per test.  Its plain setup hook runs inside memguard's setup wrapper (the test's
+:class:`~.state.TestState` exists by then) and before pytest's, which sets up fixtures.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..core.sizes import format_size
 from ..probe.system import read_system_memory
 
 if TYPE_CHECKING:
-    from .hooks import MemguardPlugin
+    from .run import Run
     from .state import TestState
 
 __all__ = ["PLUGIN_NAME", "Preflight", "register", "unregister"]
@@ -86,9 +86,7 @@ class Preflight:
             f" {self.source} asks for {wanted}"
         )
 
-    # Not tryfirst: after memguard's own setup hook (tryfirst), which starts the test's
-    # state, and before pytest's, which sets up the fixtures (registered earlier, so
-    # called later).
+    # Registered after pytest's runner, so called before it.
     @pytest.hookimpl
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         try:
@@ -105,17 +103,20 @@ class Preflight:
         pytest.fail(message, pytrace=False)
 
 
-def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
-    """Register the pre-flight check when ``--memguard-min-free`` (or a twin) is set."""
-    settings = plugin.settings
+def register(config: pytest.Config, run: Run, relieve: Callable[[str, str | None], object]) -> None:
+    """Register the pre-flight check when ``--memguard-min-free`` (or a twin) is set.
+
+    :param relieve: frees what the run can, ``(trigger, nodeid)``
+    """
+    settings = run.settings
     if settings.min_free is None:
         return
     preflight = Preflight(
         settings.min_free,
         settings.source("min_free"),
-        plugin.relieve,
-        on_error=plugin._internal,
-        state_of=plugin.state_of,
+        relieve,
+        on_error=run.error,
+        state_of=run.state_of,
     )
     config.pluginmanager.register(preflight, PLUGIN_NAME)
 

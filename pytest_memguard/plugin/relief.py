@@ -33,15 +33,17 @@ __all__ = ["Relief"]
 class Relief:
     """The run's coordinator and the record of what it freed."""
 
-    def __init__(self, config: pytest.Config, rss: Callable[[], int]) -> None:
+    def __init__(
+        self, config: pytest.Config, rss: Callable[[], int], events: list[dict[str, Any]]
+    ) -> None:
         self.config = config
         self.rss = rss
         self.coordinator = MemoryPressureCoordinator()
         self.coordinator.register("pytest_memguard_pressure", self._hooks, weak=False)
         self.coordinator.register("services", _services, weak=False)
         self.coordinator.register("gc", self._collect, weak=False)
-        #: One entry per run of the handlers, for the JSON report.
-        self.events: list[dict[str, Any]] = []
+        #: One entry per run of the handlers, for the JSON report (appended to).
+        self.events = events
 
     def relieve(self, level: Level, trigger: str, nodeid: str | None) -> str | None:
         """Run the handlers at ``level`` (unless cooling down); a line for people, or None."""

@@ -7,24 +7,43 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.levels import Level
 from ..core.sizes import format_size
-from ..results import Budget, Status, to_microsecond
+from ..results import NO_BUDGET, Budget, Status
 
 if TYPE_CHECKING:
     from ..core.guard import AbortInfo
-    from ..measured import Site, TestMemory
+    from ..core.sites import Site
+    from ..results import TestMemory
 
 __all__ = ["NO_BUDGET", "TestState"]
 
-NO_BUDGET: Final = Budget()
+#: What a run of a test measures and decides: forgotten when another run starts.
+_PER_RUN: Final = (
+    "rss_start",
+    "rss_end",
+    "heap_peak",
+    "leaked",
+    "sites",
+    "abort",
+    "stop_handled",
+    "status",
+    "message",
+    "warnings",
+    "notes",
+    "traced_start",
+    "leak_check",
+    "failed_when",
+    "outcome",
+    "torn_down",
+)
 
 
 class TestState:
-    """One test's measurements and verdict.
+    """One test's measurements and verdict, from the start of its protocol to its end.
 
     Sizes are bytes (``None``: not measured).  ``failed_when`` is the phase whose report
-    memguard failed, so that the status letter ``M`` goes on that report only.  One is
-    made per test, so the defaults live on the class and an instance holds only what was
-    set: making one costs three stores, not twenty.
+    memguard failed, so that its ``memguard`` section and the status letter ``M`` go on
+    that report only.  The defaults live on the class, so that an instance holds only
+    what was set.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -38,8 +57,8 @@ class TestState:
     leaked: int | None = None
     sites: tuple[Site, ...] = ()
     abort: AbortInfo | None = None
-    #: True once the guard's stop of the test was settled (its phase failed or recorded).
-    settled = False
+    #: True once the guard's stop of this run of the test was dealt with.
+    stop_handled = False
     levels = Level.OK
     status: Status = "ok"
     message: str | None = None
@@ -50,14 +69,32 @@ class TestState:
     traced_start: int | None = None
     leak_check: dict[str, Any] | None = None
     failed_when: str | None = None
-    #: Over the test's reports ("failed" beats "skipped" beats "passed"); set when the
-    #: report is written, from the reports pytest kept (see :mod:`.reports`).
+    #: Over the reports of the test's last run: "failed" beats "skipped" beats "passed".
     outcome = "passed"
+    #: The phase running now (for a stop), and how many times the setup ran.
+    phase = "setup"
+    runs = 0
+    #: Whether the teardown of the last run is done (False: the run was interrupted).
+    torn_down = False
 
-    def __init__(self, nodeid: str, budget: Budget = NO_BUDGET) -> None:
+    def __init__(self, nodeid: str, budget: Budget = NO_BUDGET, error: str | None = None) -> None:
         self.nodeid = nodeid
         self.budget = budget
+        #: Why the test's marker is wrong (it errors at setup), or None.
+        self.error = error
         self.started = time.perf_counter()
+
+    def new_run(self) -> None:
+        """The setup of a run starts; a run after the first (another plugin runs the test
+        again) forgets the last run's figures and verdict but its peaks."""
+        self.runs += 1
+        self.phase = "setup"
+        if self.runs == 1:
+            return
+        peaks = self.rss_peak, self.peak_delta
+        for name in _PER_RUN:
+            self.__dict__.pop(name, None)
+        self.rss_peak, self.peak_delta = peaks
 
     def final_status(self) -> Status:
         """The status for the report: a crossed warning threshold marks an ok test."""
@@ -65,51 +102,36 @@ class TestState:
             return "warning"
         return self.status
 
-    def entry(
-        self, worker: str, budgets: dict[int, dict[str, int | None]] | None = None
-    ) -> dict[str, Any]:
-        """The test's entry in the JSON report.
+    def result(self, worker: str) -> TestMemory:
+        """The test's result, the public value of the report's test entry."""
+        from ..results import TestMemory
 
-        :param budgets: budgets in JSON form by ``id()``, filled as it goes: the tests
-            of a run share a few budget objects, so the report needs a few dicts, not one
-            per test
-        """
         message = self.message
         if self.warnings or self.notes:
             said = [message] if message else []
             message = "; ".join([*said, *self.warnings, *self.notes])
-        budget = self.budget
-        if budgets is None:
-            budget_json = budget.to_json()
-        else:
-            budget_json = budgets.get(id(budget)) or budgets.setdefault(
-                id(budget), budget.to_json()
-            )
-        entry: dict[str, Any] = {
-            "nodeid": self.nodeid,
-            "outcome": self.outcome,
-            "status": self.final_status(),
-            "worker": worker,
-            "duration_s": to_microsecond(self.duration_s),
-            "rss_start": self.rss_start,
-            "rss_end": self.rss_end,
-            "rss_peak": self.rss_peak,
-            "peak_delta": self.peak_delta,
-            "heap_peak": self.heap_peak,
-            "leaked": self.leaked,
-            "budget": budget_json,
-            "sites": [site.to_json() for site in self.sites] if self.sites else [],
-            "message": message or None,
-        }
-        if self.leak_check is not None:
-            entry["leak_check"] = self.leak_check
-        return entry
+        return TestMemory(
+            self.nodeid,
+            self.outcome,
+            self.final_status(),
+            worker,
+            self.duration_s,
+            rss_start=self.rss_start,
+            rss_end=self.rss_end,
+            rss_peak=self.rss_peak,
+            peak_delta=self.peak_delta,
+            heap_peak=self.heap_peak,
+            leaked=self.leaked,
+            budget=self.budget,
+            sites=self.sites,
+            message=message or None,
+            reruns=max(0, self.runs - 1),
+            leak_check=self.leak_check,
+        )
 
-    def result(self, worker: str) -> TestMemory:
-        """The test's result as the public :class:`TestMemory` value."""
-        from ..measured import TestMemory  # only for listeners of the result hook
-
-        return TestMemory.from_json(self.entry(worker))
+    def entry(self, worker: str) -> dict[str, Any]:
+        """The test's entry in the JSON report."""
+        return self.result(worker).to_json()
 
     # -- words ------------------------------------------------------------------------
 

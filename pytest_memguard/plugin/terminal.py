@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..core.sizes import format_size
 from ..probe.system import SystemMemory
@@ -11,9 +11,21 @@ from ..results import STATUS_WORDS
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .reporting import RunSummary
+    from .summary import RunSummary
 
-__all__ = ["header_lines", "write_summary"]
+__all__ = ["CAUSE_KEY", "header_lines", "memory_status", "write_summary"]
+
+#: Report attribute: memguard failed this report (sent with it by xdist).
+CAUSE_KEY: Final = "memguard_cause"
+
+
+def memory_status(report: Any) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """The status letter ``M`` and word ``MEMORY`` of a report memguard failed (a
+    failure in the body, an error in setup or teardown), or None."""
+    if report.outcome == "failed" and report.__dict__.get(CAUSE_KEY):
+        category = "error" if report.when in ("setup", "teardown") else "failed"
+        return category, "M", ("MEMORY", {"red": True})
+    return None
 
 
 def header_lines(settings: Settings, peak_method: str, memory: SystemMemory) -> list[str]:
@@ -53,12 +65,15 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
             for t in summary.heaviest
         ]
         tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {summary.measured}):")
-        table = columns(
+        from tabulate import tabulate  # only when a table is drawn
+
+        table = tabulate(
             rows,
-            ["test", "status", "peak growth", "peak RSS", "end RSS", "budget"],
-            right=2,
+            headers=["test", "status", "peak growth", "peak RSS", "end RSS", "budget"],
+            colalign=("left", "left", "right", "right", "right", "right"),
+            disable_numparse=True,
         )
-        for line in table:
+        for line in table.splitlines():
             tr.write_line(line)
     violations = summary.violations
     if violations:
@@ -91,21 +106,3 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
     tr.write_line(f"peak RSS of the run {format_size(summary.peak_rss)}{worst_text}")
     if path is not None:
         tr.write_line(f"JSON report: {path}")
-
-
-def columns(rows: list[list[str]], headers: list[str], *, right: int) -> list[str]:
-    """Lines of a plain text table (the layout of tabulate's "simple" format).
-
-    Columns from index ``right`` on are aligned right.  Written here rather than with
-    tabulate, whose import alone costs every guarded run about 8 ms; the ``memguard``
-    command keeps tabulate for its tables.
-    """
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if index >= right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return [line(headers), "  ".join("-" * width for width in widths), *map(line, rows)]

@@ -215,7 +215,7 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
     traceback), the status letter of memory failures, and the run goes on."""
     pytester.makepyfile(FIXTURE_RUNAWAYS)
     result, report = run("--memguard-max=500MB", "-vv")
-    result.assert_outcomes(passed=3, failed=1, errors=3)
+    result.assert_outcomes(passed=3, errors=4)
     result.stdout.fnmatch_lines(
         [
             "*::test_setup_runaway MEMORY*",

@@ -307,4 +307,6 @@ def test_the_guard_is_cleaned_up_after_the_run(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest("--memguard")
     result.assert_outcomes(passed=1)
     assert signal.getsignal(signal.SIGUSR1) == handler_before
-    assert set(threading.enumerate()) <= threads_before
+    # Other plugins may leave threads of their own (pytest-rerunfailures' status server).
+    ours = {t for t in threading.enumerate() if t.name.startswith("memguard")}
+    assert ours <= threads_before

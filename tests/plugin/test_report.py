@@ -167,12 +167,12 @@ def test_ctrl_c_between_two_tests_keeps_the_finished_one(
 def test_threshold_alerts_are_recorded_and_shown(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(
         """
-        import time
-        def test_grows():
+        def test_grows(request):
+            guard = request.config.pluginmanager.get_plugin("memguard-plugin").guard
             first = bytearray(150_000_000)
-            time.sleep(0.2)
+            guard.poll()  # one watchdog step while `first` is held: no waiting for the thread
             second = bytearray(150_000_000)
-            time.sleep(0.2)
+            guard.poll()
         """
     )
     # Wide steps: the run starts at 40-100 MB, depending on the plugins installed.

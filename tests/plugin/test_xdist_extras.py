@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_memguard.plugin.reports import MemoryFailures
+from pytest_memguard.plugin.terminal import memory_status
 
 from .test_xdist import SMALL, run_xdist
 
@@ -98,11 +98,9 @@ def test_a_bad_worker_memory_is_a_usage_error(pytester: pytest.Pytester) -> None
     ("when", "category"),
     [("???", "failed"), ("call", "failed"), ("setup", "error"), ("teardown", "error")],
 )
-def test_a_memory_crash_report_is_a_failure_not_an_error(
-    pytestconfig: pytest.Config, when: str, category: str
-) -> None:
+def test_a_memory_crash_report_is_a_failure_not_an_error(when: str, category: str) -> None:
     report = pytest.TestReport("t.py::t", ("t.py", None, "t"), {}, "failed", "x", when)  # type: ignore[arg-type]
     report.memguard_cause = True  # type: ignore[attr-defined]
-    status = MemoryFailures({}).pytest_report_teststatus(report, pytestconfig)
+    status = memory_status(report)
     assert status is not None
     assert status[:2] == (category, "M")

@@ -19,8 +19,8 @@ from pytest_memguard.compare import (
     report_tests,
 )
 from pytest_memguard.errors import MemguardError, SizeError
-from pytest_memguard.measured import TestMemory
 from pytest_memguard.report import ReportError
+from pytest_memguard.results import TestMemory
 from tests.cli.reports import MB, make_report, make_test
 
 MiB = 2**20

@@ -34,8 +34,7 @@ from pytest_memguard.core.leaks import (
     relative_sites,
     take_snapshot,
 )
-from pytest_memguard.core.sites import SiteRules, display_path, site_rules
-from pytest_memguard.measured import Site
+from pytest_memguard.core.sites import Site, SiteRules, display_path, site_rules
 
 KiB = 1024
 MiB = 1024**2

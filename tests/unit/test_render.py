@@ -207,10 +207,3 @@ def test_diff_markdown_and_json() -> None:
         "improved": False,
     }
     assert grows["metrics"]["leak"]["delta"] is None
-
-
-def test_the_plugin_table_aligns_names_left_and_figures_right() -> None:
-    from pytest_memguard.plugin.terminal import columns
-
-    lines = columns([["a", "1 B"], ["long", "10 B"]], ["name", "size"], right=1)
-    assert lines == ["name  size", "----  ----", "a      1 B", "long  10 B"]

@@ -1,94 +1,42 @@
-"""pytest-xdist support, registered only when pytest-xdist is loaded (and imports none of it).
+"""The xdist controller's side: no test runs here.
 
-Worker side: every test runs under the same guard as in a single process; its report
-entry travels to the controller with the test's teardown report (a crashed worker never
-sends its final output), and its crash-proof records go to the controller's work folder.
-
-Controller side: no test runs there.  It watches every worker from outside
-(:class:`~.workers.WorkerWatch`), names the test a dead worker was running, with the
-reason, and writes the one merged report.
-
-Recycling (``--memguard-recycle``): a worker whose RSS after a test is above the limit
-says so on that test's teardown report and ends itself (``os._exit``) as the next test
-is about to start, after every result it has is sent.  xdist's crash handling replaces
-it; the controller, told beforehand, answers ``pytest_handlecrashitem`` by putting the
-test the worker had not started back in the queue, and hides that report.
+It watches every worker from outside (:class:`~.watch.WorkerWatch`), merges the results
+that ride on the workers' teardown reports, names the test a dead worker was running,
+with the reason, and writes the one report for the whole run.  A worker that ended on
+purpose (``--memguard-recycle``) has its unstarted test put back in the queue.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ..core.sizes import format_size
-from ..measured import TestMemory
-from .reports import merge_outcome
+from ...core.sizes import format_size
+from ...results import TestMemory
+from ..hooks import DIR_KEY, ENTRY_KEY
+from ..run import Run
+from ..terminal import CAUSE_KEY
+from .worker import OUTPUT_KEY, RECYCLE_KEY
 
 if TYPE_CHECKING:
-    from .hooks import MemguardPlugin
-    from .state import TestState
-    from .workers import WorkerWatch
+    from .watch import WorkerState, WorkerWatch
 
-__all__ = [
-    "DIR_KEY",
-    "ENTRY_KEY",
-    "RECYCLE_KEY",
-    "Controller",
-    "Recycler",
-    "WorkerSide",
-    "limit_workers",
-    "register",
-]
+__all__ = ["AUTO_KEY", "Controller", "RecycledStatus", "limit_workers"]
 
-PLUGIN_NAME: Final = "memguard-xdist"
-#: ``node.workerinput`` key: the controller's work folder, where workers write records.
-DIR_KEY: Final = "memguard_dir"
-#: Report attribute (set in the worker, serialized with the report): the test's entry.
-ENTRY_KEY: Final = "memguard"
-#: ``config.workeroutput`` key: the worker's summary, sent on a clean finish.
-OUTPUT_KEY: Final = "memguard"
-#: Report attribute: why the worker ends after this test (``--memguard-recycle``).
-RECYCLE_KEY: Final = "memguard_recycle"
-RECYCLER_NAME: Final = "memguard-recycle"
 RECYCLED_STATUS_NAME: Final = "memguard-recycled-status"
-#: Distribution modes whose scheduler puts a crashed worker's unstarted test back.
-RECYCLE_MODES: Final = frozenset({"load", "worksteal", "loadscope", "loadfile", "loadgroup"})
 #: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
 AUTO_KEY: Final = pytest.StashKey[str]()
 
-
-def register(config: pytest.Config, plugin: MemguardPlugin) -> None:
-    """Register the worker or controller side (called only when xdist is loaded)."""
-    side: WorkerSide | Controller
-    if hasattr(config, "workerinput"):
-        side = WorkerSide(plugin)
-        recycle = plugin.settings.recycle
-        if recycle is not None and config.workerinput.get(RECYCLE_KEY):
-            recycler = Recycler(plugin, recycle, plugin.settings.source("recycle"))
-            config.pluginmanager.register(recycler, RECYCLER_NAME)
-    elif getattr(config.option, "dist", "no") != "no":
-        side = plugin.controller = Controller(plugin)
-    else:  # xdist is installed but this run is not distributed: nothing to do
-        return
-    config.pluginmanager.register(side, PLUGIN_NAME)
-
-
-def unregister(config: pytest.Config) -> None:
-    """Undo :func:`register`."""
-    for name in (PLUGIN_NAME, RECYCLER_NAME, RECYCLED_STATUS_NAME):
-        side = config.pluginmanager.get_plugin(name)
-        if side is not None:
-            config.pluginmanager.unregister(side, name)
+#: Distribution modes whose scheduler puts a crashed worker's unstarted test back.
+RECYCLE_MODES: Final = frozenset({"load", "worksteal", "loadscope", "loadfile", "loadgroup"})
 
 
 def limit_workers(config: pytest.Config, count: int) -> int:
     """``-n auto``: at most ``count`` workers and no more than available memory holds."""
-    from ..probe.system import read_system_memory
-    from .settings import resolve_size_setting
+    from ...probe.system import read_system_memory
+    from ..settings import resolve_size_setting
 
     each = resolve_size_setting(config, "worker-memory")
     if each is None or each <= 0:
@@ -103,82 +51,16 @@ def limit_workers(config: pytest.Config, count: int) -> int:
     return chosen
 
 
-def _finished(plugin: MemguardPlugin, report: pytest.TestReport) -> TestState | None:
-    """The test whose teardown ``report`` is about to be sent, finished now if it was not
-    yet."""
-    if report.when == "teardown":
-        return plugin.ended(report.nodeid)
-    return None
-
-
 def _worker_id(node: Any) -> str:
     return str(node.workerinput["workerid"])
 
 
-class WorkerSide:
-    """In a worker: results ride on the reports, the summary on ``workeroutput``."""
-
-    def __init__(self, plugin: MemguardPlugin) -> None:
-        self.plugin = plugin
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # Before xdist's own logreport serializes the report: an attribute of a report
-        # travels with it (a plain hook, cheaper than a wrapper of the serialization).
-        try:
-            state = _finished(self.plugin, report)
-            if state is not None:
-                setattr(report, ENTRY_KEY, state.entry(self.plugin.worker))
-        except Exception as error:
-            self.plugin._internal(f"sending the result of {report.nodeid}", error)
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        output = getattr(session.config, "workeroutput", None)
-        if isinstance(output, dict):
-            output[OUTPUT_KEY] = {
-                "peak_rss": self.plugin.guard.max_rss,
-                "errors": list(self.plugin.errors),
-            }
-
-
-class Recycler:
-    """In a worker (``--memguard-recycle``): end the worker between two tests when its RSS
-    after a test is above the limit."""
-
-    def __init__(self, plugin: MemguardPlugin, limit: int, source: str) -> None:
-        self.plugin = plugin
-        self.limit = limit
-        self.source = source
-        self.reason: str | None = None
-        #: Whether the test that runs has a next one in this worker.
-        self.more = False
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        try:
-            state = _finished(self.plugin, report)
-            if state is not None and self.more:
-                rss = self.plugin.reader()  # after the teardown
-                if rss > self.limit:
-                    self.reason = (
-                        f"recycled at RSS {format_size(rss)} > {self.source}"
-                        f" {format_size(self.limit)}"
-                    )
-                    setattr(report, RECYCLE_KEY, self.reason)
-        except Exception as error:
-            self.plugin._internal(f"checking RSS after {report.nodeid}", error)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        self.more = nextitem is not None
-        if self.reason is None:
-            return
-        # Every result of the last test is in the pipe (execnet writes and flushes each
-        # message); the controller knows why this worker goes and runs this test elsewhere.
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(0)
+def merge_outcome(old: str, new: str) -> str:
+    """A test's outcome over its reports: "failed" beats "skipped" beats "passed"; a
+    "rerun" report (pytest-rerunfailures) starts the outcome again."""
+    if new == "rerun":
+        return "passed"
+    return new if new != "passed" and old != "failed" else old
 
 
 class RecycledStatus:
@@ -195,8 +77,8 @@ class RecycledStatus:
 class Controller:
     """On the controller: watches the workers and gathers the whole run's results."""
 
-    def __init__(self, plugin: MemguardPlugin) -> None:
-        self.plugin = plugin
+    def __init__(self, run: Run) -> None:
+        self.run = run
         self.active = False
         self.collected: list[str] = []
         self._known: set[str] = set()
@@ -212,14 +94,14 @@ class Controller:
     def watch(self) -> WorkerWatch:
         """The worker monitor, built when the first worker is set up."""
         if self._watch is None:
-            from .workers import WorkerWatch
+            from .watch import WorkerWatch
 
-            settings = self.plugin.settings
+            settings = self.run.settings
             self._watch = WorkerWatch(
-                self.plugin.work_dir,
+                self.run.work_dir,
                 settings.thresholds,
                 settings.aggregate,
-                on_error=self.plugin._internal,
+                on_error=self.run.error,
             )
         return self._watch
 
@@ -236,19 +118,19 @@ class Controller:
     def pytest_configure_node(self, node: Any) -> None:
         try:
             self.active = True
-            node.workerinput[DIR_KEY] = str(self.plugin.work_dir)
+            node.workerinput[DIR_KEY] = str(self.run.work_dir)
             # A worker's own ``dist`` option is "no": it learns here whether it may recycle.
-            mode = getattr(self.plugin.config.option, "dist", "no")
+            mode = getattr(self.run.config.option, "dist", "no")
             node.workerinput[RECYCLE_KEY] = mode in RECYCLE_MODES
             self.watch.add(_worker_id(node))
         except Exception as error:
-            self.plugin._internal("setting up a worker", error)
+            self.run.error("setting up a worker", error)
 
     def pytest_testnodeready(self, node: Any) -> None:
         try:
             self.watch.ready(_worker_id(node))
         except Exception as error:
-            self.plugin._internal("watching a worker", error)
+            self.run.error("watching a worker", error)
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         for nodeid in ids:
@@ -269,7 +151,7 @@ class Controller:
             if isinstance(summary, dict):
                 state.peak_rss = max(state.peak_rss, int(summary.get("peak_rss") or 0))
                 for text in summary.get("errors") or ():
-                    self.plugin.errors.append(f"{worker}: {text}")
+                    self.run.errors.append(f"{worker}: {text}")
             if error is None:
                 return
             records = self.watch.records(worker)
@@ -284,19 +166,19 @@ class Controller:
                     if how.endswith("(SIGKILL)"):
                         state.death += ": the kernel's OOM killer, or another process"
         except Exception as raised:
-            self.plugin._internal("a worker went down", raised)
+            self.run.error("a worker went down", raised)
 
-    def _recycled(self, worker: str, state: Any, reason: str) -> None:
+    def _recycled(self, worker: str, state: WorkerState, reason: str) -> None:
         """A worker ended on purpose between two tests (``--memguard-recycle``)."""
         state.recycled = reason
         records = self.watch.records(worker)
         if records is not None:
             state.peak_rss = max(state.peak_rss, records.peak_rss)
-        self.plugin.notices.append(
+        self.run.notices.append(
             f"memguard: worker {worker} {reason}; xdist replaced it"
             " (each replacement counts toward --max-worker-restart)"
         )
-        manager = self.plugin.config.pluginmanager
+        manager = self.run.config.pluginmanager
         if not manager.has_plugin(RECYCLED_STATUS_NAME):
             manager.register(RecycledStatus(), RECYCLED_STATUS_NAME)
 
@@ -317,7 +199,7 @@ class Controller:
                 return
             self._crashed(crashitem, report)
         except Exception as error:
-            self.plugin._internal(f"naming the test that crashed {crashitem}", error)
+            self.run.error(f"naming the test that crashed {crashitem}", error)
 
     def _crashed(self, crashitem: str, report: Any) -> None:
         worker = _worker_id(report.node)
@@ -352,7 +234,7 @@ class Controller:
         )
         setattr(report, ENTRY_KEY, entry)
         if ours:
-            report.memguard_cause = True
+            setattr(report, CAUSE_KEY, True)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -367,8 +249,6 @@ class Controller:
                 if node is not None:
                     self.recycling[_worker_id(node)] = str(recycle)
             entry = report.__dict__.get(ENTRY_KEY)
-            if report.__dict__.get("memguard_cause"):
-                self.plugin._show_letter()
             # Workers do not follow outcomes (no hook per report there): the test's
             # outcome comes from its reports here, the entry with its last one.
             node = report.__dict__.get("node")
@@ -387,7 +267,7 @@ class Controller:
             else:
                 self.outcomes[report.nodeid] = (worker, outcome)
         except Exception as error:
-            self.plugin._internal(f"receiving the result of {report.nodeid}", error)
+            self.run.error(f"receiving the result of {report.nodeid}", error)
 
     # -- the report ----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ controller reads every worker's RSS with :class:`~pytest_memguard.monitor.Proces
 and kills a worker that stays past its hard limit longer than its own guard needs to end
 it (``grace`` seconds), that passes ``ceiling`` times the limit (its own guard cannot run:
 a long C call holds the interpreter), or that is the largest when the sum of all workers
-passes the aggregate limit.  No pytest import: ``xdist.py`` drives this from hooks.
+passes the aggregate limit.  No pytest import: :mod:`.controller` drives this from hooks.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, Final
 
 import psutil
 
-from ..core.levels import MemoryThresholds
-from ..core.sizes import format_size
-from ..monitor import MonitorEvent, ProcessMonitor
-from ..records import ProcessRecords, read_records
+from ...core.levels import MemoryThresholds
+from ...core.sizes import format_size
+from ...crashlog import ProcessRecords, read_records
+from ...monitor import MonitorEvent, ProcessMonitor
 
 __all__ = ["WorkerState", "WorkerWatch", "exit_status"]
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .core.sizes import format_size
 
 if TYPE_CHECKING:
-    from .measured import TestMemory
+    from .results import TestMemory
 
 __all__ = ["ProcessRecords", "RecordWriter", "read_records"]
 
@@ -174,7 +174,7 @@ class ProcessRecords:
         """The test that was running when the process died, as a ``killed`` result."""
         if self.running is None:
             return None
-        from .measured import TestMemory
+        from .results import TestMemory
 
         abort = (
             self.aborted if self.aborted and self.aborted.get("nodeid") == self.running else None

@@ -1,6 +1,6 @@
-"""The run's report, assembled from the plugin's results at the end of the run (or when
-the guard has to end the process) for the JSON file and the report hook; and the few
-figures and entries the terminal shows, which need no entry for every test."""
+"""The run's JSON report, assembled from the :class:`~.run.Run` at the end of the run (or
+when the guard has to end the process), and the few figures and entries the terminal
+shows, which need no entry for every test."""
 
 from __future__ import annotations
 
@@ -15,18 +15,17 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import pytest
 
 from ..core.guard import describe_platform
-from ..results import FAILING_STATUSES
-from .reports import kept_reports, outcomes_of
+from ..results import FAILING_STATUSES, TestMemory
+from .run import Run
 
 if TYPE_CHECKING:
-    from .hooks import MemguardPlugin
     from .state import TestState
 
 __all__ = ["RunSummary", "run_report", "run_summary"]
 
 
 def run_report(
-    plugin: MemguardPlugin,
+    run: Run,
     *,
     interrupted: bool,
     reason: str,
@@ -39,49 +38,33 @@ def run_report(
     :param abort: the message of a test the guard is ending the process for, if any
     :param ended: when the run ended (``time.time()``; default: now)
     """
-    from ..measured import TestMemory  # for the few runs that need it
     from ..report import build_report, environment
 
-    budgets: dict[int, dict[str, int | None]] = {}
-    outcomes = _outcomes(plugin)
-    worker = plugin.worker
-    peak = plugin.guard.max_rss
+    worker = run.worker
+    peak = run.max_rss()
     tests = []
-    for state in list(plugin.results):  # one pass: a run has thousands of tests
-        if outcomes:
-            state.outcome = outcomes.get(state.nodeid, state.outcome)
-        tests.append(state.entry(worker, budgets))
+    for state in list(run.results):  # one pass: a run has thousands of tests
+        tests.append(state.entry(worker))
         if state.rss_peak is not None and state.rss_peak > peak:
             peak = state.rss_peak
-    running = plugin._running
-    if running is not None and abort is not None:
-        tests.append(
-            TestMemory(
-                running.nodeid,
-                "failed",
-                "aborted",
-                worker,
-                0.0,
-                rss_peak=plugin.guard.max_rss,
-                message=abort,
-            ).to_json()
+    running = run.running
+    if running is not None and abort is not None:  # the guard is ending the process
+        aborted = TestMemory(
+            running.nodeid, "failed", "aborted", worker, 0.0, rss_peak=peak, message=abort
         )
-    elif running is not None and interrupted:
-        tests.append(
-            TestMemory(running.nodeid, "not_run", "not_run", worker, 0.0, message=reason).to_json()
-        )
-    collected, alerts = plugin.collected, plugin.alerts
+        tests.append(aborted.to_json())
+    collected, alerts = run.collected, run.alerts
     workers = [
         {
-            "id": plugin.worker,
+            "id": worker,
             "pid": os.getpid(),
             "peak_rss": peak,
-            "killed": plugin._escalated,
-            "reason": reason if plugin._escalated else None,
+            "killed": run.escalated,
+            "reason": reason if run.escalated else None,
         }
     ]
     not_run = f"not run ({reason})" if reason else "not run"
-    controller = plugin.controller
+    controller = run.controller
     if controller is not None and controller.active:
         tests, collected = controller.tests(), controller.collected
         alerts = [*alerts, *controller.alerts()]
@@ -93,38 +76,31 @@ def run_report(
         alerts=alerts,
         workers=workers,
         environment=environment(
-            plugin.memory,
-            peak_method=plugin.meter.method,
+            run.memory,
+            peak_method=run.peak_method,
             interrupt=describe_platform(),
             pytest_version=pytest.__version__,
         ),
-        config=plugin.settings.to_json(),
-        started=plugin.started,
-        duration_s=(time.time() if ended is None else ended) - plugin.started,
+        config=run.settings.to_json(),
+        started=run.started,
+        duration_s=(time.time() if ended is None else ended) - run.started,
         interrupted=interrupted,
         not_run_reason=not_run,
     )
     try:
-        extras = plugin.config.hook.pytest_memguard_report(
-            config=plugin.config, report=MappingProxyType(report)
+        extras = run.config.hook.pytest_memguard_report(
+            config=run.config, report=MappingProxyType(report)
         )
     except Exception as error:  # a broken listener costs its extras, not the report
-        plugin._internal("calling pytest_memguard_report", error)
+        run.error("calling pytest_memguard_report", error)
         extras = []
     if extras:
         report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
-    if plugin.errors:
-        report["errors"] = list(plugin.errors)
-    if plugin._relief is not None and plugin._relief.events:
-        report["pressure"] = list(plugin._relief.events)
+    if run.errors:
+        report["errors"] = list(run.errors)
+    if run.pressure:
+        report["pressure"] = list(run.pressure)
     return report
-
-
-def _outcomes(plugin: MemguardPlugin) -> dict[str, str]:
-    """Each finished test's outcome, from the reports pytest kept (or the recorder)."""
-    if plugin._recorder is not None:
-        return dict(plugin._recorder.outcomes)
-    return outcomes_of(kept_reports(plugin.config) or {})
 
 
 class RunSummary(NamedTuple):
@@ -148,30 +124,31 @@ class RunSummary(NamedTuple):
 _PEAK_DELTA: Final = attrgetter("peak_delta")
 
 
-def run_summary(plugin: MemguardPlugin, top: int) -> RunSummary:
-    """The summary of the run for the terminal: from the full report when one was built
-    (always in an xdist controller, see ``pytest_sessionfinish``), else from the results,
-    making entries for the few tests shown only, not for the thousands of a run."""
-    if plugin._report is not None:
-        return _summary_of_report(plugin._report, top)
-    results: list[TestState] = plugin.results
+def run_summary(run: Run, top: int, report: Mapping[str, Any] | None = None) -> RunSummary:
+    """The summary of the run for the terminal: from the full ``report`` when one was
+    built (always in an xdist controller), else from the results, making entries for the
+    few tests shown only, not for the thousands of a run."""
+    if report is not None:
+        return _summary_of_report(report, top)
+    results: list[TestState] = run.results
     measured = [state for state in results if state.peak_delta is not None]
     heaviest = heapq.nlargest(top, measured, key=_PEAK_DELTA) if top else []
     peaks = [state.rss_peak for state in results if state.rss_peak is not None]
-    peak_rss = max([plugin.guard.max_rss, *peaks])
+    peak_rss = max([run.max_rss(), *peaks])
     worst = max(measured, key=_PEAK_DELTA, default=None)
     # A failing status is final as it is (only "ok" can read as "warning").
     failing = [state for state in results if state.status in FAILING_STATUSES]
     return RunSummary(
-        heaviest=[state.entry(plugin.worker) for state in heaviest],
+        heaviest=[state.entry(run.worker) for state in heaviest],
         measured=len(measured),
-        violations=[state.entry(plugin.worker) for state in failing],
-        not_run=len(set(plugin.collected).difference([state.nodeid for state in results])),
+        violations=[state.entry(run.worker) for state in failing],
+        not_run=len(set(run.collected).difference([s.nodeid for s in results]))
+        + sum(1 for state in results if state.status == "not_run"),
         peak_rss=peak_rss,
         worst=(
             {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta} if worst is not None else None
         ),
-        alerts=plugin.alerts,
+        alerts=run.alerts,
         workers=[],
     )
 

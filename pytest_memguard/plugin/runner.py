@@ -1,0 +1,107 @@
+"""pytest's own work of each phase, as memguard uses it.
+
+pytest's ``runner`` plugin implements ``pytest_runtest_setup``, ``_call`` and
+``_teardown``: it sets fixtures up, runs the test body and tears fixtures down.  The
+guard interrupts only while that code runs (never pytest's reporting around it, nor
+another plugin's wrapper), and a leak suspect is run again through it, with the
+fixtures of every scope above the function still set up:
+
+- :meth:`Runner.teardown_function` tears down only the function's own fixtures (the
+  teardown as if the next test were a sibling of this one);
+- :meth:`Runner.run_again` runs setup, body and that partial teardown once more.
+
+The real teardown (pytest's, with the real next test) comes after both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import CodeType
+from typing import Any, NamedTuple
+
+import pytest
+
+from ..errors import MemoryLimitExceeded
+
+__all__ = ["Runner", "find_runner"]
+
+#: What ends the run, not the test: never caught here.
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit)
+
+
+class Runner(NamedTuple):
+    """The runner plugin's implementation of each phase's hook (None: not found)."""
+
+    setup: Callable[..., Any] | None
+    call: Callable[..., Any] | None
+    teardown: Callable[..., Any] | None
+
+    @property
+    def found(self) -> bool:
+        """Whether every phase's implementation was found."""
+        return None not in self
+
+    def code(self) -> tuple[CodeType, ...]:
+        """The code of the three implementations, for :meth:`Guard.arm`'s ``within`` (only
+        one runs in a phase); empty when one is missing: the guard then interrupts
+        anywhere in the phase."""
+        codes = tuple(getattr(impl, "__code__", None) for impl in self)
+        return codes if all(isinstance(code, CodeType) for code in codes) else ()  # type: ignore[return-value]
+
+    def teardown_function(self, item: pytest.Item) -> BaseException | None:
+        """Tear down the fixtures of ``item``'s function scope only; what it raised."""
+        assert self.teardown is not None
+        try:
+            self.teardown(item=item, nextitem=item.parent)
+        except _PASS_THROUGH:
+            raise
+        except BaseException as error:  # pytest's outcomes are BaseExceptions
+            return error
+        return None
+
+    def run_again(self, item: pytest.Item) -> str | None:
+        """Run ``item`` once more (setup, body, function teardown); what went wrong, or None.
+
+        Only pytest's runner takes part (fixtures and the body; the test's own plugins
+        hook into the body, e.g. pytest-asyncio and anyio), no reports are made, and the
+        fixtures above the function stay as they are.  A stop by the guard is raised
+        again once the function's fixtures are torn down.
+        """
+        assert self.setup is not None
+        assert self.call is not None
+        reset = getattr(item, "_initrequest", None)  # as pytest does for a rerun
+        if not callable(reset):
+            return f"memguard cannot run a {type(item).__name__} item again"
+        reset()
+        error: str | None = None
+        stop: MemoryLimitExceeded | None = None
+        when = "setup"
+        try:
+            self.setup(item=item)
+            when = "call"
+            self.call(item=item)
+        except _PASS_THROUGH:
+            raise
+        except MemoryLimitExceeded as raised:
+            stop = raised
+        except BaseException as raised:  # pytest's outcomes are BaseExceptions
+            error = f"{when}: {type(raised).__name__}: {raised}".strip()
+        failed = self.teardown_function(item)
+        if stop is not None:
+            raise stop
+        if error is None and failed is not None:
+            error = f"teardown: {type(failed).__name__}: {failed}".strip()
+        return error
+
+
+def find_runner(config: pytest.Config) -> Runner:
+    """pytest's implementations of the three phases' hooks (those that can be found)."""
+
+    def implementation(phase: str) -> Callable[..., Any] | None:
+        hook = getattr(config.hook, f"pytest_runtest_{phase}")
+        for impl in hook.get_hookimpls():
+            if impl.plugin_name == "runner" and not impl.wrapper and not impl.hookwrapper:
+                return impl.function  # type: ignore[no-any-return]
+        return None
+
+    return Runner(implementation("setup"), implementation("call"), implementation("teardown"))
