@@ -56,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.min_free is not None:
         from . import preflight
 
-        preflight.register(config, plugin.run, plugin.relieve)
+        preflight.register(config, plugin.run, plugin.pressure.relieve)
     in_xdist = hasattr(config, "workerinput") or getattr(config.option, "dist", "no") != "no"
     if in_xdist and config.pluginmanager.hasplugin("xdist"):
         from . import distributed
@@ -66,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if baseline is not None or config.getoption("xmlpath", None) or in_github:
         from . import ci
 
-        ci.register(config, plugin.run, lambda: plugin.report, baseline)
+        ci.register(config, plugin.run, lambda: plugin.end.report, baseline)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -17,33 +17,30 @@ import time
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
 from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
-from ..core.sizes import format_size
 from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
 from ..results import Budget, Status
 from . import terminal
+from .ending import PLUGIN_NAME as END_NAME
+from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
+from .relief import Pressure
 from .run import Run
 from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, TestState
-from .summary import run_report, run_summary
 from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
     from .leakcheck import LeakCheck
-    from .relief import Relief
-
-#: Share of the machine's usable memory in use at which the run frees what it can.
-MACHINE_CRITICAL: Final = 0.85
 #: ``node.workerinput`` key: the xdist controller's work folder, where workers log.
 DIR_KEY: Final = "memguard_dir"
 #: Report attribute (set in an xdist worker, sent with the report): the test's entry.
@@ -103,14 +100,9 @@ class MemguardPlugin:
         self._shared: Budget = NO_BUDGET
         self._ask_budget = self._tell_result = True
         self._leaks: LeakCheck | None = None
-        self._relief: Relief | None = None
-        #: Why memory must be freed after the running test (None: no reason yet).
-        self._tight: str | None = None
-        self._next_machine_check = time.monotonic() + 1.0
-        #: How the session ended: (interrupted, time); None until it did.
-        self._ending: tuple[bool, float] | None = None
-        self._report: dict[str, Any] | None = None
-        self.report_path: Path | None = None
+        self.pressure = Pressure(config, self.reader, self.run.pressure, self.run.notices)
+        self.end = RunEnd(self.run)
+        config.pluginmanager.register(self.end, END_NAME)
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
@@ -137,10 +129,10 @@ class MemguardPlugin:
         run = self.run
         if run.controller is not None:
             run.controller.close()
-        if self._ending is not None and not run.escalated and run.owns_work_dir:
+        if self.end.ended and not run.escalated and run.owns_work_dir:
             shutil.rmtree(run.work_dir, ignore_errors=True)
-        # pytest's last full garbage collections (at unconfigure) need not walk them.
-        run.results, self._report = [], None
+        self.end.close()
+        self.config.pluginmanager.unregister(self.end, END_NAME)
 
     # -- collection --------------------------------------------------------------------
 
@@ -311,7 +303,7 @@ class MemguardPlugin:
             if state is not None:
                 state.levels = max(state.levels, event.level)
             if event.level >= Level.CRITICAL:
-                self._tight = "the process passed its critical threshold"
+                self.pressure.tight("the process passed its critical threshold")
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
 
     def _stop_error(self, info: AbortInfo) -> BaseException:
@@ -354,8 +346,7 @@ class MemguardPlugin:
             if self._tell_result:
                 result = state.result(run.worker)
                 self.config.hook.pytest_memguard_test_result(item=item, result=result)
-            if self._tight is not None or time.monotonic() >= self._next_machine_check:
-                self._check_pressure(state.nodeid)
+            self.pressure.after(state.nodeid)
         except Exception as error:  # e.g. a listener of a memguard hook
             run.error(f"ending {state.nodeid}", error)
 
@@ -387,8 +378,6 @@ class MemguardPlugin:
     ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
         return terminal.memory_status(report)
 
-    # -- memory pressure ---------------------------------------------------------------
-
     def _leak_check(self) -> LeakCheck:
         """The run's leak checker, built when the first checked test needs it."""
         if self._leaks is None:
@@ -396,33 +385,6 @@ class MemguardPlugin:
 
             self._leaks = LeakCheck(self.config.rootpath, self.settings.leak_budget)
         return self._leaks
-
-    def _check_pressure(self, nodeid: str | None) -> None:
-        """Between tests: free memory when the process or the machine is at critical.
-
-        The machine is read at most once a second; the process's critical threshold is
-        heard from the watchdog.
-        """
-        trigger, self._tight = self._tight, None
-        now = time.monotonic()
-        if trigger is None and now >= self._next_machine_check:
-            self._next_machine_check = now + 1.0
-            memory = read_system_memory()
-            if memory.total and memory.available < memory.total * (1 - MACHINE_CRITICAL):
-                trigger = f"the machine has {format_size(memory.available)} available"
-        if trigger is not None:
-            self.relieve(trigger, nodeid)
-
-    def relieve(self, trigger: str, nodeid: str | None) -> None:
-        """Free what the run can now (the pressure hook, services, gc), as under pressure;
-        what was freed goes to the summary (the coordinator keeps its cooldown)."""
-        if self._relief is None:
-            from .relief import Relief
-
-            self._relief = Relief(self.config, self.reader, self.run.pressure)
-        line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
-        if line is not None:
-            self.run.notices.append(line)
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------
 
@@ -449,63 +411,15 @@ class MemguardPlugin:
         self.crashlog.write(
             "abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message
         )
-        if not self.run.owns_work_dir:
-            return  # an xdist worker: the controller reads its log
-        self._save(
-            run_report(
-                self.run,
-                interrupted=True,
-                reason="the process was ended by memguard",
-                abort=message,
-            )
-        )
-        if self.report_path is not None:
-            os.write(
-                self.escalate_fd, f"memguard: JSON report written to {self.report_path}\n".encode()
-            )
+        path = self.end.save_now(message)
+        if path is not None:
+            os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
 
     # -- the end -----------------------------------------------------------------------
 
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self._pass_events(None)
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        self._ending = (interrupted, time.time())
-        # The full report (an entry per test) is built only when something reads it.
-        wanted = (
-            self.settings.json_path is not None
-            or self.config.hook.pytest_memguard_report.get_hookimpls()
-            or self.run.controller is not None
-            or interrupted
-        )
-        if wanted and self.report is not None:
-            try:
-                self._save(self.report)
-            except Exception as error:
-                self.run.error("writing the report", error)
-
-    @property
-    def report(self) -> dict[str, Any] | None:
-        """The run's full report, built when first asked for after the session ended
-        (None before, and in an xdist worker, whose results went to the controller)."""
-        if self._report is None and self._ending is not None and self.run.owns_work_dir:
-            interrupted, ended = self._ending
-            reason = "interrupted" if interrupted else ""
-            try:
-                self._report = run_report(
-                    self.run, interrupted=interrupted, reason=reason, ended=ended
-                )
-            except Exception as error:
-                self.run.error("building the report", error)
-                self._ending = None  # no report, no summary; the work folder stays for a look
-        return self._report
-
-    def _save(self, report: dict[str, Any]) -> None:
-        """Write ``report`` to the JSON path, if there is one."""
-        if self.settings.json_path is None:
-            return
-        from ..report import write_report  # not needed by a run without a JSON report
-
-        self.report_path = write_report(report, self.settings.json_path)
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        self._pass_events(None)  # before the report is written
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = terminal.header_lines(self.settings, self.meter.method, self.run.memory)
@@ -515,19 +429,3 @@ class MemguardPlugin:
                 " plugins' work of a phase, and leak suspects are not run again"
             )
         return lines
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        run = self.run
-        if self._ending is not None and run.owns_work_dir:
-            try:
-                summary = run_summary(run, self.settings.top, self._report)
-            except Exception as failure:
-                run.error("summing up the run", failure)
-            else:
-                terminal.write_summary(terminalreporter, summary, self.settings, self.report_path)
-        for line in run.notices:
-            terminalreporter.write_line(line, yellow=True)
-        for error in run.errors:
-            terminalreporter.write_line(
-                f"memguard: internal error, the guard went on: {error}", yellow=True
-            )

@@ -1,8 +1,9 @@
 """Freeing memory when the run gets tight: the run's own pressure coordinator.
 
-Imported only when memory is tight (the process passed its critical threshold, or the
-machine is at critical pressure).  The run's coordinator has three handlers, called in
-this order between two tests, in the main thread:
+Between two tests, :class:`Pressure` checks whether memory is tight (the process passed
+its critical threshold, or the machine is at critical pressure); only then is the
+coordinator built (:class:`Relief`).  It has three handlers, called in this order, in
+the main thread:
 
 - ``pytest_memguard_pressure``: the hook, so that conftests and plugins drop their caches;
 - ``services``: the process-wide coordinator, when the code under test created one
@@ -24,10 +25,62 @@ import pytest
 
 from ..core.levels import Level
 from ..core.sizes import format_size
-from ..pressure import MemoryPressureCoordinator
 from ..probe.process import trim_heap
+from ..probe.system import read_system_memory
 
-__all__ = ["Relief"]
+__all__ = ["MACHINE_CRITICAL", "Pressure", "Relief"]
+
+#: Share of the machine's usable memory in use at which the run frees what it can.
+MACHINE_CRITICAL = 0.85
+
+
+class Pressure:
+    """The check between two tests: frees memory when the process or the machine is at
+    critical.  The machine is read at most once a second; the process's critical
+    threshold is heard from the watchdog (:meth:`tight`)."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        rss: Callable[[], int],
+        events: list[dict[str, Any]],
+        notices: list[str],
+    ) -> None:
+        self.config = config
+        self.rss = rss
+        self.events = events
+        self.notices = notices
+        self._relief: Relief | None = None
+        #: Why memory must be freed after the running test (None: no reason yet).
+        self._trigger: str | None = None
+        self._next_machine_check = time.monotonic() + 1.0
+
+    def tight(self, why: str) -> None:
+        """Free memory after the running test."""
+        self._trigger = why
+
+    def after(self, nodeid: str) -> None:
+        """A test ended: free memory if it is tight (cheap when it is not)."""
+        now = time.monotonic()
+        if self._trigger is None and now < self._next_machine_check:
+            return
+        trigger, self._trigger = self._trigger, None
+        if trigger is None:
+            self._next_machine_check = now + 1.0
+            memory = read_system_memory()
+            if memory.total and memory.available < memory.total * (1 - MACHINE_CRITICAL):
+                trigger = f"the machine has {format_size(memory.available)} available"
+        if trigger is not None:
+            self.relieve(trigger, nodeid)
+
+    def relieve(self, trigger: str, nodeid: str | None) -> None:
+        """Free what the run can now (the coordinator keeps its cooldown); what was
+        freed goes to the terminal summary and the report."""
+        if self._relief is None:
+            self._relief = Relief(self.config, self.rss, self.events)
+        line = self._relief.relieve(Level.CRITICAL, trigger, nodeid)
+        if line is not None:
+            self.notices.append(line)
 
 
 class Relief:
@@ -36,6 +89,8 @@ class Relief:
     def __init__(
         self, config: pytest.Config, rss: Callable[[], int], events: list[dict[str, Any]]
     ) -> None:
+        from ..pressure import MemoryPressureCoordinator
+
         self.config = config
         self.rss = rss
         self.coordinator = MemoryPressureCoordinator()

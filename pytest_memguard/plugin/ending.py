@@ -1,0 +1,110 @@
+"""The end of a guarded run: the JSON report, built once when something reads it, and
+the ``memguard`` section of the terminal summary.
+
+A plugin of its own (``memguard-report``), registered with the run's plugin: it reads
+the :class:`~.run.Run` and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from . import terminal
+from .run import Run
+from .summary import run_report, run_summary
+
+__all__ = ["PLUGIN_NAME", "RunEnd"]
+
+PLUGIN_NAME: Final = "memguard-report"
+
+
+class RunEnd:
+    """Writes the run's report and shows its summary."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        #: How the session ended: (interrupted, time); None until it did.
+        self._ending: tuple[bool, float] | None = None
+        self._report: dict[str, Any] | None = None
+        self.path: Path | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session ended and its report could be built (so the work folder,
+        with the crash-proof logs, is no longer needed)."""
+        return self._ending is not None
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        run = self.run
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self._ending = (interrupted, time.time())
+        # The full report (an entry per test) is built only when something reads it.
+        wanted = (
+            run.settings.json_path is not None
+            or run.config.hook.pytest_memguard_report.get_hookimpls()
+            or run.controller is not None
+            or interrupted
+        )
+        if wanted and self.report is not None:
+            try:
+                self.save(self.report)
+            except Exception as error:
+                run.error("writing the report", error)
+
+    @property
+    def report(self) -> dict[str, Any] | None:
+        """The run's full report, built when first asked for after the session ended
+        (None before, and in an xdist worker, whose results went to the controller)."""
+        if self._report is None and self._ending is not None and self.run.owns_work_dir:
+            interrupted, ended = self._ending
+            reason = "interrupted" if interrupted else ""
+            try:
+                self._report = run_report(
+                    self.run, interrupted=interrupted, reason=reason, ended=ended
+                )
+            except Exception as error:
+                self.run.error("building the report", error)
+                self._ending = None  # no report, no summary; the work folder stays for a look
+        return self._report
+
+    def save(self, report: dict[str, Any]) -> None:
+        """Write ``report`` to the JSON path, if there is one."""
+        if self.run.settings.json_path is None:
+            return
+        from ..report import write_report  # not needed by a run without a JSON report
+
+        self.path = write_report(report, self.run.settings.json_path)
+
+    def save_now(self, abort: str) -> Path | None:
+        """The guard is ending the process for a test (``abort``: why): the report now,
+        with that test aborted; where it went (watchdog thread)."""
+        if not self.run.owns_work_dir:
+            return None  # an xdist worker: the controller reads its log
+        reason = "the process was ended by memguard"
+        self.save(run_report(self.run, interrupted=True, reason=reason, abort=abort))
+        return self.path
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run = self.run
+        if self._ending is not None and run.owns_work_dir:
+            try:
+                summary = run_summary(run, run.settings.top, self._report)
+            except Exception as failure:
+                run.error("summing up the run", failure)
+            else:
+                terminal.write_summary(terminalreporter, summary, run.settings, self.path)
+        for line in run.notices:
+            terminalreporter.write_line(line, yellow=True)
+        for error in run.errors:
+            terminalreporter.write_line(
+                f"memguard: internal error, the guard went on: {error}", yellow=True
+            )
+
+    def close(self) -> None:
+        """The per-test data is let go: pytest's last garbage collections need not walk it."""
+        self._report = None
+        self.run.results = []
