@@ -196,6 +196,7 @@ class Guard:
         self._level = Level.OK
         self._events: deque[LevelEvent] = deque()
         self._stop = threading.Event()
+        self._poll_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._main_ident = threading.main_thread().ident
         self._previous_handler: (
@@ -362,10 +363,15 @@ class Guard:
             self._wait = min(self.max_interval, max(self.interval, headroom))
 
     def poll(self) -> int:
-        """One watchdog step (public so tests can drive it without a thread).
+        """One watchdog step (public so tests can drive it, with or without the thread:
+        steps never overlap, so a crossing is raised once).
 
         Returns the RSS read, or the cheap upper bound when that was below every limit.
         """
+        with self._poll_lock:
+            return self._poll()
+
+    def _poll(self) -> int:
         unit = self._unit
         limits = self._limits(unit)
         if self._upper_bound is not None and self._paced and (unit is None or unit.abort is None):
