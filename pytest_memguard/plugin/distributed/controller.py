@@ -9,6 +9,7 @@ purpose (``--memguard-recycle``) has its unstarted test put back in the queue.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -249,6 +250,8 @@ class Controller:
                 if node is not None:
                     self.recycling[_worker_id(node)] = str(recycle)
             entry = report.__dict__.get(ENTRY_KEY)
+            if isinstance(entry, str):  # from a worker
+                entry = json.loads(entry)
             # Workers do not follow outcomes (no hook per report there): the test's
             # outcome comes from its reports here, the entry with its last one.
             node = report.__dict__.get("node")
