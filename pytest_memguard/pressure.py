@@ -314,7 +314,7 @@ class MemoryPressureCoordinator(Threaded):
         pending = _call_all(chosen, level, freed, errors)
         if pending:
             for name, result in _run_blocking(_gather(pending)):
-                _settle(name, result, freed, errors)
+                _record_result(name, result, freed, errors)
         return self._finish(PressureResponse(level, True, freed, errors, None, now))
 
     async def ahandle_memory_pressure(
@@ -332,7 +332,7 @@ class MemoryPressureCoordinator(Threaded):
         pending = _call_all(chosen, level, freed, errors)
         if pending:
             for name, result in await _gather(pending):
-                _settle(name, result, freed, errors)
+                _record_result(name, result, freed, errors)
         return self._finish(PressureResponse(level, True, freed, errors, None, now))
 
     def history(self) -> list[PressureResponse]:
@@ -399,7 +399,9 @@ def _record(name: str, result: object, freed: dict[str, int], errors: dict[str, 
         errors[name] = message
 
 
-def _settle(name: str, result: object, freed: dict[str, int], errors: dict[str, str]) -> None:
+def _record_result(
+    name: str, result: object, freed: dict[str, int], errors: dict[str, str]
+) -> None:
     if isinstance(result, Exception):
         logger.error("memguard: pressure handler %r failed", name, exc_info=result)
         errors[name] = f"{type(result).__name__}: {result}"

@@ -173,7 +173,8 @@ class Guard:
         self.resend = resend
         self.grace = grace
         self.ceiling = ceiling
-        self.settle = min(grace, max(2 * resend, 0.1))
+        #: Seconds the first interrupt has to unwind the unit before the ceiling applies.
+        self.unwind_time = min(grace, max(2 * resend, 0.1))
         self.growth_step = growth_step
         self._read = reader or RssReader()
         self._upper_bound = upper_bound
@@ -408,9 +409,9 @@ class Guard:
         elif abort.phase != unit.phase:
             # A later phase of a unit already stopped (its teardown) is left to free
             # memory; only the ceiling still ends the process.
-            if now - abort.first >= self.settle and rss >= unit.limit * self.ceiling:
+            if now - abort.first >= self.unwind_time and rss >= unit.limit * self.ceiling:
                 self._escalate(unit, abort, rss)
-        elif now - abort.first < self.settle:
+        elif now - abort.first < self.unwind_time:
             # The first interrupt needs a moment to unwind the unit (a single large
             # allocation can take it past the ceiling before the interrupt arrives).
             if now - abort.first >= abort.signals * self.resend:
