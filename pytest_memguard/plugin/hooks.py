@@ -42,6 +42,7 @@ from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
     from .leakcheck import LeakCheck
+
 #: ``node.workerinput`` key: the xdist controller's work folder, where workers log.
 DIR_KEY: Final = "memguard_dir"
 #: Report attribute (set in an xdist worker, sent with the report): the test's entry, as
