@@ -9,9 +9,11 @@ Each file of a traceback is one of three kinds:
 - ``user``: everything else (tests, conftest files, the project, doctests).
 
 The site of an allocation is its innermost user frame: ``np.ones(n)`` called from a test
-belongs to the test's line, not to numpy.  With no user frame, a traceback that passes
-through an excluded frame is the framework's own bookkeeping and has no site; otherwise
-the site is its innermost library frame.
+belongs to the test's line, not to numpy.  A traceback whose innermost frame that is not
+a library's is an excluded one is the framework's own bookkeeping and has no site, even
+when user code called the framework (a test's ``subTest`` block, whose reports pytest
+keeps; a log record pytest captures); with neither, the site is its innermost library
+frame.
 """
 
 from __future__ import annotations
@@ -146,16 +148,15 @@ class SiteRules:
             tracemalloc's raw traces; reverse a :class:`tracemalloc.Traceback` first)
         """
         library: Frame | None = None
-        excluded = False
         for frame in frames:
             kind = self.kind(frame[0])
             if kind == "user":
                 return frame
             if kind == "excluded":
-                excluded = True
-            elif library is None:
+                return None  # the framework allocated on its own behalf, whoever called it
+            if library is None:
                 library = frame
-        return None if excluded else library
+        return library
 
 
 @lru_cache(maxsize=8)
