@@ -19,6 +19,7 @@ __all__ = [
     "Budget",
     "Status",
     "TestMemory",
+    "merge_outcome",
     "to_microsecond",
 ]
 
@@ -46,6 +47,14 @@ STATUS_WORDS: Final = {
 FAILING_STATUSES: Final = frozenset({"over_budget", "leak", "aborted", "killed"})
 #: The kinds of per-test budget, in the order of the marker's signature.
 BUDGET_KINDS: Final = ("peak", "leak", "heap", "rss")
+
+
+def merge_outcome(old: str, new: str) -> str:
+    """A test's outcome over its reports: "failed" beats "skipped" beats "passed"; a
+    "rerun" report (pytest-rerunfailures: another run follows) starts it again."""
+    if new == "rerun":
+        return "passed"
+    return new if new != "passed" and old != "failed" else old
 
 
 def to_microsecond(seconds: float) -> float:

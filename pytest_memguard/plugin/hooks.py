@@ -28,7 +28,7 @@ from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
 from ..probe.system import read_system_memory
-from ..results import Budget, Status
+from ..results import Budget, Status, merge_outcome
 from . import terminal
 from .ending import PLUGIN_NAME as END_NAME
 from .ending import RunEnd
@@ -362,9 +362,7 @@ class MemguardPlugin:
         state = self.run.running
         if state is None or state.nodeid != report.nodeid:
             return
-        outcome = report.outcome  # "rerun": a run that another run follows (rerunfailures)
-        if outcome in ("failed", "skipped") and state.outcome != "failed":
-            state.outcome = outcome
+        state.outcome = merge_outcome(state.outcome, report.outcome)
         if state.failed_when == report.when and state.status != "ok":
             report.sections.append(("memguard", state.details(self.meter.method)))
             if report.failed:

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..probe.system import SystemMemory
-from .settings import Settings
-
 if TYPE_CHECKING:
+    from ..probe.system import SystemMemory
     from .distributed.controller import Controller
+    from .settings import Settings
     from .state import TestState
 
 __all__ = ["Run"]

@@ -63,8 +63,9 @@ class Runner(NamedTuple):
         """Run ``item`` once more (setup, body, function teardown); what went wrong, or None.
 
         Only pytest's runner takes part (fixtures and the body; the test's own plugins
-        hook into the body, e.g. pytest-asyncio and anyio), no reports are made, and the
-        fixtures above the function stay as they are.  A stop by the guard is raised
+        hook into the body, e.g. pytest-asyncio and anyio) and the fixtures above the
+        function stay as they are.  pytest makes no report of it, but subtests the body
+        reports itself (unittest's ``subTest``) are reported again.  A stop by the guard is raised
         again once the function's fixtures are torn down.
         """
         assert self.setup is not None

@@ -91,10 +91,8 @@ class TestState:
         self.phase = "setup"
         if self.runs == 1:
             return
-        peaks = self.rss_peak, self.peak_delta
-        for name in _PER_RUN:
+        for name in _PER_RUN:  # the peaks stay: the highest of all runs
             self.__dict__.pop(name, None)
-        self.rss_peak, self.peak_delta = peaks
 
     def final_status(self) -> Status:
         """The status for the report: a crossed warning threshold marks an ok test."""

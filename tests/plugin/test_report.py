@@ -75,6 +75,14 @@ def test_the_table_lists_the_heaviest_first(pytester: pytest.Pytester, run: Run)
         ]
     )
     assert "::test_light  " not in result.stdout.str()
+    # Names are aligned left and figures right, under their headers.
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("test "))
+    rows = lines[header + 2 : header + 4]
+    assert lines[header + 1].startswith("----")
+    end = lines[header].index("peak growth") + len("peak growth")
+    assert [row[:end].endswith(" MiB") for row in rows] == [True, True]
+    assert all(row.split()[0].endswith(("::test_heavy", "::test_middle")) for row in rows)
 
 
 @pytest.mark.parametrize("json_report", [True, False], ids=["json", "terminal-only"])

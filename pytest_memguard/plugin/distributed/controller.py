@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ...core.sizes import format_size
-from ...results import TestMemory
+from ...results import TestMemory, merge_outcome
 from ..hooks import DIR_KEY, ENTRY_KEY
 from ..run import Run
 from ..terminal import CAUSE_KEY
@@ -54,14 +54,6 @@ def limit_workers(config: pytest.Config, count: int) -> int:
 
 def _worker_id(node: Any) -> str:
     return str(node.workerinput["workerid"])
-
-
-def merge_outcome(old: str, new: str) -> str:
-    """A test's outcome over its reports: "failed" beats "skipped" beats "passed"; a
-    "rerun" report (pytest-rerunfailures) starts the outcome again."""
-    if new == "rerun":
-        return "passed"
-    return new if new != "passed" and old != "failed" else old
 
 
 class RecycledStatus:
