@@ -1,37 +1,43 @@
-"""Leak detection: filtered diffs of tracemalloc snapshots, verdicts and messages.
+"""Leak detection: the allocators' counts, filtered diffs of tracemalloc snapshots, verdicts.
 
-A checked unit of work (a test) is judged in two steps, so that nothing cries wolf:
+A checked unit of work (a test) is judged in two steps, so that nothing cries wolf and a
+unit that keeps nothing pays next to nothing:
 
-1. Counters, O(1) (:class:`Tracer`): ``retained`` = traced bytes after the unit (and its
-   teardown and a ``gc.collect()``) minus traced bytes before it.  At most the budget:
-   clean.
-2. Only for a suspect: :func:`take_snapshot`, run the unit again, ``gc.collect()``,
-   :func:`take_snapshot`, :func:`diff`, :func:`judge`.  Growing again by the budget or
-   more confirms a leak; otherwise the first run filled a cache or imported something.
+1. Screening, untraced (:class:`HeapCount`, a few microseconds): the allocators' counts
+   before and after the unit (and its teardown) bound what it kept from above
+   (:meth:`HeapCount.kept_since`).  At most the budget: clean.  Over it, or RSS grown by
+   :data:`NATIVE_LEAK_THRESHOLD`: a ``gc.collect()`` (and a heap trim for RSS) and the
+   counts again; a unit still over is a suspect.
+2. Only for a suspect: the unit runs again, counted.  Keeping its budget or less this
+   time, the first run filled a cache or imported something: a warm-up.  Keeping more
+   again, it runs once more, traced, between two snapshots (:func:`take_snapshot`,
+   :func:`diff`): a leak when those allocations of its own (pytest's bookkeeping left
+   out) still held the budget too, and here, by file and line (:func:`judge`).  The
+   counts see what a run frees, tracing only what it allocates: a global replaced on each
+   run keeps nothing new by the counts, though all it holds is new to tracing.  RSS that
+   grew again over the counted rerun by far more than the traced rerun kept is a
+   possible native leak (:func:`native_leak_message`); threads started and joined, whose
+   stacks and malloc arenas stay for the next threads, grow RSS once, not again.
 
-:data:`DEFAULT_LEAK_BUDGET` is 1 MiB.  Measured with tracing scoped to each test (call
-phase to after teardown and ``gc.collect()``, pytest 9.2), pytest's own bookkeeping keeps
-about 3 KiB for a passing test, 13 KiB for one that printed 10 KB and 17 KiB for a
-failing one (80 KiB for the first failure).  The rare larger figures are one-off resizes
-of interpreter tables (the interned-strings dict grew by 0.95 MiB once in 550 tests),
-which the rerun clears.  1 MiB is far above the bookkeeping, so few tests pay for a
+:data:`DEFAULT_LEAK_BUDGET` is 1 MiB.  Measured from the start of a test body to the
+teardown of its function fixtures (pytest 9.2), pytest's own bookkeeping keeps about
+3 KiB for a passing test, 13 KiB for one that printed 10 KB and 17 KiB for a failing
+one: some tens to a few hundred blocks, far from the 2,048 blocks of 512 bytes that make
+1 MiB in the counts' bound.  1 MiB is far above the bookkeeping, so few tests pay for a
 rerun, and far below the leaks that sink a CI runner (tens of MB per test).
-
-Tracing scoped to the checked test is cheaper and surer than tracing the whole session:
-pytest's work between tests is not traced, snapshots hold thousands of traces instead of
-a hundred thousand, and memory released by a module fixture's teardown after the last
-test of its module cannot hide that test's leak.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
+from ..probe.process import c_heap_in_use
 from .sites import DEFAULT_EXCLUDES, Site, display_path, site_rules
 from .sizes import format_size
 from .tracing import DEFAULT_NFRAMES, Tracer, take_snapshot
@@ -41,6 +47,8 @@ __all__ = [
     "DEFAULT_LEAK_BUDGET",
     "DEFAULT_NFRAMES",
     "NATIVE_LEAK_THRESHOLD",
+    "SMALL_BLOCK_MAX",
+    "HeapCount",
     "LeakDiff",
     "Tracer",
     "Verdict",
@@ -59,6 +67,10 @@ DEFAULT_LEAK_BUDGET: Final = 1024**2
 #: RSS growth not seen by tracemalloc from which a possible native leak is reported.
 NATIVE_LEAK_THRESHOLD: Final = 32 * 1024**2
 
+#: The largest block of Python's small-object allocator (pymalloc): a counted block holds
+#: at most this many bytes of a small object; larger objects are ``malloc``'d.
+SMALL_BLOCK_MAX: Final = 512
+
 VerdictKind = Literal["clean", "warm_up", "leak", "unconfirmed"]
 
 
@@ -76,6 +88,39 @@ class LeakDiff:
     sites: tuple[Site, ...] = ()
     excluded: int = 0
     nframes: int = 1
+
+
+@dataclass(frozen=True)
+class HeapCount:
+    """What the allocators hold at one moment, read without tracing.
+
+    ``blocks`` is ``sys.getallocatedblocks()`` (every Python allocation, small or
+    ``malloc``'d, counts one), ``c_heap`` the bytes ``malloc`` has handed out
+    (:func:`~pytest_memguard.probe.process.c_heap_in_use`; None where it cannot be read)
+    and ``rss`` the process's resident memory.  Reading one costs a few microseconds.
+    """
+
+    blocks: int
+    c_heap: int | None
+    rss: int
+
+    @classmethod
+    def now(cls, rss: Callable[[], int]) -> HeapCount:
+        """The counts now; ``rss`` reads the resident memory."""
+        return cls(sys.getallocatedblocks(), c_heap_in_use(), rss())
+
+    def kept_since(self, start: HeapCount) -> int:
+        """A bound from above of the bytes allocated since ``start`` and still held.
+
+        Each block gained counts :data:`SMALL_BLOCK_MAX` bytes (a ``malloc``'d block is
+        counted again in the C heap's growth, at its size).  Where the C heap cannot be
+        read, RSS growth stands in for it: a big buffer shows there, but a ``malloc``'d
+        block that reused freed resident memory does not.
+        """
+        blocks = max(0, self.blocks - start.blocks) * SMALL_BLOCK_MAX
+        if self.c_heap is not None and start.c_heap is not None:
+            return blocks + max(0, self.c_heap - start.c_heap)
+        return blocks + max(0, self.rss - start.rss)
 
 
 def _raw_traces(snapshot: tracemalloc.Snapshot) -> Sequence[tuple[Any, ...]]:
@@ -144,7 +189,8 @@ class Verdict:
     ``kind`` is ``clean`` (kept at most ``budget``), ``warm_up`` (kept more once, not
     again on a rerun), ``leak`` (grew again by ``budget`` or more) or ``unconfirmed``
     (a suspect whose rerun failed, or was not made: ``error`` says why).  ``retained`` is
-    the first run's figure, ``growth`` the rerun's, ``sites`` where the rerun grew.
+    the first run's figure (the counts' bound), ``growth`` the reruns', ``sites`` where
+    the traced rerun grew.
     """
 
     kind: VerdictKind
@@ -153,6 +199,8 @@ class Verdict:
     growth: int | None = None
     sites: tuple[Site, ...] = ()
     error: str | None = None
+    #: What pytest's (and other frameworks') bookkeeping kept over the rerun.
+    framework: int = 0
 
     @property
     def leaked(self) -> bool:
@@ -161,20 +209,33 @@ class Verdict:
 
 
 def judge(
-    first: int, budget: int, rerun: LeakDiff | None = None, rerun_error: str | None = None
+    first: int,
+    budget: int,
+    *,
+    kept_again: int | None = None,
+    traced: LeakDiff | None = None,
+    error: str | None = None,
 ) -> Verdict:
-    """Decide on a unit that retained ``first`` bytes, given what its rerun grew.
+    """Decide on a unit that kept ``first`` bytes, given what its reruns kept.
 
-    More than ``budget`` makes a suspect; a rerun that grows by ``budget`` or more (and
-    by at least one byte) confirms the leak.  ``rerun`` is ignored for a clean unit and
-    when ``rerun_error`` says that the rerun failed.
+    More than ``budget`` makes a suspect.  ``kept_again`` is what the counts saw an
+    untraced rerun keep (net: what it freed counts too), ``traced`` what a traced rerun's
+    allocations still held, made when ``kept_again`` was over the budget.  The growth is
+    the smaller of the two: growing by ``budget`` or more (and by at least one byte)
+    confirms a leak, less is a warm-up.  A suspect whose rerun failed (``error``) or was
+    not made is unconfirmed, as is one the counts saw grow again that was not traced.
     """
     if first <= budget:
         return Verdict("clean", first, budget)
-    if rerun_error is not None or rerun is None:
-        return Verdict("unconfirmed", first, budget, error=rerun_error)
-    kind: VerdictKind = "leak" if rerun.growth >= max(budget, 1) else "warm_up"
-    return Verdict(kind, first, budget, rerun.growth, rerun.sites)
+    if error is not None or kept_again is None:
+        return Verdict("unconfirmed", first, budget, error=error)
+    growth = kept_again if traced is None else min(kept_again, traced.growth)
+    if growth < max(budget, 1):
+        framework = traced.excluded if traced is not None else 0
+        return Verdict("warm_up", first, budget, growth, framework=framework)
+    if traced is None:
+        return Verdict("unconfirmed", first, budget, growth)
+    return Verdict("leak", first, budget, growth, traced.sites)
 
 
 def _blocks(count: int) -> str:
@@ -197,26 +258,30 @@ def relative_sites(sites: Iterable[Site], root: str | os.PathLike[str]) -> tuple
 def leak_message(
     verdict: Verdict, *, root: str | os.PathLike[str] | None = None, top: int = 3
 ) -> str:
-    """One line for users: the retained size, the budget and, for a leak, the top sites.
+    """One line for users: what was kept, the budget and, for a leak, the top sites.
 
-    e.g. ``retained 20.0 MiB (leak budget 1.0 MiB) and 20.0 MiB more on a rerun: leak at
-    tests/test_a.py:12 (20.0 MiB, 1 block)``.  Of the ``top`` largest sites, those under
-    1% of the growth are left out (the largest is always named).
+    e.g. ``kept up to 30.0 MiB on its first run and 20.0 MiB on a rerun (leak budget
+    1.0 MiB): leak at tests/test_a.py:12 (20.0 MiB, 1 block)``; the first figure is the
+    counts' bound, the second the rerun's measure.  Of the ``top`` largest sites, those
+    under 1% of the growth are left out (the largest is always named).
     """
-    head = f"retained {format_size(verdict.retained)} (leak budget {format_size(verdict.budget)})"
+    first, budget = format_size(verdict.retained), f"leak budget {format_size(verdict.budget)}"
     if verdict.kind == "clean":
-        return head
+        return f"kept up to {first} ({budget})"
+    head = f"kept up to {first} on its first run"
     if verdict.kind == "unconfirmed":
         why = f"the rerun failed: {verdict.error}" if verdict.error else "no rerun"
-        return f"{head}; not confirmed as a leak: {why}"
-    grew = format_size(verdict.growth)
+        return f"{head} ({budget}); not confirmed as a leak: {why}"
+    again = format_size(verdict.growth)
     if verdict.kind == "warm_up":
-        return f"{head} but did not grow again on a rerun ({grew}): a warm-up, not a leak"
+        if verdict.framework > max(verdict.growth or 0, 0):
+            budget += f"; pytest's own bookkeeping grew {format_size(verdict.framework)}"
+        return f"{head} but {again} on a rerun ({budget}): a warm-up, not a leak"
     largest = verdict.sites[: max(top, 0)]
     growth = verdict.growth or 0
     shown = [site for site in largest if site.size * 100 >= growth] or largest[:1]
     where = format_sites(shown, root=root) or "no allocation site found"
-    return f"{head} and {grew} more on a rerun: leak at {where}"
+    return f"{head} and {again} on a rerun ({budget}): leak at {where}"
 
 
 def native_leak_message(
@@ -226,7 +291,7 @@ def native_leak_message(
     overhead_growth: int = 0,
     threshold: int = NATIVE_LEAK_THRESHOLD,
 ) -> str | None:
-    """A warning when RSS grew by much more than traced Python memory, else None.
+    """A warning when RSS grew by much more than traced memory, else None.
 
     The growth tracemalloc cannot see is ``rss_growth`` minus the traced growth and
     minus the growth of tracemalloc's own tables (``overhead_growth``, see

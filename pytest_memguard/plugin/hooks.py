@@ -258,11 +258,11 @@ class MemguardPlugin:
         state.phase = "teardown"
         self.guard.arm(self._work)
         leak = None
-        if state.traced_start is not None:  # checked for leaks
+        if state.counted is not None:  # checked for leaks
             if self.runner.found:
-                leak = self._leak_check().check(state, item, self.runner, self.reader)
+                leak = self._leak_check().check(state, item, self.runner)
             else:
-                self._leak_check().abandon(state)  # cannot run it again
+                state.counted = None  # it cannot run again: not judged
         try:
             result = yield
         except BaseException as raised:
@@ -384,7 +384,8 @@ class MemguardPlugin:
         if self._leaks is None:
             from .leakcheck import LeakCheck
 
-            self._leaks = LeakCheck(self.config.rootpath, self.settings.leak_budget)
+            root, budget = self.config.rootpath, self.settings.leak_budget
+            self._leaks = LeakCheck(root, budget, self.reader)
         return self._leaks
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------

@@ -1,13 +1,15 @@
 """Leak and heap checks of the tests that ask for them (``--memguard-leaks``, ``leak=``, ``heap=``).
 
-Imported only when a test is checked.  Tracing is scoped to each checked test: it starts
-with the test body (after its fixtures are set up) and, for a leak check, ends after the
-teardown of its function-scoped fixtures, so that pytest's work between tests is not
-traced.  A test that does not leak pays for the tracing and a few O(1) counters;
-``gc.collect()``, snapshots and a rerun are for suspects only.  A suspect runs again
-while the fixtures of every scope above the function are still set up
+Imported only when a test is checked.  A leak check screens every test without tracing:
+the allocators' counts when its body starts and after the teardown of its function
+fixtures (:class:`~pytest_memguard.core.leaks.HeapCount`, a few microseconds each).
+Only a test the counts say may have kept more than its budget is collected
+(``gc.collect()``) and counted again, and only one still over its budget, a suspect,
+runs again with tracemalloc on, to measure what the run keeps and where.  A suspect runs
+again while the fixtures of every scope above the function are still set up
 (:class:`~.runner.Runner`), so that the rerun measures the test, not a fixture set up
-anew, and works for the last test of a session as for any other.
+anew, and works for the last test of a session as for any other.  A heap budget traces
+the body of its test (one frame: the peak needs no more).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import pytest
 from ..core.leaks import (
     DEFAULT_LEAK_BUDGET,
     DEFAULT_NFRAMES,
+    NATIVE_LEAK_THRESHOLD,
+    HeapCount,
+    LeakDiff,
     Tracer,
     diff,
     judge,
@@ -49,115 +54,126 @@ class LeakResult(NamedTuple):
 
 
 class LeakCheck:
-    """Per-test tracing, counters and verdicts for one run (main thread only)."""
+    """Per-test counts, tracing and verdicts for one run (main thread only)."""
 
-    def __init__(self, root: Path, default_budget: int | None) -> None:
+    def __init__(self, root: Path, default_budget: int | None, rss: Callable[[], int]) -> None:
         self.root = root
         self.default_budget = DEFAULT_LEAK_BUDGET if default_budget is None else default_budget
+        self.rss = rss
         self.tracer = Tracer()
 
     def begin(self, state: TestState) -> None:
-        """The test body starts: trace (one frame: the counters need no more), count."""
-        self.tracer.ensure(1)
-        state.traced_start = self.tracer.traced()
-        self.tracer.reset_peak()
+        """The test body starts: the counts for a leak check, tracing for a heap budget
+        (started after the counts: its tables are not the test's)."""
+        if state.budget.leak is not None:
+            state.counted = HeapCount.now(self.rss)
+        if state.budget.heap is not None:
+            self.tracer.ensure(1)
+            state.traced_start = self.tracer.traced()
+            self.tracer.reset_peak()
 
     def end_call(self, state: TestState) -> None:
-        """The test body ended: its heap peak; tracing stops here unless leaks are checked."""
+        """The test body ended: its heap peak, and the end of its tracing."""
         if state.traced_start is None:
             return
         state.heap_peak = max(0, self.tracer.peak() - state.traced_start)
-        if state.budget.leak is None:
-            self.tracer.release()
-            state.traced_start = None
+        state.traced_start = None
+        self.tracer.release()
 
-    def abandon(self, state: TestState) -> None:
-        """Stop tracing ``state`` without judging it."""
-        if state.traced_start is not None:
-            state.traced_start = None
-            self.tracer.release()
-
-    def check(
-        self, state: TestState, item: pytest.Item, runner: Runner, rss: Callable[[], int]
-    ) -> LeakResult:
+    def check(self, state: TestState, item: pytest.Item, runner: Runner) -> LeakResult:
         """At the start of the real teardown: tear down the test's function-scoped
-        fixtures, judge what it kept, and run a suspect again to tell a leak from a warm-up.
-
-        A test that kept more than its budget is collected (``gc.collect()``) and measured
-        again; if it still did, it is run once more between two snapshots: growing again
-        confirms a leak, not growing was a warm-up (a cache filled, a module imported).
-        A test the guard stopped, or whose fixtures failed to tear down, is not judged.
+        fixtures, screen what it kept, and run a suspect again to tell a leak from a
+        warm-up.  A test the guard stopped, or whose fixtures failed to tear down, is not
+        judged.
         """
-        start, state.traced_start = state.traced_start, None
-        assert start is not None, "only a traced test is checked"
+        start, state.counted = state.counted, None
+        assert start is not None, "only a counted test is checked"
+        error = runner.teardown_function(item)
+        budget = state.budget.leak
+        if budget is None or error is not None or state.abort is not None:
+            return LeakResult(error, None)
+        kept, grew = self._screen(start, budget)
+        native = grew >= NATIVE_LEAK_THRESHOLD
+        if kept <= budget and not native:
+            return LeakResult(None, None)
         try:
-            error = runner.teardown_function(item)
-            budget = state.budget.leak
-            if budget is None or error is not None or state.abort is not None:
-                return LeakResult(error, None)
-            tracer = self.tracer
-            retained = tracer.traced() - start
-            if retained > budget:
-                gc.collect()
-                retained = tracer.traced() - start
-            state.leaked = max(0, retained)
-            native = self._native_leak(state, rss, retained)
-            if native is not None:
-                state.warnings += (f"memguard: {native}",)
-            if retained <= budget:
-                return LeakResult(None, None)
-            try:
-                return LeakResult(None, self._confirm(state, retained, budget, item, runner))
-            except MemoryLimitExceeded as stop:  # the guard stopped the rerun
-                return LeakResult(stop, None)
-        finally:
-            self.tracer.release()
+            return LeakResult(None, self._confirm(state, kept, budget, item, runner))
+        except MemoryLimitExceeded as stop:  # the guard stopped the rerun
+            return LeakResult(stop, None)
 
-    @staticmethod
-    def _native_leak(state: TestState, rss: Callable[[], int], traced: int) -> str | None:
-        """A warning when RSS kept much more than traced memory, even after a heap trim.
-
-        The RSS is read after the teardown.  Freed Python objects often stay resident
-        (allocator pools and the C heap keep them), so it is read again after
-        ``gc.collect()`` and ``malloc_trim`` before anything is said; both only run when
-        the first reading looks suspicious.
-        """
-        if state.rss_start is None:
-            return None
-        if native_leak_message(rss() - state.rss_start, traced) is None:
-            return None
-        gc.collect()
-        trim_heap()
-        return native_leak_message(rss() - state.rss_start, traced)
+    def _screen(self, start: HeapCount, budget: int) -> tuple[int, int]:
+        """What the test kept by the counts (a bound from above) and RSS growth since
+        ``start``; counted again after ``gc.collect()`` (and a heap trim for a native
+        leak's RSS growth) when the first counts say so."""
+        end = HeapCount.now(self.rss)
+        native = end.rss - start.rss >= NATIVE_LEAK_THRESHOLD
+        if end.kept_since(start) > budget or native:
+            gc.collect()
+            if native:
+                trim_heap()
+            end = HeapCount.now(self.rss)
+        return end.kept_since(start), end.rss - start.rss
 
     def _confirm(
-        self, state: TestState, retained: int, budget: int, item: pytest.Item, runner: Runner
+        self,
+        state: TestState,
+        kept: int,
+        budget: int,
+        item: pytest.Item,
+        runner: Runner,
     ) -> str | None:
-        tracer = self.tracer
-        if not tracer.user_started:
-            # Sites need frames beyond the library that allocated (np.ones is two frames
-            # above the test); the first run did without them, at a tenth of the cost.
-            tracer.release()
-            tracer.ensure(DEFAULT_NFRAMES)
-        before = take_snapshot()
+        """Run a suspect again, counted; one that keeps too much again runs once more,
+        traced (with frames beyond the library that allocated: ``np.ones`` is two frames
+        above the test), between two snapshots."""
+        start = HeapCount.now(self.rss)
         error = runner.run_again(item)
-        gc.collect()
-        after = take_snapshot()
-        change = diff(before, after) if error is None else None
-        verdict = judge(retained, budget, change, error)
+        reruns, kept_again, traced, native_leak = 1, None, None, None
+        if error is None:
+            kept_again, grew = self._screen(start, budget)
+            native = grew >= NATIVE_LEAK_THRESHOLD
+            if kept_again > budget or native:
+                reruns = 2
+                traced, traced_growth, error = self._traced_rerun(item, runner)
+                if native and error is None:
+                    native_leak = native_leak_message(grew, traced_growth)
+        verdict = judge(kept, budget, kept_again=kept_again, traced=traced, error=error)
         state.leak_check = {
-            "reruns": 1,
+            "reruns": reruns,
             "verdict": verdict.kind,
-            "first": retained,
-            "rerun": change.growth if change is not None else None,
+            "first": kept,
+            "rerun": verdict.growth,
             "error": error,
         }
+        if native_leak is not None:
+            state.warnings += (f"memguard: {native_leak}",)
+        if verdict.kind == "clean":  # a suspect for its RSS only
+            return None
         message = f"memguard: {leak_message(verdict, root=self.root)}"
+        if verdict.kind == "unconfirmed":
+            state.warnings += (message,)
+            return None
+        state.leaked = verdict.growth
         if verdict.kind == "leak":
             state.sites = relative_sites(verdict.sites, self.root)
             return message
-        if verdict.kind == "unconfirmed":
-            state.warnings += (message,)
-        else:  # a warm-up: said in the report, nothing more
+        if native_leak is None:  # a warm-up: said in the report, nothing more
             state.notes += (message,)
         return None
+
+    def _traced_rerun(
+        self, item: pytest.Item, runner: Runner
+    ) -> tuple[LeakDiff | None, int, str | None]:
+        """Run ``item`` again between two snapshots: what grew, the traced bytes it kept
+        (pytest's included), and what went wrong."""
+        tracer = self.tracer
+        tracer.ensure(DEFAULT_NFRAMES)
+        try:
+            before = take_snapshot()
+            start = tracer.traced()
+            error = runner.run_again(item)
+            gc.collect()
+            growth = tracer.traced() - start
+            after = take_snapshot()
+        finally:
+            tracer.release()
+        return (diff(before, after) if error is None else None), growth, error

@@ -11,6 +11,7 @@ from ..results import NO_BUDGET, Budget, Status
 
 if TYPE_CHECKING:
     from ..core.guard import AbortInfo
+    from ..core.leaks import HeapCount
     from ..core.sites import Site
     from ..results import TestMemory
 
@@ -30,6 +31,7 @@ _PER_RUN: Final = (
     "warnings",
     "notes",
     "traced_start",
+    "counted",
     "leak_check",
     "failed_when",
     "outcome",
@@ -65,8 +67,10 @@ class TestState:
     warnings: tuple[str, ...] = ()
     #: Said in the report without making the test a warning (e.g. a warm-up).
     notes: tuple[str, ...] = ()
-    #: Traced bytes when the body started (while a leak or heap check traces it).
+    #: Traced bytes when the body started (while a heap budget traces it).
     traced_start: int | None = None
+    #: The allocators' counts when the body started (while a leak check screens it).
+    counted: HeapCount | None = None
     leak_check: dict[str, Any] | None = None
     failed_when: str | None = None
     #: Over the reports of the test's last run: "failed" beats "skipped" beats "passed".
@@ -164,9 +168,10 @@ class TestState:
             f"RSS at start {format_size(self.rss_start)}, peak {format_size(self.rss_peak)},"
             f" growth {format_size(self.peak_delta)} ({peak_method})"
         ]
-        if self.heap_peak is not None or self.leaked is not None:
-            heap, kept = format_size(self.heap_peak), format_size(self.leaked)
-            lines.append(f"Python heap peak {heap}, retained {kept}")
+        measured = (("Python heap peak", self.heap_peak), ("kept on a rerun", self.leaked))
+        traced = [f"{what} {format_size(size)}" for what, size in measured if size is not None]
+        if traced:
+            lines.append(", ".join(traced))
         budget = self.budget
         if budget:
             kinds = [

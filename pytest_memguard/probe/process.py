@@ -12,6 +12,7 @@ Elsewhere the peak is the largest of the samples fed to
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -23,6 +24,7 @@ __all__ = [
     "PeakMeter",
     "RssReader",
     "SampledPeakMeter",
+    "c_heap_in_use",
     "current_rss",
     "open_peak_meter",
     "rss_of",
@@ -283,20 +285,61 @@ def open_peak_meter(*, exact: bool = True, read: Callable[[], int] | None = None
     return SampledPeakMeter(read)
 
 
+@functools.cache
+def _libc() -> Any:
+    """glibc through ctypes, or None (not Linux, or no C library ctypes can load)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], Any] | None:
+    """glibc's ``mallinfo2`` (2.33 and later) with its result type, or None."""
+    import ctypes
+
+    function = getattr(_libc(), "mallinfo2", None)
+    if function is None:
+        return None
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+
+    function.restype = MallInfo2
+    function.argtypes = []
+    return function  # type: ignore[no-any-return]
+
+
+def c_heap_in_use() -> int | None:
+    """Bytes the C allocator (glibc ``malloc``) has handed out and not got back, or None
+    where that cannot be read (not glibc, or glibc before 2.33).
+
+    That is every ``malloc``'d block, mapped ones included: Python objects over 512 bytes,
+    numpy's buffers, C extensions' memory, but not pymalloc's arenas of small objects
+    (``sys.getallocatedblocks()`` counts those).  About a microsecond.
+    """
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
+        return None
+    info = mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
 def trim_heap() -> bool:
     """Return freed heap memory to the OS (glibc ``malloc_trim``); False where unavailable.
 
     glibc keeps freed memory resident, so after a test was stopped at its hard limit the
     process can stay above that limit although nothing holds the memory any more.
     """
-    if not sys.platform.startswith("linux"):
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
         return False
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
+    trim(0)
     return True

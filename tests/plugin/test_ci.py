@@ -120,7 +120,21 @@ def test_baseline_settings_follow_the_precedence(
 
 
 def test_junit_xml_carries_the_memory_figures(pytester: pytest.Pytester, run: Run) -> None:
-    pytester.makepyfile("def test_a():\n    data = bytearray(20_000_000)\n")
+    pytester.makepyfile(
+        """
+        import functools
+        import pytest
+
+        @functools.cache
+        def table():
+            return bytes(3_000_000)
+
+        @pytest.mark.memory_budget(heap="1 GB")  # heap peak: traced
+        def test_a():
+            table()  # a warm-up: run again by the leak check, and measured
+            data = bytearray(20_000_000)
+        """
+    )
     xml = pytester.path / "junit.xml"
     result, report = run(f"--junitxml={xml}", "--memguard-leaks")
     assert result.ret == pytest.ExitCode.OK
@@ -135,6 +149,8 @@ def test_junit_xml_carries_the_memory_figures(pytester: pytest.Pytester, run: Ru
         "memguard_status": "ok",
     }
     assert measured["peak_delta"] >= 19 * MB
+    assert measured["heap_peak"] >= 19 * MB
+    assert measured["leaked"] is not None
 
 
 def test_junit_properties_are_only_those_measured(pytester: pytest.Pytester, run: Run) -> None:

@@ -23,6 +23,8 @@ import pytest_memguard
 from pytest_memguard.core.leaks import (
     DEFAULT_EXCLUDES,
     DEFAULT_NFRAMES,
+    SMALL_BLOCK_MAX,
+    HeapCount,
     LeakDiff,
     Tracer,
     Verdict,
@@ -35,6 +37,7 @@ from pytest_memguard.core.leaks import (
     take_snapshot,
 )
 from pytest_memguard.core.sites import Site, SiteRules, display_path, site_rules
+from pytest_memguard.probe.process import c_heap_in_use, current_rss
 
 KiB = 1024
 MiB = 1024**2
@@ -391,37 +394,112 @@ def test_user_started_tracing_is_used_and_left_on(how: str, tmp_path: Path) -> N
     assert "numeric.py" in sites
 
 
+# The counts
+
+
+def test_the_counts_bound_what_was_kept_from_above() -> None:
+    def keep() -> int:
+        gc.collect()
+        start = HeapCount.now(current_rss)
+        KEPT.append([str(i) for i in range(50_000)])  # small objects: pymalloc's blocks
+        KEPT.append(bytes(3 * MiB))  # one malloc'd block
+        gc.collect()
+        return HeapCount.now(current_rss).kept_since(start)
+
+    keep()  # the first time, the interpreter's own tables grow too
+    KEPT.clear()
+    kept = keep()
+    assert kept >= 50_000 * 40 + 3 * MiB
+    assert kept <= 50_100 * SMALL_BLOCK_MAX + 4 * MiB
+
+
+def test_without_the_c_heap_rss_growth_stands_in_for_it() -> None:
+    start = HeapCount(blocks=1000, c_heap=None, rss=100 * MiB)
+    later = HeapCount(blocks=1010, c_heap=None, rss=108 * MiB)
+    assert later.kept_since(start) == 10 * SMALL_BLOCK_MAX + 8 * MiB
+    freed = HeapCount(blocks=900, c_heap=None, rss=90 * MiB)
+    assert freed.kept_since(start) == 0
+
+
+@pytest.mark.skipif(c_heap_in_use() is None, reason="needs glibc 2.33 or later (mallinfo2)")
+def test_the_c_heap_sees_native_memory() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = c_heap_in_use()
+    buffer = libc.malloc(8 * MiB)
+    try:
+        after = c_heap_in_use()
+        assert before is not None
+        assert after is not None
+        assert after - before >= 8 * MiB
+    finally:
+        libc.free(buffer)
+
+
 # Verdicts and messages
 
 LEAKY = LeakDiff(growth=4 * MiB, sites=(Site("t.py", 3, 4 * MiB, 1),))
 
 
 @pytest.mark.parametrize(
-    ("first", "rerun", "error", "kind"),
+    ("first", "kept_again", "traced", "error", "kind"),
     [
-        (0, None, None, "clean"),
-        (1 * MiB, None, None, "clean"),  # at the budget is still clean
-        (1 * MiB, LEAKY, None, "clean"),  # a clean first run is never rerun
-        (-5 * KiB, None, None, "clean"),
-        (1 * MiB + 1, LEAKY, None, "leak"),
-        (8 * MiB, LeakDiff(growth=1 * MiB), None, "leak"),  # growth at the budget confirms
-        (8 * MiB, LeakDiff(growth=1 * MiB - 1), None, "warm_up"),
-        (8 * MiB, LeakDiff(growth=-2 * MiB), None, "warm_up"),
-        (8 * MiB, LEAKY, "RuntimeError: boom", "unconfirmed"),  # the error wins
-        (8 * MiB, None, "RuntimeError: boom", "unconfirmed"),
-        (8 * MiB, None, None, "unconfirmed"),  # not rerun
+        (0, None, None, None, "clean"),
+        (1 * MiB, None, None, None, "clean"),  # at the budget is still clean
+        (1 * MiB, 5 * MiB, LEAKY, None, "clean"),  # a clean first run is never rerun
+        (-5 * KiB, None, None, None, "clean"),
+        (1 * MiB + 1, 5 * MiB, LEAKY, None, "leak"),
+        (8 * MiB, 1 * MiB, LeakDiff(growth=1 * MiB), None, "leak"),  # the budget confirms
+        (8 * MiB, 5 * MiB, LeakDiff(growth=1 * MiB - 1), None, "warm_up"),
+        (8 * MiB, 5 * MiB, LeakDiff(growth=-2 * MiB), None, "warm_up"),
+        (8 * MiB, 1 * MiB - 1, None, None, "warm_up"),  # kept less again: no tracing
+        (8 * MiB, 5 * MiB, None, None, "unconfirmed"),  # kept again, but not traced
+        (8 * MiB, 5 * MiB, LEAKY, "RuntimeError: boom", "unconfirmed"),  # the error wins
+        (8 * MiB, None, None, "RuntimeError: boom", "unconfirmed"),
+        (8 * MiB, None, None, None, "unconfirmed"),  # not rerun
     ],
 )
-def test_judge(first: int, rerun: LeakDiff | None, error: str | None, kind: str) -> None:
-    verdict = judge(first, 1 * MiB, rerun, error)
+def test_judge(
+    first: int, kept_again: int | None, traced: LeakDiff | None, error: str | None, kind: str
+) -> None:
+    verdict = judge(first, 1 * MiB, kept_again=kept_again, traced=traced, error=error)
     assert verdict.kind == kind
     assert verdict.retained == first
     assert verdict.leaked is (kind == "leak")
 
 
+@pytest.mark.parametrize(
+    ("traced", "kept_again", "kind", "growth"),
+    [
+        (4 * MiB, 5 * MiB, "leak", 4 * MiB),  # both agree: the traced figure is the growth
+        (4 * MiB, 3 * MiB, "leak", 3 * MiB),
+        (4 * MiB, 10 * KiB, "warm_up", 10 * KiB),  # what it allocated replaced what it freed
+        (10 * KiB, 9 * MiB, "warm_up", 10 * KiB),  # the counts saw pytest's bookkeeping
+    ],
+)
+def test_judge_takes_the_smaller_of_the_rerun_figures(
+    traced: int, kept_again: int, kind: str, growth: int
+) -> None:
+    verdict = judge(8 * MiB, 1 * MiB, kept_again=kept_again, traced=LeakDiff(growth=traced))
+    assert (verdict.kind, verdict.growth) == (kind, growth)
+
+
+def test_a_warm_up_names_pytests_bookkeeping_when_that_is_what_grew() -> None:
+    verdict = judge(
+        8 * MiB, 1 * MiB, kept_again=4 * MiB, traced=LeakDiff(growth=2 * KiB, excluded=3 * MiB)
+    )
+    assert leak_message(verdict) == (
+        "kept up to 8.0 MiB on its first run but 2.0 KiB on a rerun (leak budget 1.0 MiB;"
+        " pytest's own bookkeeping grew 3.0 MiB): a warm-up, not a leak"
+    )
+
+
 def test_judge_with_a_zero_budget_needs_real_growth() -> None:
-    assert judge(100, 0, LeakDiff(growth=0)).kind == "warm_up"
-    assert judge(100, 0, LeakDiff(growth=1)).kind == "leak"
+    assert judge(100, 0, kept_again=0, traced=LeakDiff(growth=0)).kind == "warm_up"
+    assert judge(100, 0, kept_again=1, traced=LeakDiff(growth=1)).kind == "leak"
 
 
 def test_messages_name_sizes_budget_and_sites(tmp_path: Path) -> None:
@@ -432,7 +510,8 @@ def test_messages_name_sizes_budget_and_sites(tmp_path: Path) -> None:
     )
     leak = Verdict("leak", 21 * MiB, 1 * MiB, 20 * MiB, sites)
     assert leak_message(leak, root=tmp_path, top=2) == (
-        "retained 21.0 MiB (leak budget 1.0 MiB) and 20.0 MiB more on a rerun: leak at "
+        "kept up to 21.0 MiB on its first run and 20.0 MiB on a rerun (leak budget 1.0 MiB):"
+        " leak at "
         f"{os.path.join('tests', 'test_a.py')}:12 (20.0 MiB, 1 block), "
         "/elsewhere/lib.py:7 (1.5 MiB, 3 blocks)"
     )
@@ -440,16 +519,16 @@ def test_messages_name_sizes_budget_and_sites(tmp_path: Path) -> None:
         "leak at no allocation site found"
     )
     assert leak_message(Verdict("warm_up", 5 * MiB, 1 * MiB, 12 * KiB)) == (
-        "retained 5.0 MiB (leak budget 1.0 MiB) but did not grow again on a rerun "
-        "(12.0 KiB): a warm-up, not a leak"
+        "kept up to 5.0 MiB on its first run but 12.0 KiB on a rerun (leak budget 1.0 MiB):"
+        " a warm-up, not a leak"
     )
     assert leak_message(Verdict("unconfirmed", 5 * MiB, 1 * MiB, error="OSError: x")) == (
-        "retained 5.0 MiB (leak budget 1.0 MiB); not confirmed as a leak: "
+        "kept up to 5.0 MiB on its first run (leak budget 1.0 MiB); not confirmed as a leak: "
         "the rerun failed: OSError: x"
     )
     assert leak_message(Verdict("unconfirmed", 5 * MiB, 1 * MiB)).endswith("no rerun")
     assert leak_message(Verdict("clean", 3 * KiB, 1 * MiB)) == (
-        "retained 3.0 KiB (leak budget 1.0 MiB)"
+        "kept up to 3.0 KiB (leak budget 1.0 MiB)"
     )
     assert format_sites(sites[2:], root=tmp_path) == "b.py:1 (10 B, 1 block)"
 
@@ -493,23 +572,37 @@ def test_native_leak_message(rss: int, traced: int, overhead: int, warns: bool) 
 
 
 def check(unit: Callable[[], object], budget: int = 1 * MiB) -> Verdict:
-    """Counters around ``unit``; for a suspect, snapshots around a second run."""
-    gc.collect()
-    start = Tracer.traced()
-    unit()
-    gc.collect()
-    first = Tracer.traced() - start
+    """Counts around ``unit``; for a suspect, counts around a second run and, when it
+    kept too much again, snapshots around a third, traced."""
+
+    def counted() -> int:
+        gc.collect()
+        start = HeapCount.now(current_rss)
+        unit()
+        gc.collect()
+        return HeapCount.now(current_rss).kept_since(start)
+
+    first = counted()
     if first <= budget:
         return judge(first, budget)
-    before = take_snapshot()
     try:
-        unit()
+        kept_again = counted()
+        if kept_again <= budget:
+            return judge(first, budget, kept_again=kept_again)
+        tracer = Tracer()
+        tracer.ensure()
+        try:
+            before = take_snapshot()
+            unit()
+            traced = diff(before, settled())
+        finally:
+            tracer.release()
     except Exception as error:
-        return judge(first, budget, rerun_error=f"{type(error).__name__}: {error}")
-    return judge(first, budget, diff(before, settled()))
+        return judge(first, budget, error=f"{type(error).__name__}: {error}")
+    return judge(first, budget, kept_again=kept_again, traced=traced)
 
 
-def test_a_cache_filled_on_the_first_call_is_a_warm_up(tracer: Tracer) -> None:
+def test_a_cache_filled_on_the_first_call_is_a_warm_up() -> None:
     @functools.cache
     def table(n: int) -> bytes:
         return bytes(n)
@@ -518,7 +611,7 @@ def test_a_cache_filled_on_the_first_call_is_a_warm_up(tracer: Tracer) -> None:
     assert check(lambda: table(4 * MiB)).kind == "clean"
 
 
-def test_memory_released_at_the_end_is_clean(tracer: Tracer) -> None:
+def test_memory_released_at_the_end_is_clean() -> None:
     def unit() -> None:
         fixture_value = [bytearray(1 * MiB) for _ in range(10)]
         del fixture_value
@@ -526,7 +619,15 @@ def test_memory_released_at_the_end_is_clean(tracer: Tracer) -> None:
     assert check(unit).kind == "clean"
 
 
-def test_appending_to_a_global_is_a_leak_at_that_line(tracer: Tracer) -> None:
+def test_a_global_replaced_on_each_run_is_a_warm_up() -> None:
+    def unit() -> None:
+        KEPT[:] = [[str(i) * 3 for i in range(100_000)]]  # frees what the last run kept
+
+    verdict = check(unit)
+    assert verdict.kind == "warm_up", verdict
+
+
+def test_appending_to_a_global_is_a_leak_at_that_line() -> None:
     line = _next_line() + 2
 
     def unit() -> None:
@@ -539,7 +640,7 @@ def test_appending_to_a_global_is_a_leak_at_that_line(tracer: Tracer) -> None:
     assert (verdict.sites[0].file, verdict.sites[0].line) == (HERE, line)
 
 
-def test_numpy_arrays_kept_in_a_global_are_a_leak(tracer: Tracer) -> None:
+def test_numpy_arrays_kept_in_a_global_are_a_leak() -> None:
     line = _next_line() + 2
 
     def unit() -> None:
@@ -551,7 +652,7 @@ def test_numpy_arrays_kept_in_a_global_are_a_leak(tracer: Tracer) -> None:
     assert "test_leaks.py" in leak_message(verdict, root=Path(HERE).parent)
 
 
-def test_a_failing_rerun_is_unconfirmed(tracer: Tracer) -> None:
+def test_a_failing_rerun_is_unconfirmed() -> None:
     calls: list[int] = []
 
     def unit() -> None:
