@@ -355,13 +355,21 @@ class MemguardPlugin:
 
     # -- reports ---------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self.run.running
+        if state is not None and state.counted is not None:  # pytest's, not the test's
+            self._leak_check().report_starts()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         """The test's outcome; the ``memguard`` section on the report of the phase it
-        failed; in an xdist worker, the entry on the teardown report (it travels with it)."""
+        failed; in an xdist worker, the entry on the teardown report (it travels with it).
+        A leak-checked test's report is logged: what pytest kept of it is pytest's."""
         state = self.run.running
         if state is None or state.nodeid != report.nodeid:
-            return
+            return (yield)
         state.outcome = merge_outcome(state.outcome, report.outcome)
         if state.failed_when == report.when and state.status != "ok":
             report.sections.append(("memguard", state.details(self.meter.method)))
@@ -372,6 +380,9 @@ class MemguardPlugin:
                 setattr(report, ENTRY_KEY, json.dumps(state.entry(self.run.worker)))
             except Exception as error:
                 self.run.error(f"sending the result of {report.nodeid}", error)
+        yield
+        if state.counted is not None:
+            self._leak_check().report_logged()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(

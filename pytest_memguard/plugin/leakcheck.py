@@ -3,9 +3,12 @@
 Imported only when a test is checked.  A leak check screens every test without tracing:
 the allocators' counts when its body starts and after the teardown of its function
 fixtures (:class:`~pytest_memguard.core.leaks.HeapCount`, a few microseconds each).
-Only a test the counts say may have kept more than its budget is collected
-(``gc.collect()``) and counted again, and only one still over its budget, a suspect,
-runs again with tracemalloc on, to measure what the run keeps and where.  A suspect runs
+What pytest keeps of the test's reports (one per subtest too) is counted apart, from
+the start of each report to the end of its logging, and is not the test's.  Only a test
+the counts say may have kept more than its budget is collected (``gc.collect()``) and
+counted again; one still over its budget, a suspect, runs again, counted, and only a
+suspect that keeps too much again runs a third time, with tracemalloc on, to measure
+what the run keeps and where.  A suspect runs
 again while the fixtures of every scope above the function are still set up
 (:class:`~.runner.Runner`), so that the rerun measures the test, not a fixture set up
 anew, and works for the last test of a session as for any other.  A heap budget traces
@@ -15,6 +18,7 @@ the body of its test (one frame: the peak needs no more).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +29,7 @@ from ..core.leaks import (
     DEFAULT_LEAK_BUDGET,
     DEFAULT_NFRAMES,
     NATIVE_LEAK_THRESHOLD,
+    SMALL_BLOCK_MAX,
     HeapCount,
     LeakDiff,
     Tracer,
@@ -61,11 +66,15 @@ class LeakCheck:
         self.default_budget = DEFAULT_LEAK_BUDGET if default_budget is None else default_budget
         self.rss = rss
         self.tracer = Tracer()
+        #: What pytest kept of the counted test's reports so far, by the counts.
+        self.reports_kept = 0
+        self._report_start: int | None = None
 
     def begin(self, state: TestState) -> None:
         """The test body starts: the counts for a leak check, tracing for a heap budget
         (started after the counts: its tables are not the test's)."""
         if state.budget.leak is not None:
+            self.reports_kept, self._report_start = 0, None
             state.counted = HeapCount.now(self.rss)
         if state.budget.heap is not None:
             self.tracer.ensure(1)
@@ -80,6 +89,16 @@ class LeakCheck:
         state.traced_start = None
         self.tracer.release()
 
+    def report_starts(self) -> None:
+        """pytest starts a report of the counted test (its ``makereport``)."""
+        self._report_start = sys.getallocatedblocks()
+
+    def report_logged(self) -> None:
+        """pytest logged that report: the blocks it kept since its start are pytest's."""
+        start, self._report_start = self._report_start, None
+        if start is not None:
+            self.reports_kept += max(0, sys.getallocatedblocks() - start) * SMALL_BLOCK_MAX
+
     def check(self, state: TestState, item: pytest.Item, runner: Runner) -> LeakResult:
         """At the start of the real teardown: tear down the test's function-scoped
         fixtures, screen what it kept, and run a suspect again to tell a leak from a
@@ -92,7 +111,7 @@ class LeakCheck:
         budget = state.budget.leak
         if budget is None or error is not None or state.abort is not None:
             return LeakResult(error, None)
-        kept, grew = self._screen(start, budget)
+        kept, grew = self._screen(start, budget, self.reports_kept)
         native = grew >= NATIVE_LEAK_THRESHOLD
         if kept <= budget and not native:
             return LeakResult(None, None)
@@ -101,18 +120,22 @@ class LeakCheck:
         except MemoryLimitExceeded as stop:  # the guard stopped the rerun
             return LeakResult(stop, None)
 
-    def _screen(self, start: HeapCount, budget: int) -> tuple[int, int]:
-        """What the test kept by the counts (a bound from above) and RSS growth since
-        ``start``; counted again after ``gc.collect()`` (and a heap trim for a native
-        leak's RSS growth) when the first counts say so."""
+    def _screen(self, start: HeapCount, budget: int, pytests: int = 0) -> tuple[int, int]:
+        """What the test kept by the counts (a bound from above), less ``pytests`` (what
+        pytest kept of its reports), and RSS growth since ``start``.  Counted again after
+        garbage collection while the counts say it kept too much: the young generations
+        first (a full collection costs tens of milliseconds in a big session), then all;
+        for a native leak's RSS growth a full collection and a heap trim at once."""
         end = HeapCount.now(self.rss)
         native = end.rss - start.rss >= NATIVE_LEAK_THRESHOLD
-        if end.kept_since(start) > budget or native:
-            gc.collect()
+        for generation in (2,) if native else (1, 2):
+            if not native and end.kept_since(start) - pytests <= budget:
+                break
+            gc.collect(generation)
             if native:
                 trim_heap()
             end = HeapCount.now(self.rss)
-        return end.kept_since(start), end.rss - start.rss
+        return max(0, end.kept_since(start) - pytests), end.rss - start.rss
 
     def _confirm(
         self,

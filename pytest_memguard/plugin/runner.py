@@ -8,14 +8,17 @@ fixtures of every scope above the function still set up:
 
 - :meth:`Runner.teardown_function` tears down only the function's own fixtures (the
   teardown as if the next test were a sibling of this one);
-- :meth:`Runner.run_again` runs setup, body and that partial teardown once more.
+- :meth:`Runner.run_again` runs setup, body and that partial teardown once more, with
+  nothing reported: what the rerun's body reports itself (unittest's ``subTest``,
+  pytest's ``subtests`` fixture) goes to :class:`_Unreported`, not to pytest.
 
 The real teardown (pytest's, with the real next test) comes after both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import CodeType
 from typing import Any, NamedTuple
 
@@ -64,9 +67,9 @@ class Runner(NamedTuple):
 
         Only pytest's runner takes part (fixtures and the body; the test's own plugins
         hook into the body, e.g. pytest-asyncio and anyio) and the fixtures above the
-        function stay as they are.  pytest makes no report of it, but subtests the body
-        reports itself (unittest's ``subTest``) are reported again.  A stop by the guard is raised
-        again once the function's fixtures are torn down.
+        function stay as they are.  Nothing of it is reported: a subtest that fails makes
+        the rerun's error, as an exception would.  A stop by the guard is raised again
+        once the function's fixtures are torn down.
         """
         assert self.setup is not None
         assert self.call is not None
@@ -77,22 +80,62 @@ class Runner(NamedTuple):
         error: str | None = None
         stop: MemoryLimitExceeded | None = None
         when = "setup"
-        try:
-            self.setup(item=item)
-            when = "call"
-            self.call(item=item)
-        except _PASS_THROUGH:
-            raise
-        except MemoryLimitExceeded as raised:
-            stop = raised
-        except BaseException as raised:  # pytest's outcomes are BaseExceptions
-            error = f"{when}: {type(raised).__name__}: {raised}".strip()
-        failed = self.teardown_function(item)
+        with _unreported(item) as failures:
+            try:
+                self.setup(item=item)
+                when = "call"
+                self.call(item=item)
+            except _PASS_THROUGH:
+                raise
+            except MemoryLimitExceeded as raised:
+                stop = raised
+            except BaseException as raised:  # pytest's outcomes are BaseExceptions
+                error = f"{when}: {type(raised).__name__}: {raised}".strip()
+            failed = self.teardown_function(item)
+        if error is None and failures:
+            error = f"call: a subtest failed: {failures[0]}"
         if stop is not None:
             raise stop
         if error is None and failed is not None:
             error = f"teardown: {type(failed).__name__}: {failed}".strip()
         return error
+
+
+class _Unreported:
+    """A hook relay that passes every call on to ``relay`` but the reporting of a report;
+    a failed report's description goes to ``failures``."""
+
+    def __init__(self, relay: Any, failures: list[str]) -> None:
+        self._relay = relay
+        self._failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._relay, name)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self._failures.append(getattr(report, "head_line", None) or report.nodeid)
+
+    def pytest_exception_interact(self, **kwargs: object) -> None:
+        """Not reported: no debugger for a rerun."""
+
+
+@contextmanager
+def _unreported(item: pytest.Item) -> Iterator[list[str]]:
+    """Within: the hooks of ``item``'s nodes (``node.ihook`` asks the session for its
+    relay at each use) report nothing.  Yields the descriptions of the failed reports."""
+    session = item.session
+    failures: list[str] = []
+    hook_proxy = session.gethookproxy
+
+    def unreported_proxy(fspath: Any) -> _Unreported:
+        return _Unreported(hook_proxy(fspath), failures)
+
+    session.gethookproxy = unreported_proxy  # type: ignore[method-assign,assignment]
+    try:
+        yield failures
+    finally:
+        del session.gethookproxy  # the method again
 
 
 def find_runner(config: pytest.Config) -> Runner:

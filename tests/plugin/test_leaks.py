@@ -171,8 +171,10 @@ def test_only_the_real_leaks_fail(cases: None, run: Run) -> None:
     replaced = entry(report, "test_replaces_what_it_kept")
     assert replaced["leak_check"]["verdict"] == "warm_up", replaced["message"]
     assert replaced["leak_check"]["reruns"] == 1, "never traced"
-    # A test the counts clear is not traced: its figure is not measured.
-    for name in ("test_cache_later_user", "test_function_fixture_released_at_teardown"):
+    # A test the counts clear is not run again: its figure is not measured.  What pytest
+    # keeps of the reports of 2,000 subtests is pytest's.
+    cleared = ("test_cache_later_user", "test_function_fixture_released_at_teardown")
+    for name in (*cleared, "test_many_subtests"):
         assert entry(report, name)["leaked"] is None
         assert "leak_check" not in entry(report, name)
     assert report["config"]["leaks"] is True
@@ -253,6 +255,62 @@ def test_a_suspect_that_fails_when_run_again_is_a_warning(
     assert once["status"] == "warning"
     assert once["leak_check"]["verdict"] == "unconfirmed"
     assert "not confirmed as a leak: the rerun failed: call: AssertionError" in once["message"]
+
+
+def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: Run) -> None:
+    # Two suspects with subtests: the reruns' subtests are not counted again, and one
+    # that fails only on the rerun makes the rerun's error, not a failure of the test.
+    pytester.makepyfile(
+        """
+        import unittest
+
+        CACHE = []
+        KEPT = []
+
+        class TestWarmUps(unittest.TestCase):
+            def test_warms_a_cache(self):
+                for i in range(5):
+                    with self.subTest(i=i):
+                        if not CACHE:
+                            CACHE.append(bytearray(5_000_000))
+
+            def test_once_only(self):
+                first = not KEPT
+                KEPT.append(bytearray(5_000_000))
+                for i in range(5):
+                    with self.subTest(i=i):
+                        self.assertTrue(first or i < 4)
+        """
+    )
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v").parseoutcomes()
+    result, report = run("--memguard-leaks", "-v")
+    assert result.parseoutcomes() == plain == {"passed": 2, "subtests": 10}
+    warm = entry(report, "test_warms_a_cache")
+    assert warm["leak_check"]["verdict"] == "warm_up", warm["message"]
+    once = entry(report, "test_once_only")
+    assert once["leak_check"]["verdict"] == "unconfirmed"
+    assert "the rerun failed: call: a subtest failed: " in once["message"]
+    assert "(i=4)" in once["message"]
+
+
+@pytest.mark.skipif(not hasattr(pytest, "Subtests"), reason="pytest's subtests fixture: pytest 9")
+def test_a_rerun_reports_no_subtests_of_the_fixture(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(
+        """
+        CACHE = []
+
+        def test_warms_a_cache(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    if not CACHE:
+                        CACHE.append(bytearray(5_000_000))
+        """
+    )
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v").parseoutcomes()
+    result, report = run("--memguard-leaks", "-v")
+    assert result.parseoutcomes() == plain == {"passed": 1, "subtests": 3}
+    warm = entry(report, "test_warms_a_cache")
+    assert warm["leak_check"]["verdict"] == "warm_up", warm["message"]
 
 
 def test_tracing_the_user_started_is_used_and_left_on(pytester: pytest.Pytester, run: Run) -> None:
