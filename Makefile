@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/split.py
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/cache_bench.py
+	$(PY) benchmarks/leak_suites.py --rounds 3 --no-memray
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json

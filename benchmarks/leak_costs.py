@@ -2,8 +2,8 @@
 
 Prints three tables:
 
-1. the per-test cost of the O(1) counters a checked test pays (and of starting and
-   stopping tracing around one test);
+1. the per-call cost of the counts that screen every checked test, and of the tracing
+   calls around a test with a heap budget;
 2. how much slower an allocation-heavy body runs under tracing, per traceback depth,
    called 40 frames deep as a test is under pytest;
 3. what a suspect pays: two snapshots and the diff, on a heap like a pytest session's
@@ -31,8 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_memguard.core.leaks import Tracer, diff, take_snapshot  # noqa: E402
+from pytest_memguard.core.leaks import HeapCount, Tracer, diff, take_snapshot  # noqa: E402
 from pytest_memguard.core.sites import site_rules  # noqa: E402
+from pytest_memguard.probe.process import RssReader, c_heap_in_use  # noqa: E402
 
 KEPT: list[object] = []
 
@@ -49,7 +50,17 @@ def per_call_us(action: Callable[[], object], repeat: int = 20_000) -> float:
 
 
 def counters() -> None:
-    print("1. per-test counters (microseconds per checked test)")
+    print("1. per-test counters (microseconds a call)")
+    reader = RssReader()
+    rows = [
+        ("screening: HeapCount.now (all three below)", lambda: HeapCount.now(reader)),
+        ("  sys.getallocatedblocks()", sys.getallocatedblocks),
+        ("  c_heap_in_use() (glibc mallinfo2)", c_heap_in_use),
+        ("  RSS", reader),
+    ]
+    for label, action in rows:
+        print(f"   {label:<44} {per_call_us(action):6.2f}")
+    reader.close()
     tracer = Tracer()
     tracer.ensure()
 
@@ -57,18 +68,8 @@ def counters() -> None:
         tracer.reset_peak()
         tracer.traced()
 
-    def end() -> None:
-        tracer.traced()
-        tracer.peak()
-        tracer.overhead()
-
-    def nested() -> None:
-        tracer.ensure()
-        tracer.release()
-
-    print(f"   start of call (reset_peak + traced):      {per_call_us(start):6.2f}")
-    print(f"   after teardown (traced + peak + overhead): {per_call_us(end):6.2f}")
-    print(f"   ensure + release inside session tracing:  {per_call_us(nested):6.2f}")
+    print(f"   heap budget, start of call (reset_peak + traced): {per_call_us(start):6.2f}")
+    print(f"   heap budget, end of call (peak):                  {per_call_us(tracer.peak):6.2f}")
     tracer.release()
     off = Tracer()
 
@@ -78,7 +79,7 @@ def counters() -> None:
         KEPT.clear()
         off.release()
 
-    print(f"   ensure + release that start and stop it:  {per_call_us(scoped, 2_000):6.2f}")
+    print(f"   heap budget, tracing started and stopped:         {per_call_us(scoped, 2_000):6.2f}")
 
 
 def deep(depth: int, action: Callable[[], object]) -> object:
