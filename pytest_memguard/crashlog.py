@@ -170,8 +170,12 @@ class ProcessRecords:
         self.peak_rss = 0
         self.aborted: dict[str, Any] | None = None
 
-    def unfinished(self, reason: str) -> TestMemory | None:
-        """The test that was running when the process died, as a ``killed`` result."""
+    def unfinished(self, reason: str, seen: int | None = None) -> TestMemory | None:
+        """The test that was running when the process died, as a ``killed`` result.
+
+        :param seen: the highest RSS another process (the xdist controller) sampled of
+            this one during the test: its ``rss_peak`` when higher than the records'
+        """
         if self.running is None:
             return None
         from .results import TestMemory
@@ -179,9 +183,9 @@ class ProcessRecords:
         abort = (
             self.aborted if self.aborted and self.aborted.get("nodeid") == self.running else None
         )
-        message = (
-            abort["message"] if abort else f"{reason}; last known RSS {format_size(self.last_rss)}"
-        )
+        recorded = abort.get("rss") if abort else self.last_rss
+        peak, words = last_rss(recorded, seen)
+        message = str(abort["message"]) if abort else f"{reason}; {words}"
         return TestMemory(
             nodeid=self.running,
             outcome="failed",
@@ -189,9 +193,20 @@ class ProcessRecords:
             worker=self.worker,
             duration_s=0.0,
             rss_start=None,
-            rss_peak=abort.get("rss") if abort else self.last_rss,
+            rss_peak=peak,
             message=message,
         )
+
+
+def last_rss(recorded: int | None, seen: int | None) -> tuple[int | None, str]:
+    """The highest RSS known of a dead process's last test, and words for it:
+    ``recorded`` in its own records, ``seen`` from outside (the xdist controller)."""
+    if seen is not None and seen > (recorded or 0):
+        return seen, (
+            f"RSS reached {format_size(seen)} (seen from outside;"
+            f" last recorded {format_size(recorded)})"
+        )
+    return recorded, f"last known RSS {format_size(recorded)}"
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -9,10 +9,15 @@ asynchronous exception.  A phase can be armed *within* a function (:meth:`Guard.
 the handler then raises only while that function runs, so the phase needs no call at
 its end to disarm the guard, and the code after it is never interrupted.  The signal is
 re-sent every ``resend`` seconds while the unit stays over its limit, because a single
-shot can be lost (raised inside a finalizer, or racing a blocking call).  If the unit
-still runs over the limit after ``grace`` seconds, or passes ``ceiling`` times its
-limit, the guard escalates: it calls ``on_escalate`` (to write reports), dumps every
-thread's stack and ends the process with ``os._exit``.
+shot can be lost (raised inside a finalizer, or racing a blocking call).  A unit that
+will not stop ends the process, by memguard's hand and not the kernel's: the guard
+escalates when the unit reaches its *ceiling*, ``ceiling`` times its limit but never
+more than a quarter of the way from the limit to ``memory`` (what the process can
+really use: a container's limit), or when it stays over its limit for its grace time,
+``grace`` seconds at the limit and less the nearer it is to the ceiling.  To escalate, it holds
+the main thread in the interrupt's handler (for at most ``hold`` seconds: the main
+thread may hold a lock the reports need), calls ``on_escalate`` (to write reports),
+dumps every thread's stack and ends the process with ``os._exit``.
 
 No single large C allocation can be interrupted from inside the process: the watchdog
 may not even run until it returns.
@@ -55,6 +60,10 @@ _LEVEL_WORDS: Final = {
 
 #: Exit status of a process the guard had to end (the unit would not stop).
 ESCALATION_EXIT_CODE: Final = 1
+
+#: Seconds between samples while a stopped unit is over its limit: a runaway that
+#: allocates 4 GB a second passes 20 MB between two.
+STOPPED_INTERVAL: Final = 0.005
 
 
 class LevelEvent(NamedTuple):
@@ -128,9 +137,14 @@ class Guard:
         reading is skipped
     :param upper_bound_slack: bytes by which ``upper_bound`` may read below ``reader``
     :param resend: seconds between repeated interrupts of a unit over its limit
-    :param grace: seconds a unit may keep running over its limit before the process ends
-    :param ceiling: the process ends at once when RSS passes ``ceiling`` x the limit
-        (after the first interrupt had 0.1 s to work)
+    :param grace: seconds a unit may keep running at its limit before the process ends
+        (less above it, none at its ceiling)
+    :param ceiling: a unit's ceiling is ``ceiling`` x its limit, at most a quarter of the
+        way to ``memory``: the process ends when RSS is there after the first interrupt had
+        0.1 s to work, or at once when the ceiling is the memory's and RSS still grows
+    :param memory: bytes the process can really use (its cgroup's limit, or the
+        machine's memory), or None: unknown
+    :param hold: seconds the main thread is held while the process is ended
     :param growth_step: bytes of growth after which ``on_growth`` hears of a new RSS
     :param on_event: called (in the watchdog thread) with each :class:`LevelEvent`
     :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
@@ -151,6 +165,8 @@ class Guard:
         resend: float = 0.05,
         grace: float = 2.0,
         ceiling: float = 1.25,
+        memory: int | None = None,
+        hold: float = 1.0,
         growth_step: int = 32 * 1024 * 1024,
         reader: Callable[[], int] | None = None,
         upper_bound: Callable[[], int] | None = None,
@@ -173,6 +189,10 @@ class Guard:
         self.resend = resend
         self.grace = grace
         self.ceiling = ceiling
+        self.memory = memory
+        self.hold = hold
+        #: Set while the process is being ended: the main thread's handler waits on it.
+        self._ending: threading.Event | None = None
         #: Seconds the first interrupt has to unwind the unit before the ceiling applies.
         self.unwind_time = min(grace, max(2 * resend, 0.1))
         self.growth_step = growth_step
@@ -353,7 +373,10 @@ class Guard:
 
     def _pace(self, rss: int, limits: list[int], unit: _Unit | None) -> None:
         """Set the wait before the next sample from the headroom to the next limit."""
-        if not self._paced or (unit is not None and unit.abort is not None):
+        if unit is not None and unit.abort is not None:  # a runaway nears the ceiling fast
+            self._wait = min(self.interval, STOPPED_INTERVAL)
+            return
+        if not self._paced:
             self._wait = self.interval
             return
         ahead = min((limit for limit in limits if limit > rss), default=None)
@@ -406,21 +429,42 @@ class Guard:
         if abort is None:
             unit.abort = abort = _Abort(rss, now, unit.phase)
             self._fire(abort, rss)
-        elif abort.phase != unit.phase:
-            # A later phase of a unit already stopped (its teardown) is left to free
-            # memory; only the ceiling still ends the process.
-            if now - abort.first >= self.unwind_time and rss >= unit.limit * self.ceiling:
-                self._escalate(unit, abort, rss)
-        elif now - abort.first < self.unwind_time:
-            # The first interrupt needs a moment to unwind the unit (a single large
-            # allocation can take it past the ceiling before the interrupt arrives).
-            if now - abort.first >= abort.signals * self.resend:
-                self._fire(abort, rss)
-        elif now - abort.first >= self.grace or rss >= unit.limit * self.ceiling:
+            return rss
+        elapsed = now - abort.first
+        growing = rss > abort.rss
+        abort.rss = max(abort.rss, rss)
+        ceiling = self.ceiling_of(unit.limit)
+        near_the_wall = ceiling < int(unit.limit * self.ceiling)  # the memory's ceiling
+        if rss >= ceiling and (elapsed >= self.unwind_time or (growing and near_the_wall)):
+            # Past the first interrupt's moment to unwind the unit (a single large
+            # allocation can take it past the ceiling before the interrupt arrives), or
+            # still growing near what the process can use: no time to wait.
             self._escalate(unit, abort, rss)
-        elif now - abort.first >= abort.signals * self.resend:
+        elif abort.phase != unit.phase:
+            pass  # a later phase of a unit already stopped (its teardown) frees memory
+        elif elapsed >= self.unwind_time and elapsed >= self.grace_at(rss, unit.limit):
+            self._escalate(unit, abort, rss)
+        elif elapsed >= abort.signals * self.resend:
             self._fire(abort, rss)
         return rss
+
+    def ceiling_of(self, limit: int) -> int:
+        """The RSS at which a unit over ``limit`` ends the process: ``ceiling`` x the
+        limit, but no more than a quarter of the way from the limit to ``memory`` (the
+        limit itself when it is not below ``memory``), so that a runaway that caught the
+        interrupt may take one more large allocation before it is held."""
+        ceiling = int(limit * self.ceiling)
+        if self.memory is not None:
+            ceiling = min(ceiling, limit + max(0, self.memory - limit) // 4)
+        return ceiling
+
+    def grace_at(self, rss: int, limit: int) -> float:
+        """Seconds a unit at ``rss``, over ``limit``, may keep running after its first
+        interrupt: ``grace`` at the limit, shrinking to none at its ceiling."""
+        ceiling = self.ceiling_of(limit)
+        if ceiling <= limit:
+            return 0.0
+        return self.grace * min(1.0, max(0.0, (ceiling - rss) / (ceiling - limit)))
 
     def _fire(self, abort: _Abort, rss: int) -> None:
         abort.rss = max(abort.rss, rss)
@@ -456,21 +500,35 @@ class Guard:
     def _escalate(self, unit: _Unit, abort: _Abort, rss: int) -> None:
         abort.rss = max(abort.rss, rss)
         abort.escalated = True
+        self._hold_main_thread()
         info = self._abort_info(unit, abort)
         self._warn(
             f"\nmemguard: {unit.name} kept running over its hard limit"
             f" ({format_size(rss)} > {format_size(unit.limit)}, {unit.source})"
             f" after {abort.signals} interrupt(s); ending the process.\n"
         )
-        if self._on_escalate is not None:
-            try:
-                self._on_escalate(info)
-            except Exception as error:
-                self._warn(f"memguard: writing the report failed: {error!r}\n")
-        if self._escalate_fd is not None:
-            with contextlib.suppress(OSError, ValueError):  # a closed descriptor
-                faulthandler.dump_traceback(self._escalate_fd, all_threads=True)
-        self._exit(ESCALATION_EXIT_CODE)
+        try:
+            if self._on_escalate is not None:
+                try:
+                    self._on_escalate(info)
+                except Exception as error:
+                    self._warn(f"memguard: writing the report failed: {error!r}\n")
+            if self._escalate_fd is not None:
+                with contextlib.suppress(OSError, ValueError):  # a closed descriptor
+                    faulthandler.dump_traceback(self._escalate_fd, all_threads=True)
+            self._exit(ESCALATION_EXIT_CODE)
+        finally:  # only an exit that returns (a test's) gets here
+            ending, self._ending = self._ending, None
+            if ending is not None:
+                ending.set()
+
+    def _hold_main_thread(self) -> None:
+        """Stop the main thread allocating while the process is ended: its interrupt's
+        handler waits (up to ``hold`` seconds) instead of raising."""
+        if not self._signal_installed or self._interrupt is None:
+            return  # an asynchronous exception cannot hold the thread
+        self._ending = threading.Event()
+        self._interrupt()
 
     def _warn(self, text: str) -> None:
         fd = self._escalate_fd if self._escalate_fd is not None else 2
@@ -518,6 +576,10 @@ class Guard:
         return self._abort_info(unit, unit.abort)
 
     def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        ending = self._ending
+        if ending is not None:  # the process is being ended: allocate nothing more
+            ending.wait(self.hold)
+            return
         info = self._deliverable(frame)
         if info is not None:
             error: BaseException | None = None

@@ -48,8 +48,10 @@ DIR_KEY: Final = "memguard_dir"
 #: Report attribute (set in an xdist worker, sent with the report): the test's entry, as
 #: JSON text (execnet serializes one string several times faster than a dict of 18 keys).
 ENTRY_KEY: Final = "memguard"
+#: The message of a test whose protocol was cut off before its teardown ended (Ctrl-C).
+NOT_FINISHED: Final = "not run (interrupted)"
 
-__all__ = ["CAUSE_KEY", "DIR_KEY", "ENTRY_KEY", "LimitStop", "MemguardPlugin"]
+__all__ = ["CAUSE_KEY", "DIR_KEY", "ENTRY_KEY", "NOT_FINISHED", "LimitStop", "MemguardPlugin"]
 
 
 class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
@@ -118,6 +120,7 @@ class MemguardPlugin:
             on_growth=self.crashlog.grew,
             on_escalate=self._on_escalate,
             escalate_fd=self.escalate_fd,
+            memory=self.run.memory.total,  # a container's limit: the kernel's wall
             stop_error=self._stop_error,
         )
         self.guard.start()
@@ -340,7 +343,7 @@ class MemguardPlugin:
             self._pass_events(state)
             if not state.torn_down:  # interrupted (Ctrl-C) before its teardown ended
                 state.outcome = state.status = "not_run"
-                state.message = "not run (interrupted)"
+                state.message = NOT_FINISHED
             run.results.append(state)
             if state.abort is not None:
                 gc.collect()

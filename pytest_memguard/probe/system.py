@@ -107,6 +107,16 @@ class Cgroup(NamedTuple):
             return None
         return max(0, int(raw) - (inactive or 0))
 
+    def oom_kills(self) -> int | None:
+        """How many processes the kernel's OOM killer ended in this cgroup (v1
+        ``memory.oom_control``, v2 ``memory.events``), or None where it is not told."""
+        text = self._read(self.path, "memory.oom_control" if self.version == 1 else "memory.events")
+        for line in (text or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.isdigit():
+                return int(value)
+        return None
+
     def describe(self) -> str:
         """``"v2:/sys/fs/cgroup/..."``, for reports."""
         return f"v{self.version}:{self.path}"

@@ -33,6 +33,14 @@ def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
     assert culprit is not None
     assert (culprit.nodeid, culprit.status, culprit.rss_peak) == ("t::b", "killed", 700 * MiB)
     assert culprit.message == "the process was killed; last known RSS 700.0 MiB"
+    # The xdist controller saw it higher: that figure, in the entry and in its message.
+    seen = process.unfinished("the process was killed", seen=1500 * MiB)
+    assert seen is not None
+    assert seen.rss_peak == 1500 * MiB
+    assert seen.message == (
+        "the process was killed; RSS reached 1.5 GiB (seen from outside;"
+        " last recorded 700.0 MiB)"
+    )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")

@@ -138,7 +138,7 @@ def test_escalates_after_the_grace_period(fake: Fake) -> None:
     guard = fake.guard(MemoryThresholds(max="500MB"), grace=2.0)
     guard.begin("t::swallow")
     guard.arm()
-    fake.rss = 510 * MB
+    fake.rss = 500 * MB  # at the limit: the whole grace time
     guard.poll()
     fake.now = 1.99
     guard.poll()
@@ -164,6 +164,56 @@ def test_escalates_at_once_past_the_ceiling(fake: Fake) -> None:
     fake.now = 0.1
     guard.poll()
     assert fake.exits == [1]
+
+
+def test_the_grace_time_shrinks_towards_the_ceiling(fake: Fake) -> None:
+    guard = fake.guard(MemoryThresholds(max="400MB"), grace=2.0, ceiling=1.25)
+    assert guard.ceiling_of(400 * MB) == 500 * MB
+    assert guard.grace_at(400 * MB, 400 * MB) == 2.0
+    assert guard.grace_at(450 * MB, 400 * MB) == 1.0
+    assert guard.grace_at(500 * MB, 400 * MB) == 0.0
+    guard.begin("t::swallow")
+    guard.arm()
+    fake.rss = 450 * MB
+    guard.poll()
+    fake.now = 0.99
+    guard.poll()
+    assert fake.exits == []
+    fake.now = 1.0
+    guard.poll()
+    assert fake.exits == [1], "half way to the ceiling: half the grace time"
+
+
+def test_the_ceiling_stays_below_the_memory_the_process_can_use(fake: Fake) -> None:
+    # A container of 1,000 MB, the hard limit at 90%: 1.25 x the limit would be past
+    # the container's limit, where the kernel's OOM killer ends the process first.
+    guard = fake.guard(MemoryThresholds(max="900MB"), memory=1000 * MB)
+    assert guard.ceiling_of(900 * MB) == 925 * MB
+    assert guard.ceiling_of(1200 * MB) == 1200 * MB, "a limit past the memory: no room"
+    guard.begin("t::runaway")
+    guard.arm()
+    fake.rss = 910 * MB
+    guard.poll()
+    assert (fake.interrupts, fake.exits) == (1, [])
+    fake.now = 0.005
+    fake.rss = 926 * MB  # caught the interrupt and went on allocating
+    guard.poll()
+    assert fake.exits == [1], "still growing near the wall: no moment to unwind"
+
+
+def test_one_large_allocation_near_the_wall_gets_its_moment(fake: Fake) -> None:
+    guard = fake.guard(MemoryThresholds(max="900MB"), memory=1000 * MB)
+    guard.begin("t::one_array")
+    guard.arm()
+    fake.rss = 960 * MB  # one allocation took it past the ceiling at once
+    guard.poll()
+    fake.now = 0.05
+    guard.poll()  # not growing: the interrupt is unwinding it
+    assert fake.exits == []
+    fake.rss = 300 * MB
+    fake.now = 0.2
+    guard.poll()
+    assert fake.exits == []
 
 
 def test_a_later_phase_of_a_stopped_unit_is_left_to_clean_up(fake: Fake) -> None:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ...core.sizes import format_size
+from ...crashlog import last_rss
+from ...probe.system import Cgroup, find_memory_cgroup
 from ...results import TestMemory, merge_outcome
-from ..hooks import DIR_KEY, ENTRY_KEY
+from ..hooks import DIR_KEY, ENTRY_KEY, NOT_FINISHED
 from ..run import Run
 from ..terminal import CAUSE_KEY
 from .worker import OUTPUT_KEY, RECYCLE_KEY
@@ -77,11 +79,15 @@ class Controller:
         self._known: set[str] = set()
         #: node id -> report entry, in the order results arrive.
         self.entries: dict[str, dict[str, Any]] = {}
-        #: node id -> (worker, outcome so far) of tests whose entry did not arrive.
-        self.outcomes: dict[str, tuple[str, str]] = {}
+        #: node id -> (worker, outcome so far, torn down) of tests whose entry did not
+        #: arrive (yet).
+        self.outcomes: dict[str, tuple[str, str, bool]] = {}
         self._watch: WorkerWatch | None = None
         #: worker id -> why it ends after its current test (``--memguard-recycle``).
         self.recycling: dict[str, str] = {}
+        #: The run's memory cgroup, and its count of OOM kills already accounted for.
+        self._cgroup: Cgroup | None = None
+        self._oom_kills: int | None = None
 
     @property
     def watch(self) -> WorkerWatch:
@@ -115,6 +121,9 @@ class Controller:
             # A worker's own ``dist`` option is "no": it learns here whether it may recycle.
             mode = getattr(self.run.config.option, "dist", "no")
             node.workerinput[RECYCLE_KEY] = mode in RECYCLE_MODES
+            if not self.watch.workers:  # the first worker: the kernel's kills so far
+                self._cgroup = find_memory_cgroup()
+                self._oom_kills = self._cgroup.oom_kills() if self._cgroup else None
             self.watch.add(_worker_id(node))
         except Exception as error:
             self.run.error("setting up a worker", error)
@@ -157,9 +166,31 @@ class Controller:
                 else:
                     state.death = f"died ({how})"
                     if how.endswith("(SIGKILL)"):
-                        state.death += ": the kernel's OOM killer, or another process"
+                        evidence = self._memory_evidence(state)
+                        state.oom = evidence is not None
+                        state.death += (
+                            f": the kernel's OOM killer ({evidence})"
+                            if evidence is not None
+                            else ": the kernel's OOM killer, or another process"
+                        )
         except Exception as raised:
             self.run.error("a worker went down", raised)
+
+    def _memory_evidence(self, state: WorkerState) -> str | None:
+        """What says that the kernel killed a worker for memory: its cgroup's OOM kill
+        count rose, or the worker's RSS was past the critical threshold; or None."""
+        group, before = self._cgroup, self._oom_kills
+        now = group.oom_kills() if group is not None else None
+        if now is not None and before is not None and now > before:
+            self._oom_kills = now
+            return f"the memory cgroup's OOM kill count rose from {before} to {now}"
+        critical = self.run.settings.thresholds.critical
+        if critical is not None and state.test_peak >= critical:
+            return (
+                f"its RSS reached {format_size(state.test_peak)}, past the critical"
+                f" threshold {format_size(critical)}"
+            )
+        return None
 
     def _recycled(self, worker: str, state: WorkerState, reason: str) -> None:
         """A worker ended on purpose between two tests (``--memguard-recycle``)."""
@@ -200,14 +231,16 @@ class Controller:
         state = watch.add(worker)
         records = watch.records(worker)
         pid = f" (pid {state.pid})" if state.pid is not None else ""
-        ours = state.kill is not None or (records is not None and records.aborted is not None)
+        ours = state.kill is not None or state.oom
+        ours = ours or (records is not None and records.aborted is not None)
         if state.kill is not None:
             reason = f"memguard: worker {worker}{pid} was {state.kill}"
         else:
             reason = f"memguard: worker {worker}{pid} {state.death or 'died'}"
-        result = records.unfinished(reason) if records is not None else None
+        seen = state.test_peak or None  # the controller's samples during the test
+        result = records.unfinished(reason, seen) if records is not None else None
         if result is None or result.nodeid != crashitem:
-            last = records.last_rss if records is not None else None
+            peak, words = last_rss(records.last_rss if records is not None else None, seen)
             running = records.running if records is not None else None
             culprit = f"; its records name {running}" if running and running != crashitem else ""
             result = TestMemory(
@@ -216,8 +249,8 @@ class Controller:
                 "killed",
                 worker,
                 0.0,
-                rss_peak=last,
-                message=f"{reason}; last known RSS {format_size(last)}{culprit}",
+                rss_peak=peak,
+                message=f"{reason}; {words}{culprit}",
             )
         if state.kill is not None and result.status != "killed":
             result = TestMemory.from_json({**result.to_json(), "status": "killed"})
@@ -248,8 +281,10 @@ class Controller:
             # outcome comes from its reports here, the entry with its last one.
             node = report.__dict__.get("node")
             worker = _worker_id(node) if node is not None else ""
-            _, outcome = self.outcomes.get(report.nodeid, (worker, "passed"))
+            _, outcome, _ = self.outcomes.get(report.nodeid, (worker, "passed", False))
             outcome = merge_outcome(outcome, report.outcome)
+            if report.when == "teardown" and worker:
+                self.watch.test_ended(worker)
             if isinstance(entry, dict):
                 self.outcomes.pop(report.nodeid, None)
                 entry["outcome"] = outcome
@@ -260,18 +295,25 @@ class Controller:
                 else:
                     self.entries[report.nodeid] = entry
             else:
-                self.outcomes[report.nodeid] = (worker, outcome)
+                self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
         except Exception as error:
             self.run.error(f"receiving the result of {report.nodeid}", error)
 
     # -- the report ----------------------------------------------------------------------
 
     def tests(self) -> list[dict[str, Any]]:
-        """Every test with a result: entries, and tests whose entry never came."""
+        """Every test with a result: entries, and tests whose entry never came.  One
+        that passed so far but never reached the end of its teardown was cut off (Ctrl-C):
+        not run, as in a single process."""
         tests = list(self.entries.values())
-        for nodeid, (worker, outcome) in self.outcomes.items():
-            if nodeid not in self.entries:
-                tests.append(TestMemory(nodeid, outcome, "ok", worker, 0.0).to_json())
+        for nodeid, (worker, outcome, torn_down) in self.outcomes.items():
+            if nodeid in self.entries:
+                continue
+            if outcome == "passed" and not torn_down:
+                result = TestMemory(nodeid, "not_run", "not_run", worker, 0.0, message=NOT_FINISHED)
+            else:
+                result = TestMemory(nodeid, outcome, "ok", worker, 0.0)
+            tests.append(result.to_json())
         return tests
 
     def alerts(self) -> list[dict[str, Any]]:

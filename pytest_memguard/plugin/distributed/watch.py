@@ -40,10 +40,14 @@ class WorkerState:
     id: str
     pid: int | None = None
     peak_rss: int = 0
+    #: The highest RSS sampled since the worker's last test ended (its running test's).
+    test_peak: int = 0
     #: Why memguard killed it (from outside), or None.
     kill: str | None = None
     #: How it ended when it did not finish properly: a signal, an exit status, or None.
     death: str | None = None
+    #: Whether the evidence says the kernel's OOM killer ended it.
+    oom: bool = False
     down: bool = False
     crashed: bool = False
     #: Why the worker was replaced on purpose between two tests (``--memguard-recycle``).
@@ -167,6 +171,13 @@ class WorkerWatch:
             state.death = exit_status(state.pid)
         return state
 
+    def test_ended(self, worker: str) -> None:
+        """The worker's test ended (its teardown report came): a new test's peak starts."""
+        with self._lock:
+            state = self.workers.get(worker)
+            if state is not None:
+                state.test_peak = 0
+
     def records(self, worker: str) -> ProcessRecords | None:
         """The worker's crash-proof records (None when it wrote none)."""
         found = read_records(self.folder.glob(f"{worker}-*.jsonl"))
@@ -209,6 +220,7 @@ class WorkerWatch:
                 stats = self.monitor.stats(state.id)
                 rss = stats.get("end") or 0
                 state.peak_rss = max(state.peak_rss, stats.get("peak") or 0)
+                state.test_peak = max(state.test_peak, rss)
                 if limit is None or rss < limit:
                     state.over_since = None
                     continue
@@ -264,6 +276,7 @@ class WorkerWatch:
     def kill(self, state: WorkerState, reason: str, rss: int | None) -> None:
         """Kill a worker (and its children) and remember why."""
         state.kill = f"killed by memguard: {reason}"
+        state.test_peak = max(state.test_peak, rss or 0)
         self._alert("abort", state.id, rss, f"{state.id}: {state.kill}")
         process = state.process
         if process is None:

@@ -1,0 +1,153 @@
+"""The faults users meet: a container's memory limit, Ctrl-C, odd report paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pytest_memguard.core.sizes import format_size
+
+from .cgroups import inside, memory_cgroup
+from .test_xdist import run_xdist
+
+MiB = 1024 * 1024
+
+STUBBORN = """
+def test_stubborn():
+    chunks = []
+    while True:
+        try:
+            while True:
+                chunks.append(bytearray(16 * 2**20))
+        except BaseException:  # catches memguard's stop, and goes on
+            continue
+
+
+def test_never_reached():
+    pass
+"""
+
+
+def test_a_stubborn_runaway_in_a_container_ends_with_the_report(pytester: pytest.Pytester) -> None:
+    # Default settings: the hard limit is 90% of the cgroup's limit, and the kernel's
+    # OOM killer is 10% above it; memguard must end the process before the kernel does.
+    pytester.makepyfile(test_stubborn=STUBBORN)
+    path = pytester.path / "memguard.json"
+    pytest_command = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--memguard")
+    with memory_cgroup(1024 * MiB) as group:
+        result = pytester.run(
+            *inside(group, *pytest_command, f"--memguard-json={path}"), timeout=120
+        )
+        oom_kills = group.oom_kills()
+    assert oom_kills == 0, "the kernel's OOM killer ended it"
+    assert result.ret == 1, result.stderr.str()
+    result.stderr.fnmatch_lines(["*test_stubborn kept running over its hard limit*"])
+    report = json.loads(path.read_text())
+    assert report["interrupted"] is True
+    assert report["environment"]["memory_source"] == "cgroup"
+    stubborn, never = report["tests"]
+    assert (stubborn["status"], stubborn["outcome"]) == ("aborted", "failed")
+    assert "memguard ended the process" in stubborn["message"]
+    assert stubborn["rss_peak"] >= 0.9 * 1024 * MiB, "stopped at its hard limit, 90%"
+    assert never["status"] == "not_run"
+
+
+SLEEPERS = """
+import pathlib
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_sleeps(n):
+    (pathlib.Path(__file__).parent / f"started-{n}").touch()
+    time.sleep(30)
+"""
+
+
+def test_ctrl_c_under_xdist_reports_no_unfinished_test_as_passed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sleepers=SLEEPERS)
+    path = pytester.path / "memguard.json"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2"]
+    command += ["--memguard", f"--memguard-json={path}"]
+    # Its own process group, as a shell's job: Ctrl-C signals the controller and workers.
+    process = subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pytester.path.glob("started-*"))) < 2:
+            assert time.monotonic() < deadline, "the workers never started their tests"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert b"KeyboardInterrupt" in stdout or b"Interrupted" in stdout, stdout.decode()
+    report = json.loads(path.read_text())
+    assert report["interrupted"] is True
+    outcomes = {t["nodeid"]: (t["outcome"], t["status"]) for t in report["tests"]}
+    assert len(outcomes) == 6
+    assert set(outcomes.values()) == {("not_run", "not_run")}, outcomes
+
+
+ONE_C_CALL = """
+def test_one_huge_call():
+    numbers = list(range(25_000_000))  # one C call: no guard inside the worker can run
+    assert numbers
+"""
+
+
+def test_a_worker_killed_in_one_c_call_is_reported_with_the_rss_it_reached(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_huge=ONE_C_CALL)
+    result, report = run_xdist(pytester, "--memguard-max=200MB", workers="1")
+    result.assert_outcomes(failed=1)
+    (huge,) = report["tests"]
+    assert huge["status"] == "killed"
+    # Killed from outside at 1.5 x the limit; the worker's last record was far lower.
+    assert huge["rss_peak"] >= 1.5 * 200_000_000
+    assert f"RSS reached {format_size(huge['rss_peak'])} (seen from outside" in huge["message"]
+
+
+KERNEL_KILL = """
+def test_fills_the_container():
+    numbers = list(range(40_000_000))
+    assert numbers
+"""
+
+
+def test_a_worker_the_kernel_killed_for_memory_gets_the_memory_letter(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_fills=KERNEL_KILL)
+    path = pytester.path / "memguard.json"
+    command = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "1", "-rf")
+    # memguard's limits far above the container's: only the kernel stops the worker.
+    command += ("--memguard", "--memguard-max=20GB", "--memguard-critical=19GB")
+    command += ("--memguard-aggregate=20GB",)
+    with memory_cgroup(400 * MiB) as group:
+        result = pytester.run(*inside(group, *command, f"--memguard-json={path}"), timeout=120)
+    report = json.loads(path.read_text())
+    (fills,) = report["tests"]
+    assert fills["status"] == "killed"
+    assert "the kernel's OOM killer (the memory cgroup's OOM kill count rose" in fills["message"]
+    result.stdout.fnmatch_lines(["M", "MEMORY test_fills.py::test_fills_the_container - *"])
