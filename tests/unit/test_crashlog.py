@@ -38,8 +38,7 @@ def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
     assert seen is not None
     assert seen.rss_peak == 1500 * MiB
     assert seen.message == (
-        "the process was killed; RSS reached 1.5 GiB (seen from outside;"
-        " last recorded 700.0 MiB)"
+        "the process was killed; RSS reached 1.5 GiB (seen from outside; last recorded 700.0 MiB)"
     )
 
 
