@@ -49,7 +49,7 @@ FORMS: Final = "10%, 50MB or 10%+8MB"
 
 ChangeKind = Literal["regression", "improvement", "unchanged", "new", "removed"]
 KINDS: Final[tuple[ChangeKind, ...]] = ("regression", "improvement", "unchanged", "new", "removed")
-_PERCENT_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*%")
+_PERCENT_RE: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%", re.ASCII)
 
 
 class AllowanceError(SizeError):

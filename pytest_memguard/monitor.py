@@ -28,7 +28,7 @@ import psutil
 
 from .background import Background, Threaded
 from .core.levels import Level, MemoryThresholds
-from .core.sizes import format_size, parse_size
+from .core.sizes import format_size, parse_limit
 from .errors import MemguardError
 from .probe.system import SystemMemory
 
@@ -189,7 +189,8 @@ class ProcessMonitor(Threaded):
 
     :param thresholds: per-process default; None reads ``MEMGUARD_WARN``/``_CRITICAL``/
         ``_MAX`` over the defaults 1 GB, 2 GB and 4 GB
-    :param aggregate_limit: bytes (or size string) the tracked processes may use together
+    :param aggregate_limit: bytes (or size string) the tracked processes may use together;
+        like ``min_free``, at least one memory page (:func:`~.core.sizes.parse_limit`)
     :param interval: seconds between polls of the background thread
     :param include_children: count each process's descendants in its RSS
     :param min_free: bytes that must stay available for :meth:`can_create_subprocess`
@@ -222,8 +223,8 @@ class ProcessMonitor(Threaded):
         if grace < 0:
             raise MonitorError(f"grace must be >= 0 seconds, got {grace!r}")
         self.thresholds = thresholds if thresholds is not None else _default_thresholds()
-        self.aggregate_limit = None if aggregate_limit is None else parse_size(aggregate_limit)
-        self.min_free = None if min_free is None else parse_size(min_free)
+        self.aggregate_limit = None if aggregate_limit is None else parse_limit(aggregate_limit)
+        self.min_free = None if min_free is None else parse_limit(min_free)
         # Shown as the user wrote it: "need at least 1 GB", not "953.7 MiB".
         self._min_free_text = (
             min_free.strip() if isinstance(min_free, str) else format_size(self.min_free)

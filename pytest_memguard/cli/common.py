@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ..compare import Allowance, AllowanceError, parse_allowance, report_tests
-from ..core.sizes import parse_size
+from ..core.sizes import MAX_SIZE, parse_limit
 from ..errors import SizeError
 from ..report import ReportError, load_report
 
@@ -35,9 +35,13 @@ class CommandError(Exception):
 
 
 def threshold(value: str) -> str:
-    """A size (``4GB``) or a percentage of usable memory (``80%``); kept as written."""
+    """A size (``4GB``) or a percentage of usable memory (``80%``); kept as written.
+
+    The rules of every limit (at least one memory page); a percentage's share is checked
+    when the command starts and reads the memory it is a share of.
+    """
     try:
-        parse_size(value, percent_of=100)
+        parse_limit(value, percent_of=MAX_SIZE)
     except SizeError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
@@ -53,10 +57,8 @@ def allowance(value: str) -> Allowance:
 
 def count(value: str) -> int:
     """A whole number >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
+    text = value.strip()  # ASCII digits, as in sizes: int() takes fullwidth digits and "1_0"
+    number = int(text) if text.isascii() and text.isdigit() and len(text) < 20 else -1
     if number < 0:
         raise argparse.ArgumentTypeError(
             f"invalid count {value!r} (expected a whole number >= 0, e.g. 10)"
@@ -69,8 +71,8 @@ def seconds(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
 
     def parse(value: str) -> float:
-        try:
-            number = float(value)
+        try:  # ASCII, as in sizes: float() takes fullwidth digits and "1_0"
+            number = float(value) if value.isascii() and "_" not in value else math.nan
         except ValueError:
             number = math.nan
         if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive):

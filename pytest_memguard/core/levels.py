@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import SizeError, ThresholdError
-from .sizes import format_size, parse_size
+from .sizes import format_size, parse_limit
 
 __all__ = ["Level", "MemoryThresholds"]
 
@@ -35,7 +35,8 @@ class MemoryThresholds:
 
     Each value may be given as an int of bytes, a size string (``"2 GB"``) or a percentage
     (``"80%"``) of ``total`` bytes, by default the memory this process can really use
-    (the cgroup limit when there is one).  Thresholds out of order are refused.
+    (the cgroup limit when there is one).  Thresholds out of order, or below one memory
+    page (:func:`~pytest_memguard.core.sizes.parse_limit`), are refused.
     """
 
     warning: int | None
@@ -63,7 +64,7 @@ class MemoryThresholds:
             if isinstance(value, str) and value.strip().endswith("%") and memory_total is None:
                 memory_total = total() if callable(total) else _usable_memory()
             try:
-                resolved[name] = parse_size(value, percent_of=memory_total or 1)
+                resolved[name] = parse_limit(value, percent_of=memory_total or 1)
             except SizeError as error:
                 label = labels.get(name, name)
                 raise SizeError(f"{label}: {error}") from None

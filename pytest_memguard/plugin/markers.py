@@ -37,7 +37,7 @@ def budget_of(item: pytest.Item, defaults: Budget) -> Budget:
 
     :raises ValueError: with a message naming the marker and the bad value
     """
-    from ..core.sizes import parse_size
+    from ..core.sizes import parse_limit
     from ..errors import SizeError
     from ..results import Budget
 
@@ -55,7 +55,7 @@ def budget_of(item: pytest.Item, defaults: Budget) -> Budget:
         if value is None:
             continue
         try:
-            values[kind] = parse_size(value)
+            values[kind] = parse_limit(value)
         except SizeError as error:
             raise ValueError(f"{MARKER}({kind}={value!r}): {error}") from None
         sources[kind] = f"{MARKER}({kind}={value!r})"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 import pytest
 
 from ..core.levels import MemoryThresholds
-from ..core.sizes import parse_size
+from ..core.sizes import parse_limit
 from ..errors import SizeError, ThresholdError
 from ..probe.system import read_system_memory
 from .options import DEFAULT_TOP, lookup, parse_bool
@@ -102,10 +102,8 @@ class Settings(NamedTuple):
 
 
 def _parse_int(raw: str, source: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
+    text = raw.strip()  # ASCII digits, as in sizes: int() takes fullwidth digits and "1_0"
+    value = int(text) if text.isascii() and text.isdigit() and len(text) < 20 else -1
     if value < 0:
         raise pytest.UsageError(
             f"{source}: invalid number {raw!r} (expected a whole number >= 0, e.g. 10)"
@@ -246,7 +244,7 @@ def _resolve_aggregate(
         total = None
         if raw.strip().endswith("%"):
             total = memory_total() if memory_total is not None else read_system_memory().total
-        return parse_size(raw, percent_of=total)
+        return parse_limit(raw, percent_of=total)
     except SizeError as error:
         raise pytest.UsageError(f"{source}: {error}") from None
 
@@ -284,12 +282,15 @@ def resolve_size_setting(
     environ: Mapping[str, str] | None = None,
     sources: dict[str, str] | None = None,
 ) -> int | None:
-    """The size setting ``name`` (e.g. ``min-free``) in bytes, or None when not given."""
+    """The size setting ``name`` (e.g. ``min-free``) in bytes, or None when not given.
+
+    Every size setting is a limit, threshold or budget: at least one memory page.
+    """
     raw, source = lookup(config, name, os.environ if environ is None else environ)
     if raw is None:
         return None
     try:
-        value = parse_size(raw)
+        value = parse_limit(raw)
     except SizeError as error:
         raise pytest.UsageError(f"{source}: {error}") from None
     if sources is not None:

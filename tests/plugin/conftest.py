@@ -8,6 +8,8 @@ import jsonschema
 import pytest
 
 from pytest_memguard import load_schema
+from pytest_memguard.plugin import PLUGIN_KEY
+from pytest_memguard.plugin.settings import Settings
 
 Run = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
 
@@ -37,3 +39,12 @@ def entry(report: dict[str, Any], name: str) -> dict[str, Any]:
     (found,) = [t for t in report["tests"] if t["nodeid"].endswith(name)]
     assert isinstance(found, dict)
     return found
+
+
+def settings(pytester: pytest.Pytester, *args: str) -> Settings:
+    """The settings a guarded run with ``args`` resolves (a usage error raises)."""
+    config = pytester.parseconfigure(*args)
+    try:
+        return config.stash[PLUGIN_KEY].settings
+    finally:
+        config._ensure_unconfigure()

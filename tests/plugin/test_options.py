@@ -5,17 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pytest_memguard.plugin import PLUGIN_KEY
-from pytest_memguard.plugin.settings import Settings
+
+from .conftest import settings
 
 MB = 1_000_000
-
-
-def settings(pytester: pytest.Pytester, *args: str) -> Settings:
-    config = pytester.parseconfigure(*args)
-    try:
-        return config.stash[PLUGIN_KEY].settings
-    finally:
-        config._ensure_unconfigure()
 
 
 def test_help_lists_the_memguard_group(pytester: pytest.Pytester) -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_memguard import Level, MemoryThresholds, SizeError, ThresholdError
+from pytest_memguard.core.sizes import PAGE_SIZE
+
+MB = 1_000_000
 
 
 def test_levels_are_ordered() -> None:
@@ -49,15 +52,15 @@ def test_out_of_order_thresholds_name_both_values() -> None:
 
 
 def test_percentages_are_of_the_given_total() -> None:
-    t = MemoryThresholds("50%", "75%", "100%", total=1000)
-    assert (t.warning, t.critical, t.max) == (500, 750, 1000)
+    t = MemoryThresholds("50%", "75%", "100%", total=1000 * MB)
+    assert (t.warning, t.critical, t.max) == (500 * MB, 750 * MB, 1000 * MB)
     calls: list[int] = []
 
     def total() -> int:
         calls.append(1)
-        return 2000
+        return 2000 * MB
 
-    assert MemoryThresholds(max="10%", total=total).max == 200
+    assert MemoryThresholds(max="10%", total=total).max == 200 * MB
     assert calls == [1]
 
 
@@ -99,3 +102,29 @@ def test_from_env_errors_name_the_variable() -> None:
     )
     with pytest.raises(ThresholdError, match=r"MEMGUARD_WARN '5GB'.*above MEMGUARD_MAX '1GB'"):
         MemoryThresholds.from_env(environ={"MEMGUARD_MAX": "1GB", "MEMGUARD_WARN": "5GB"})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"max": 0},
+        {"max": "0B"},
+        {"warning": "1B"},
+        {"critical": PAGE_SIZE - 1},
+        {"max": "0.000000001%"},
+    ],
+)
+def test_thresholds_below_one_page_are_refused(values: dict[str, int | str]) -> None:
+    with pytest.raises(SizeError, match=r"a limit must be at least one memory page"):
+        MemoryThresholds(**values, total=8 * 2**30)  # type: ignore[arg-type]
+
+
+def test_one_page_is_the_smallest_threshold() -> None:
+    assert MemoryThresholds(max=PAGE_SIZE).max == PAGE_SIZE
+
+
+def test_from_env_refuses_what_the_plugin_refuses() -> None:
+    with pytest.raises(SizeError, match=r"^MEMGUARD_MAX: invalid size '0B': a limit must be"):
+        MemoryThresholds.from_env(environ={"MEMGUARD_MAX": "0B"})
+    with pytest.raises(SizeError, match=r"^MEMGUARD_WARN: invalid size '\uff15GB': only ASCII"):
+        MemoryThresholds.from_env(environ={"MEMGUARD_WARN": "\uff15GB"})
