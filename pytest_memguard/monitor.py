@@ -30,6 +30,7 @@ from .background import Background, Threaded
 from .core.levels import Level, MemoryThresholds
 from .core.sizes import format_size, parse_limit
 from .errors import MemguardError
+from .output import append_text, reason_of
 from .probe.system import SystemMemory
 
 __all__ = [
@@ -537,9 +538,8 @@ class ProcessMonitor(Threaded):
     def _append(self, filename: str, record: dict[str, Any]) -> None:
         if self.log_dir is None:
             return
+        path = self.log_dir / filename
         try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_dir / filename, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record, sort_keys=True) + "\n")
-        except OSError as error:
-            logger.warning("memguard: cannot write %s: %s", self.log_dir / filename, error)
+            append_text(path, json.dumps(record, sort_keys=True) + "\n")
+        except OSError as error:  # OutputPathError too: a FIFO or a device is left alone
+            logger.warning("memguard: cannot write %s: %s", path, reason_of(error))

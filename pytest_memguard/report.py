@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -20,6 +19,7 @@ from typing import Any, Final
 
 from .ci_env import detect_ci
 from .errors import MemguardError
+from .output import write_atomically
 from .probe.system import SystemMemory
 from .results import STATUSES, TestMemory
 
@@ -162,18 +162,13 @@ def encode_report(report: Mapping[str, Any]) -> str:
 
 
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``report`` to ``path`` atomically (a temporary file, then a rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(encode_report(report))
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    """Write ``report`` to ``path`` atomically (a temporary file, then a rename).
+
+    The rules of :mod:`~pytest_memguard.output`: a symlink's target is replaced, a path
+    that is not a regular file is refused (:class:`~.output.OutputPathError`), and an
+    existing file keeps its mode.
+    """
+    return write_atomically(path, encode_report(report))
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 The command inherits stdin, stdout and stderr, so its output passes through untouched;
 memguard's own lines go to stderr and start with ``memguard:``.  Exit status: the command's
 own; ``128 + N`` when a signal N ended it (as a shell reports it); :data:`EXIT_MEMORY_LIMIT`
-(137) when memguard stopped it; 126/127 when it cannot be started; 2 on a usage error.
+(137) when memguard stopped it; 126/127 when it cannot be started; 2 on a usage error, an
+output path (``--json``, ``--log-dir``) that cannot be written (checked before the command
+starts), or a ``--json`` summary that could not be written after a command that exited 0.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from typing import Any, Final
 from ..core.levels import MemoryThresholds
 from ..core.sizes import format_size
 from ..errors import SizeError, ThresholdError
-from ..monitor import MonitorEvent, ProcessGoneError, ProcessMonitor
-from .common import CommandError, seconds, threshold
+from ..monitor import ALERTS_FILE, STATS_FILE, MonitorEvent, ProcessGoneError, ProcessMonitor
+from .common import EXIT_ERROR, CommandError, seconds, threshold
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_MEMORY_LIMIT", "EXIT_NOT_FOUND", "add_parser", "exit_code"]
 
@@ -206,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         raise CommandError("no command given (e.g. memguard run --max 4GB -- python train.py)")
     thresholds, shown = _thresholds(args)
+    _check_outputs(args)
     monitor = ProcessMonitor(
         thresholds, interval=args.interval, min_free=None, log_dir=args.log_dir, grace=args.grace
     )
@@ -233,9 +236,29 @@ def _run(args: argparse.Namespace) -> int:
             f"stopped {name} (pid {popen.pid}): {reason}{limit}; peak RSS "
             f"{format_size(stats.get('peak'))}; exit status {code}"
         )
-    if args.json:
-        _summary(args.json, command, popen, code, returncode, stats, reason, started, thresholds)
+    if args.json and not _summary(
+        args.json, command, popen, code, returncode, stats, reason, started, thresholds
+    ):
+        code = code or EXIT_ERROR  # the command's own failure says more than ours
     return code
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the command runs, an output path that cannot be written."""
+    from ..output import OutputPathError, check_output_path
+
+    outputs = [("--json", args.json)] if args.json else []
+    if args.log_dir:
+        outputs += [
+            ("--log-dir", os.path.join(args.log_dir, name)) for name in (ALERTS_FILE, STATS_FILE)
+        ]
+    for flag, path in outputs:
+        try:
+            check_output_path(path)
+        except OutputPathError as error:
+            raise CommandError(
+                f"{flag}: cannot write {path!r} ({error.reason}); the command was not run"
+            ) from None
 
 
 def _summary(
@@ -248,7 +271,9 @@ def _summary(
     reason: str | None,
     started: float,
     thresholds: MemoryThresholds,
-) -> None:
+) -> bool:
+    """Write the ``--json`` summary; False (and a line saying why) when it cannot be."""
+    from ..output import reason_of
     from ..report import write_report
 
     data = {
@@ -269,5 +294,7 @@ def _summary(
     }  # fmt: skip
     try:
         write_report(data, path)
-    except OSError as error:
-        _say(f"cannot write {path}: {error.strerror or error}")
+    except OSError as error:  # OutputPathError too: the path changed since the start
+        _say(f"--json: cannot write {path!r} ({reason_of(error)})")
+        return False
+    return True

@@ -235,10 +235,16 @@ class GitHubActions:
         if report is None or self.summary_path is None:
             return
         try:
+            from ..output import append_text, reason_of
             from ..render import render_report
 
-            with open(self.summary_path, "a", encoding="utf-8") as summary:
-                summary.write(render_report(report, "markdown") + "\n\n")
+            # Appended, as GitHub asks; a FIFO or a device there is refused, not written.
+            append_text(self.summary_path, render_report(report, "markdown") + "\n\n")
+        except OSError as error:  # the path's problem, not memguard's
+            self.run.notices.append(
+                f"memguard: cannot write the GitHub job summary to {self.summary_path!r}"
+                f" ({reason_of(error)})"
+            )
         except Exception as error:
             self.run.error("writing the GitHub job summary", error)
 

@@ -52,6 +52,13 @@ class RunEnd:
         if wanted and self.report is not None:
             try:
                 self.save(self.report)
+            except OSError as error:  # the path's problem (it became a folder...), not ours
+                from ..output import reason_of
+
+                run.notices.append(
+                    f"memguard: cannot write the report to {str(run.settings.json_path)!r}"
+                    f" ({reason_of(error)})"
+                )
             except Exception as error:
                 run.error("writing the report", error)
 

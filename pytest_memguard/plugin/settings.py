@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -112,16 +111,15 @@ def _parse_int(raw: str, source: str) -> int:
 
 
 def _check_writable(path: Path, source: str) -> Path:
-    """Fail now, not after an hour of tests, when the report cannot be written."""
+    """Fail now, not after an hour of tests, when the report cannot or must not be written
+    (e.g. the path is a FIFO or a device: it is never replaced)."""
+    from ..output import OutputPathError, check_output_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            raise IsADirectoryError(21, "is a directory")
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as error:
+        check_output_path(path)
+    except OutputPathError as error:
         raise pytest.UsageError(
-            f"{source}: cannot write the report to {str(path)!r} ({error.strerror or error})"
+            f"{source}: cannot write the report to {str(path)!r} ({error.reason})"
         ) from None
     return path
 

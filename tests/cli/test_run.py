@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -277,3 +279,79 @@ def test_thresholds_out_of_order_and_from_the_environment(
     assert main(["run", "--", sys.executable, "-c", "pass"]) == 2
     assert "MEMGUARD_MAX: invalid size 'lots'" in capfd.readouterr().err
     assert main(["run", "--max", "3GB", "--", sys.executable, "-c", "pass"]) == 0  # option wins
+
+
+def _marking(marker: Path, code: int = 0) -> list[str]:
+    """A command that leaves ``marker`` behind when it runs."""
+    return _python(f"open({str(marker)!r}, 'w').close(); raise SystemExit({code})")
+
+
+@pytest.mark.parametrize("where", ["under a file", "a directory", "a fifo"])
+def test_an_output_path_that_cannot_be_written_fails_before_the_command_runs(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], where: str
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file\n")
+    summary, reason = {
+        "under a file": (blocker / "x.json", f"{blocker} is not a directory"),
+        "a directory": (tmp_path, "it is a directory"),
+        "a fifo": (tmp_path / "pipe", "it is a FIFO (named pipe), not a regular file"),
+    }[where]
+    if where == "a fifo":
+        if sys.platform == "win32":
+            pytest.skip("no FIFOs")
+        os.mkfifo(summary)  # refused by its status: never opened, so nothing blocks
+    marker = tmp_path / "ran"
+    assert main(["run", "--json", str(summary), *_marking(marker)]) == 2
+    assert capfd.readouterr().err == (
+        f"memguard run: error: --json: cannot write '{summary}' ({reason});"
+        " the command was not run\n"
+    )
+    assert not marker.exists(), "the command ran"
+    assert blocker.read_text() == "a file\n"
+    if where == "a fifo":
+        assert stat.S_ISFIFO(summary.lstat().st_mode)
+
+
+def test_a_log_dir_that_cannot_be_written_fails_before_the_command_runs(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file\n")
+    marker = tmp_path / "ran"
+    assert main(["run", "--log-dir", str(blocker), *_marking(marker)]) == 2
+    err = capfd.readouterr().err
+    assert err == (
+        f"memguard run: error: --log-dir: cannot write '{blocker / 'memory-alerts.log'}'"
+        f" ({blocker} is not a directory); the command was not run\n"
+    )
+    assert not marker.exists(), "the command ran"
+
+
+@pytest.mark.parametrize(("command_code", "code"), [(0, 2), (3, 3)])
+def test_a_summary_that_cannot_be_written_at_the_end_is_not_exit_0(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], command_code: int, code: int
+) -> None:
+    """The command takes the path (a folder now); memguard's status says so, unless the
+    command's own failure already does."""
+    summary = tmp_path / "run.json"
+    take = f"import os; os.mkdir({str(summary)!r}); raise SystemExit({command_code})"
+    assert main(["run", "--json", str(summary), *_python(take)]) == code
+    assert capfd.readouterr().err == (
+        f"memguard: --json: cannot write '{summary}' (it is a directory)\n"
+    )
+    assert summary.is_dir()
+    assert list(summary.iterdir()) == []
+
+
+@posix_only
+def test_the_summary_goes_through_a_symlink_and_keeps_the_file_mode(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("{}\n")
+    target.chmod(0o664)
+    link = tmp_path / "run.json"
+    link.symlink_to(target)
+    assert main(["run", "--json", str(link), *_python("pass")]) == 0
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["exit_code"] == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o664

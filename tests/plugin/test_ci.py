@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -197,6 +200,40 @@ def test_github_actions_annotations_and_job_summary(
     assert text.startswith("earlier step\n**memguard**: 2 tests, :x: 1 memory failure")
     assert "| `pkg/test_gh.py::test_heavy` | :x: **OVER BUDGET** |" in text
     assert "| test | status | peak growth |" in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX FIFOs and symlinks")
+def test_the_job_summary_follows_a_symlink_and_leaves_a_fifo_alone(
+    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = tmp_path / "summary.md"
+    target.write_text("earlier step\n")
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(link))
+    pytester.makepyfile("def test_a():\n    pass\n")
+    run(inprocess=True)
+    assert link.is_symlink()
+    assert target.read_text().startswith("earlier step\n**memguard**: 1 test")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    # A reader held open: a writer opening the FIFO by mistake would not hang the test.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(fifo))
+        result, _ = run(inprocess=True)
+        assert os.read(reader, 1) == b"", "something was written into the FIFO"
+    finally:
+        os.close(reader)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"memguard: cannot write the GitHub job summary to '{fifo}'"
+            " (it is a FIFO (named pipe), not a regular file)"
+        ]
+    )
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
 def test_without_github_actions_nothing_is_annotated(

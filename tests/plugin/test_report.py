@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 
 import pytest
 
@@ -256,3 +259,111 @@ def test_each_test_has_the_outcome_of_its_reports(
         "test_skips_itself": "skipped",
     }
     assert report["summary"]["failed"] == 1
+
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes, FIFOs, symlinks")
+
+
+@posix_only
+def test_a_symlinked_report_path_keeps_its_link_and_its_target_gets_the_report(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    target = pytester.path / "artifacts" / "real.json"
+    target.parent.mkdir()
+    target.write_text("{}\n")
+    (pytester.path / "memguard.json").symlink_to(target)
+    pytester.makepyfile("def test_ok(): pass")
+    result, report = run(inprocess=True)
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "memguard.json").is_symlink()
+    assert json.loads(target.read_text()) == report
+    assert [path.name for path in target.parent.iterdir()] == ["real.json"]
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o660])
+def test_an_existing_report_keeps_its_mode(pytester: pytest.Pytester, run: Run, mode: int) -> None:
+    path = pytester.path / "memguard.json"
+    path.write_text("{}\n")
+    path.chmod(mode)
+    pytester.makepyfile("def test_ok(): pass")
+    run(inprocess=True)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+@posix_only
+def test_a_new_report_follows_the_umask(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("def test_ok(): pass")
+    previous = os.umask(0o027)
+    try:
+        run(inprocess=True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((pytester.path / "memguard.json").stat().st_mode) == 0o640
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("fifo", "it is a FIFO (named pipe), not a regular file"),
+        ("link to a fifo", "its target {target} is a FIFO (named pipe), not a regular file"),
+        ("directory", "it is a directory"),
+    ],
+)
+def test_a_report_path_that_is_not_a_regular_file_is_a_usage_error(
+    pytester: pytest.Pytester, kind: str, reason: str
+) -> None:
+    path = pytester.path / "memguard.json"
+    target = pytester.path / "pipe"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(target if kind == "link to a fifo" else path)
+        if kind == "link to a fifo":
+            path.symlink_to(target)
+    fifo = target if kind == "link to a fifo" else path
+    # A reader held open: a writer opening the FIFO by mistake would not hang the test.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK) if kind != "directory" else None
+    try:
+        pytester.makepyfile("def test_never_runs(): raise AssertionError('ran')")
+        result = pytester.runpytest("--memguard", f"--memguard-json={path}")
+        if reader is not None:
+            assert os.read(reader, 1) == b"", "something was written into the FIFO"
+    finally:
+        if reader is not None:
+            os.close(reader)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    message = reason.format(target=target)
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --memguard-json: cannot write the report to '{path}' ({message})"]
+    )
+    assert "test_never_runs" not in result.stdout.str()
+    if kind == "directory":
+        assert path.is_dir()
+        assert list(path.iterdir()) == []
+    else:
+        assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO was replaced"
+        assert path.is_symlink() == (kind == "link to a fifo")
+
+
+def test_a_report_path_taken_by_a_folder_during_the_run_is_left_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    path = pytester.path / "memguard.json"
+    pytester.makepyfile(
+        f"""
+        import os
+
+        def test_takes_the_report_path():
+            os.mkdir({str(path)!r})
+        """
+    )
+    result = pytester.runpytest("--memguard", f"--memguard-json={path}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [f"memguard: cannot write the report to '{path}' (it is a directory)"]
+    )
+    result.stdout.no_fnmatch_line("*internal error*")
+    assert path.is_dir()
+    assert list(path.iterdir()) == []

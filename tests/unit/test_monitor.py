@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -407,3 +410,26 @@ def test_background_polling_runs_in_a_named_thread_and_stops() -> None:
         assert "memguard-process-monitor" not in [t.name for t in threading.enumerate()]
         child.kill()
         child.wait(timeout=30)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX FIFOs")
+def test_a_log_file_that_is_a_fifo_is_left_alone(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fifo = tmp_path / STATS_FILE
+    os.mkfifo(fifo)
+    # A reader held open: a writer opening the FIFO by mistake would not hang the test.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mon = ProcessMonitor(thresholds=MemoryThresholds(), log_dir=tmp_path, clock=clock)
+        ident = mon.track(os.getpid())
+        with caplog.at_level(logging.WARNING, logger="pytest_memguard.monitor"):
+            stats = mon.untrack(ident)
+        assert stats["pid"] == os.getpid()
+        assert os.read(reader, 1) == b"", "something was written into the FIFO"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"memguard: cannot write {fifo}: it is a FIFO (named pipe), not a regular file"
+    ]

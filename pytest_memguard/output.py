@@ -1,0 +1,201 @@
+"""The files memguard writes: check a path before the work starts, then write it safely.
+
+One set of rules for every output (the JSON report, ``memguard run --json`` and
+``--log-dir``, the GitHub job summary):
+
+- A symlink is followed: its target is written and the link stays.
+- A path that exists and is not a regular file (a directory, a FIFO, a device, a socket)
+  is refused, never opened and never replaced.
+- A file that exists keeps its mode (and, where the OS allows, its owner and group); a
+  new one is created with the default mode under the umask (``0o666 & ~umask``), as
+  ``open(path, "w")`` would, because the kernel applies the umask itself.
+- Missing folders are created.
+
+:func:`write_atomically` writes a temporary file in the target's own folder and renames
+it onto the target, so a reader sees the old file or the new one, never half of one.
+:func:`append_text` appends (a log), opening without blocking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import Final
+
+from .errors import MemguardError
+
+__all__ = [
+    "OutputPathError",
+    "append_text",
+    "check_output_path",
+    "reason_of",
+    "write_atomically",
+]
+
+#: What a path that is not a regular file is, for messages.
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+#: Opening a FIFO for writing waits for a reader; without blocking it fails instead.
+_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
+#: Windows: no newline translation below Python's own.
+_BINARY: Final = getattr(os, "O_BINARY", 0)
+
+
+class OutputPathError(MemguardError, OSError):
+    """A path memguard was asked to write and cannot or will not write.
+
+    ``path`` is the path as given, ``reason`` says why in a few words, e.g.
+    ``it is a FIFO (named pipe), not a regular file``; ``str()`` is ``path: reason``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, code: int | None = None):
+        super().__init__(code, reason, os.fspath(path))
+        self.path = os.fspath(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def __reduce__(self) -> tuple[type[OutputPathError], tuple[str, str, int | None]]:
+        return type(self), (self.path, self.reason, self.errno)
+
+
+def reason_of(error: OSError) -> str:
+    """Why writing failed, in a few words: ``it is a directory``, ``No space left on device``."""
+    if isinstance(error, OutputPathError):
+        return error.reason
+    return error.strerror or str(error)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Check now, before the work, that a file can be written at ``path``.
+
+    Runs the checks of :func:`write_atomically` and creates the missing folders; a file
+    is created in the folder and removed again, which proves it writable.  The file at
+    ``path`` itself is not opened.  Raises :class:`OutputPathError`.
+    """
+    target, _ = _resolve(path)
+    _make_folder(path, target)
+    fd, temporary = _create_temporary(path, target)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        temporary.unlink()
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """Replace the file at ``path`` (its target when a symlink) with ``text``, atomically.
+
+    A temporary file in the target's folder, renamed onto it.  Returns ``path`` as a
+    :class:`~pathlib.Path`.  Raises :class:`OutputPathError` for a path that must not
+    be written, and ``OSError`` when the writing itself fails (no temporary file is left).
+    """
+    target, existing = _resolve(path)
+    _make_folder(path, target)
+    fd, temporary = _create_temporary(path, target)
+    try:
+        if existing is not None:
+            _keep_attributes(fd, existing)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return Path(path)
+
+
+def append_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Append ``text`` to the file at ``path`` (its target when a symlink), creating it.
+
+    Raises :class:`OutputPathError` for a path that must not be written; ``OSError``
+    when the writing fails.  Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    target, _ = _resolve(path)
+    _make_folder(path, target)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC | _NONBLOCK | _BINARY
+    fd = os.open(target, flags, 0o666)
+    try:
+        # Made something else since it was checked: a FIFO or a device is left alone.
+        problem = _not_a_file(os.fstat(fd).st_mode, path, target)
+        if problem is not None:
+            raise OutputPathError(path, problem)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+    return Path(path)
+
+
+def _resolve(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | None]:
+    """The file to write (symlinks followed) and its status, None when there is none yet."""
+    target = Path(os.path.realpath(path))
+    try:
+        found = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):  # a missing folder: _make_folder says
+        return target, None
+    except OSError as error:  # e.g. a symlink loop, a folder we may not enter
+        raise OutputPathError(path, reason_of(error), error.errno) from None
+    problem = _not_a_file(found.st_mode, path, target)
+    if problem is not None:
+        raise OutputPathError(path, problem)
+    return target, found
+
+
+def _not_a_file(mode: int, path: str | os.PathLike[str], target: Path) -> str | None:
+    """Why ``mode`` is not a regular file's (None when it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    what = next((kind for test, kind in _KINDS if test(mode)), "a special file")
+    subject = f"its target {target} is" if os.path.islink(path) else "it is"
+    return f"{subject} {what}" + ("" if stat.S_ISDIR(mode) else ", not a regular file")
+
+
+def _make_folder(path: str | os.PathLike[str], target: Path) -> None:
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        code = error.errno
+        blocker = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), None)
+        if blocker is not None and not blocker.is_dir():
+            reason, code = f"{blocker} is not a directory", errno.ENOTDIR
+        else:
+            reason = f"cannot create the folder {folder}: {reason_of(error)}"
+        raise OutputPathError(path, reason, code) from None
+
+
+def _create_temporary(path: str | os.PathLike[str], target: Path) -> tuple[int, Path]:
+    """A new, empty file beside ``target``, open for writing, with the umask's mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | _BINARY
+    for _ in range(100):
+        temporary = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+        except OSError as error:
+            reason = f"cannot create a file in {target.parent}: {reason_of(error)}"
+            raise OutputPathError(path, reason, error.errno) from None
+    raise OutputPathError(path, f"cannot create a temporary file in {target.parent}")
+
+
+def _keep_attributes(fd: int, existing: os.stat_result) -> None:
+    """Give the new file the replaced one's owner and group (where allowed) and mode."""
+    if hasattr(os, "fchown"):
+        made = os.fstat(fd)
+        if (made.st_uid, made.st_gid) != (existing.st_uid, existing.st_gid):
+            with contextlib.suppress(OSError):  # only root may give a file away
+                os.fchown(fd, existing.st_uid, existing.st_gid)
+    if hasattr(os, "fchmod"):  # after chown, which clears the set-id bits
+        os.fchmod(fd, stat.S_IMODE(existing.st_mode))
