@@ -176,13 +176,17 @@ class MemoryDiagnostics:
         with self._lock:
             return list(self._history)
 
+    def system_memory(self) -> SystemMemory:
+        """The memory this process can use (the cgroup's when there is one), in bytes."""
+        return self._memory()
+
     def profile(self) -> dict[str, Any]:
         """Process RSS and its level, system memory and its source, caches, pressure level.
 
         Sizes are bytes; the profile is also kept in :meth:`history`.
         """
         rss = self._rss()
-        system = self._memory()
+        system = self.system_memory()
         fraction = system.used / system.total if system.total else 0.0
         pressure = self.coordinator.level_of(fraction)
         caches = {name: m.as_dict() for name, m in self.cache_manager.stats().items()}

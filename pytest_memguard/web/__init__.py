@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from .asgi import MemoryMonitorMiddleware
 from .endpoints import MemoryApp, memory_app
-from .recorder import OTHER_ROUTE, RequestRecord, RequestRecorder, WebConfigError
+from .recorder import (
+    OTHER_ROUTE,
+    UNMATCHED_ROUTE,
+    RequestRecord,
+    RequestRecorder,
+    WebConfigError,
+)
 from .wsgi import WSGIMemoryMonitorMiddleware
 
 __all__ = [
     "OTHER_ROUTE",
+    "UNMATCHED_ROUTE",
     "MemoryApp",
     "MemoryMonitorMiddleware",
     "RequestRecord",

@@ -35,7 +35,8 @@ class MemoryMonitorMiddleware(Middleware[ASGIApp]):
         and calls ``on_alert`` (None: never)
     :param on_alert: ``on_alert(record)``, plain or ``async``; what it raises is logged
     :param keep: the heaviest requests kept for :meth:`stats`
-    :param max_routes: paths with their own statistics; later ones count under ``"(other)"``
+    :param max_routes: paths with their own statistics, earned by an answer below 404;
+        later ones count under ``"(other)"``, and every 404 or 405 under ``"(unmatched)"``
     :param sample_interval: seconds between RSS samples while a request runs (None: off)
     :param rss: returns this process's RSS in bytes; default: read from the OS (on Linux
         with the kernel's high-water mark, read and never reset); injected by tests

@@ -1,24 +1,38 @@
 """``memory_app``: memory status and control routes as a small ASGI app, to mount anywhere.
 
-It answers to the path relative to its mount point (``root_path``), speaks JSON, and
-takes no file name, module or code from a request.  ``POST`` routes need a bearer token.
+It answers to the path relative to its mount point (``root_path``; under WSGI, where
+``SCRIPT_NAME`` ends), speaks JSON, and takes no file name, module or code from a request.
+``HEAD`` answers as ``GET`` without the body.  ``POST`` routes need a bearer token.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol, final
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, final
 
-from ..core.sizes import EXAMPLE, parse_size
-from .asgi import Message, Receive, Scope, Send
+from .asgi import Receive, Scope, Send
+from .control import (
+    Refused,
+    Response,
+    authorize,
+    check_settings,
+    error,
+    invalid,
+    parse_body,
+    read_asgi_body,
+    read_wsgi_body,
+    refuse_unknown,
+)
 from .recorder import RequestRecorder, WebConfigError
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
     from ..cache import CacheManager
     from ..diagnostics import MemoryDiagnostics
     from ..pressure import MemoryPressureCoordinator
@@ -38,9 +52,9 @@ _ROUTES: Final = {
     "/cleanup": "POST",
     "/configure": "POST",
 }
-_SETTINGS: Final = ("alert_threshold", "critical", "headers", "warning")
-
-_Response = tuple[int, Any, list[tuple[bytes, bytes]]]
+_T = TypeVar("_T")
+#: What the ``Allow`` header of a 405 lists for a route of each method.
+_ALLOW: Final = {"GET": "GET, HEAD", "POST": "POST"}
 
 
 class Monitored(Protocol):
@@ -50,23 +64,12 @@ class Monitored(Protocol):
     def recorder(self) -> RequestRecorder: ...
 
 
-def _error(
-    status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, **fields: Any
-) -> _Response:
-    return status, {"error": message, **fields}, headers or []
-
-
-class _Refused(Exception):
-    """A request refused with a response (raised inside the app only)."""
-
-    def __init__(self, response: _Response) -> None:
-        super().__init__(response[1].get("error"))
-        self.response = response
-
-
 @final
 class MemoryApp:
-    """The ASGI app built by :func:`memory_app`; see the README for its routes."""
+    """The ASGI app built by :func:`memory_app`; :meth:`wsgi` is the same app under WSGI.
+
+    See the README for its routes.
+    """
 
     def __init__(
         self,
@@ -103,54 +106,65 @@ class MemoryApp:
         if scope["type"] != "http":  # a websocket: refused, the handshake gets a 403
             await send({"type": "websocket.close", "code": 1008})
             return
-        try:
-            status, payload, headers = await self._respond(scope, receive)
-        except _Refused as refused:
-            status, payload, headers = refused.response
-        except Exception as error:
-            logger.exception("memguard: memory_app failed on %s", scope.get("path"))
-            status, payload, headers = _error(500, f"internal error ({type(error).__name__})")
-        body = json.dumps(payload, default=str).encode("utf-8")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode("ascii")),
-                    (b"cache-control", b"no-store"),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _respond(self, scope: Scope, receive: Receive) -> _Response:
         path, root = str(scope.get("path", "/")), str(scope.get("root_path", ""))
         if root and path.startswith(root):  # servers put the mount point in ``path`` too
             path = path[len(root) :]
-        path = path.rstrip("/") or "/"
         method = str(scope.get("method", "GET"))
+        try:
+            response = await self._respond(method, _normal(path), scope, receive)
+        except Refused as refused:
+            response = refused.response
+        except Exception as failure:
+            response = _failed(path, failure)
+        status, headers, body = _encode(response)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+    async def _respond(self, method: str, path: str, scope: Scope, receive: Receive) -> Response:
+        if self._match(method, path) == "GET":
+            return 200, await _offload(self._reader(path)), []
+        authorize(self._token, _header(scope, b"authorization"))
+        data = parse_body(await read_asgi_body(scope, receive, self.max_body))
+        return await _offload(lambda: self._post(path, data))
+
+    def wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The same routes as a WSGI (PEP 3333) app, relative to where ``SCRIPT_NAME`` ends.
+
+        Call :meth:`close` at shutdown: WSGI has no lifespan to do it.
+        """
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        path = _normal(str(environ.get("PATH_INFO", "")))
+        try:
+            response = self._respond_wsgi(method, path, environ)
+        except Refused as refused:
+            response = refused.response
+        except Exception as failure:
+            response = _failed(path, failure)
+        status, headers, body = _encode(response)
+        native = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+        start_response(f"{status} {HTTPStatus(status).phrase}", native)
+        return [b"" if method == "HEAD" else body]
+
+    def _respond_wsgi(self, method: str, path: str, environ: WSGIEnvironment) -> Response:
+        if self._match(method, path) == "GET":
+            return 200, self._reader(path)(), []
+        given = str(environ.get("HTTP_AUTHORIZATION", ""))  # PEP 3333: latin-1 decoded
+        authorize(self._token, given.encode("latin-1", "replace"))
+        return self._post(path, parse_body(read_wsgi_body(environ, self.max_body)))
+
+    def _match(self, method: str, path: str) -> str:
+        """The method of the route at ``path`` (``HEAD`` is ``GET``); 404 or 405 if none."""
         allowed = _ROUTES.get(path)
         if allowed is None:
             routes = [f"{m} {p}" for p, m in _ROUTES.items()]
-            return _error(404, f"no route {method} {path}", routes=routes)
-        if method != allowed:
-            allow = [(b"allow", allowed.encode("ascii"))]
-            return _error(405, f"method {method} not allowed on {path}", allow, allow=allowed)
-        if allowed == "GET":
-            return 200, await _offload(self._reader(path)), []
-        self._authorize(scope)
-        data = _parse(await self._read_body(scope, receive))
-        if path == "/cleanup":
-            _unknown(data, ())
-            result: dict[str, Any] = await _offload(self.diagnostics.emergency_cleanup)
-            if result.get("ran"):
-                return 200, result, []
-            retry = result.get("retry_in")
-            after = [] if retry is None else [(b"retry-after", str(math.ceil(retry)).encode())]
-            return 429, result, after
-        return 200, self._configure(data), []
+            raise Refused(error(404, f"no route {method} {path}", routes=routes))
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            allow = _ALLOW[allowed]
+            headers = [(b"allow", allow.encode("ascii"))]
+            raise Refused(
+                error(405, f"method {method} not allowed on {path}", headers, allow=allow)
+            )
+        return allowed
 
     def _reader(self, path: str) -> Callable[[], Any]:
         """The function answering ``GET path``."""
@@ -165,14 +179,13 @@ class MemoryApp:
         middleware = self.middleware
         if middleware is None:
             message = "no request statistics: memory_app() was given no middleware"
-            raise _Refused(_error(404, message))
+            raise Refused(error(404, message))
         return middleware.recorder.stats
 
     def _status(self) -> dict[str, Any]:
         from ..probe.process import current_rss
-        from ..probe.system import read_system_memory
 
-        system = read_system_memory()
+        system = self.diagnostics.system_memory()
         fraction = self.coordinator.fraction_used()
         return {
             "pid": os.getpid(),
@@ -185,73 +198,36 @@ class MemoryApp:
             "pressure": str(self.coordinator.level_of(fraction)),
         }
 
-    def _authorize(self, scope: Scope) -> None:
-        if self._token is None:
-            raise _Refused(_error(403, "POST routes are off: memory_app() was built with no token"))
-        given = b""
-        for name, value in scope.get("headers", ()):
-            if bytes(name).lower() == b"authorization":
-                given = bytes(value)
-        scheme, _, credentials = given.strip().partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self._token):
-            message = "missing or wrong 'Authorization: Bearer <token>'"
-            raise _Refused(_error(401, message, [(b"www-authenticate", b"Bearer")]))
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        too_large = _error(413, f"request body larger than {self.max_body} bytes")
-        for name, value in scope.get("headers", ()):
-            if bytes(name).lower() == b"content-length":
-                if not bytes(value).strip().isdigit():
-                    raise _Refused(_error(400, f"bad Content-Length {bytes(value)!r}"))
-                if int(value) > self.max_body:
-                    raise _Refused(too_large)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Refused(_error(400, "client disconnected"))
-            chunk = bytes(message.get("body", b""))
-            size += len(chunk)
-            if size > self.max_body:
-                raise _Refused(too_large)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+    def _post(self, path: str, data: dict[str, Any]) -> Response:
+        if path == "/cleanup":
+            refuse_unknown(data, ())
+            result: dict[str, Any] = self.diagnostics.emergency_cleanup()
+            if result.get("ran"):
+                return 200, result, []
+            retry = result.get("retry_in")
+            after = [] if retry is None else [(b"retry-after", str(math.ceil(retry)).encode())]
+            return 429, result, after
+        return 200, self._configure(data), []
 
     def _configure(self, data: dict[str, Any]) -> dict[str, Any]:
         """Check every setting first, then apply them all (or none)."""
-        _unknown(data, _SETTINGS)
         recorder = None if self.middleware is None else self.middleware.recorder
-        for key in ("alert_threshold", "headers"):
-            if key in data and recorder is None:
-                raise _bad(key, data[key], "memory_app() was given no middleware to configure")
-        threshold: int | None = None
-        if data.get("alert_threshold") is not None:
-            value = data["alert_threshold"]
-            try:
-                threshold = parse_size(value)
-            except ValueError:
-                raise _bad("alert_threshold", value, f"expected a size (e.g. {EXAMPLE})") from None
-        if "headers" in data and not isinstance(data["headers"], bool):
-            raise _bad("headers", data["headers"], "expected true or false")
-        fractions: dict[str, float] = {}
-        for key in ("warning", "critical"):
-            if key in data:
-                value = data[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise _bad(key, value, "expected a fraction in (0, 1], e.g. 0.7")
-                fractions[key] = value
+        checked = check_settings(
+            data, recorder=recorder is not None, memory=self.diagnostics.system_memory
+        )
+        fractions: dict[str, float] = {
+            k: checked[k] for k in ("warning", "critical") if k in checked
+        }
         try:
             self.coordinator.configure(**fractions)
-        except ValueError as error:
-            key = next((k for k in fractions if k in str(error)), "warning")
-            raise _bad(key, fractions.get(key), str(error)) from None
+        except ValueError as failure:
+            key = next((k for k in fractions if k in str(failure)), "warning")
+            raise invalid(key, fractions.get(key), str(failure)) from None
         if recorder is not None:
-            if "alert_threshold" in data:
-                recorder.alert_threshold = threshold
-            if "headers" in data:
-                recorder.headers = data["headers"]
+            if "alert_threshold" in checked:
+                recorder.alert_threshold = checked["alert_threshold"]
+            if "headers" in checked:
+                recorder.headers = checked["headers"]
         return {
             "configured": sorted(data),
             "alert_threshold": None if recorder is None else recorder.alert_threshold,
@@ -262,37 +238,39 @@ class MemoryApp:
         }
 
 
-def _bad(key: str, value: object, why: str) -> _Refused:
-    return _Refused(_error(400, f"{key}: invalid value {value!r}: {why}", key=key, value=value))
+def _normal(path: str) -> str:
+    """A route's path: no trailing slash, ``/`` when empty."""
+    return path.rstrip("/") or "/"
 
 
-def _unknown(data: dict[str, Any], known: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in known:
-            expected = ", ".join(known) or "no keys"
-            raise _Refused(
-                _error(400, f"unknown key {key!r} (expected {expected})", key=key, value=data[key])
-            )
+def _header(scope: Scope, name: bytes) -> bytes:
+    """The last value of header ``name`` (lower-case) in an ASGI scope, ``b""`` if none."""
+    found = b""
+    for key, value in scope.get("headers", ()):
+        if bytes(key).lower() == name:
+            found = bytes(value)
+    return found
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a valid JSON number")
+def _failed(path: str, failure: Exception) -> Response:
+    logger.exception("memguard: memory_app failed on %s", path)
+    return error(500, f"internal error ({type(failure).__name__})")
 
 
-def _parse(body: bytes) -> dict[str, Any]:
-    """The JSON object in ``body`` (``{}`` when empty); 400 for anything else."""
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        raise _Refused(_error(400, f"malformed JSON: {error}")) from None
-    if not isinstance(data, dict):
-        raise _Refused(_error(400, f"expected a JSON object, got {type(data).__name__}"))
-    return data
+def _encode(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of a JSON response; a ``HEAD`` gets these headers too."""
+    status, payload, extra = response
+    body = json.dumps(payload, default=str).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    return status, headers, body
 
 
-async def _offload(function: Callable[[], Any]) -> Any:
+async def _offload(function: Callable[[], _T]) -> _T:
     """Call ``function`` in a worker thread under asyncio; inline under other event loops."""
     import asyncio
 

@@ -34,12 +34,17 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar, final
 from ..core.sizes import format_size, parse_size
 from ..errors import MemguardError
 
-__all__ = ["OTHER_ROUTE", "RequestRecord", "RequestRecorder", "WebConfigError"]
+__all__ = ["OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestRecord", "RequestRecorder", "WebConfigError"]
 
 logger = logging.getLogger(__name__)
 
-#: The route under which paths past ``max_routes`` are counted.
+#: The row of requests whose path has no row of its own: past ``max_routes`` paths, or a
+#: path that has only been answered with a status of 406 or more.
 OTHER_ROUTE: Final = "(other)"
+#: The row of every request answered 404 or 405: paths and methods the app does not serve.
+UNMATCHED_ROUTE: Final = "(unmatched)"
+#: Statuses that say the app has no such route (or not for that method).
+_UNMATCHED: Final = frozenset({404, 405})
 #: Deltas kept per route for ``p95_delta`` (the latest ones).
 WINDOW: Final = 128
 #: Characters of a path kept in records and route names (a bound on hostile URLs).
@@ -185,6 +190,7 @@ class RequestRecorder:
         self._busy = threading.Condition(self._lock)
         self._inflight: set[_Window] = set()
         self._routes: dict[str, _Route] = {}
+        self._named = 0  # rows of real paths in ``_routes``, at most ``max_routes``
         self._heaviest: list[tuple[int, int, RequestRecord]] = []
         self._seq = itertools.count()
         self._requests = 0
@@ -273,17 +279,36 @@ class RequestRecorder:
                 window.overlapped,
             )
             self._requests += 1
-            route = self._routes.get(record.path)
-            if route is None:
-                key = record.path if len(self._routes) < self.max_routes else OTHER_ROUTE
-                route = self._routes.setdefault(key, _Route())
-            route.add(record.delta, record.peak_growth)
+            self._route(record.path, status).add(record.delta, record.peak_growth)
             item = (record.peak_growth, next(self._seq), record)
             if len(self._heaviest) < self.keep:
                 heapq.heappush(self._heaviest, item)
             else:
                 heapq.heappushpop(self._heaviest, item)
         return record
+
+    def _route(self, path: str, status: int) -> _Route:
+        """The row a request counts in; called under the lock.
+
+        Only a path the app answered below 404 earns a row, so URLs nobody serves cannot
+        take the rows of real routes: 404 and 405 count under ``"(unmatched)"``; a path
+        without a row counts under ``"(other)"`` when the table is full, or when its answer
+        (406 and up) does not show that the app serves it.
+        """
+        own = path not in (OTHER_ROUTE, UNMATCHED_ROUTE)
+        if status in _UNMATCHED:
+            key = UNMATCHED_ROUTE
+        elif own and path in self._routes:
+            key = path
+        elif own and status < 404 and self._named < self.max_routes:
+            key = path
+            self._named += 1
+        else:
+            key = OTHER_ROUTE
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = _Route()
+        return route
 
     def alert(self, record: RequestRecord) -> object:
         """Log and call ``on_alert`` when ``record`` passes the threshold; returns its result.
@@ -313,7 +338,10 @@ class RequestRecorder:
     def stats(self) -> dict[str, Any]:
         """Per-route statistics and the heaviest requests, largest ``peak_growth`` first.
 
-        ``p95_delta`` is over the latest 128 requests of a route; the rest over all.
+        ``routes`` has at most ``max_routes`` paths, each first answered below 404, plus two
+        rows: ``"(unmatched)"``, every request answered 404 or 405, and ``"(other)"``, paths
+        past the bound or without a row that were answered 406 and up.  ``p95_delta`` is
+        over the latest 128 requests of a row; the rest over all.
         """
         with self._lock:
             routes = {path: route.as_dict() for path, route in self._routes.items()}

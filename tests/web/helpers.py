@@ -1,14 +1,16 @@
-"""Helpers of the web tests: an ASGI caller with fake receive/send, an HTTP client, a server."""
+"""Helpers of the web tests: ASGI and WSGI callers, an HTTP client, a server."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import json
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from pytest_memguard.web.asgi import ASGIApp, Message
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The GET routes of memory_app, which HEAD answers too.
+GET_ROUTES = ("/status", "/profile", "/diagnostics", "/cache/metrics", "/requests")
 
 
 @dataclass
@@ -80,6 +84,48 @@ def call(app: ASGIApp, scope: dict[str, Any], chunks: Iterable[bytes] = (b"",)) 
     return asyncio.run(acall(app, scope, chunks))
 
 
+def wsgi_call(
+    app: Callable[[dict[str, Any], Any], Iterable[bytes]],
+    path: str,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    script_name: str = "",
+) -> Reply:
+    """Call a WSGI app once as a server would (``PATH_INFO`` relative to ``script_name``)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+    }
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_LENGTH", "CONTENT_TYPE") else f"HTTP_{key}"] = value
+    reply = Reply(0)
+
+    def start_response(
+        status: str, response_headers: list[tuple[str, str]], exc: Any = None
+    ) -> Any:
+        reply.status = int(status.split(" ", 1)[0])
+        reply.headers = {name.lower(): value for name, value in response_headers}
+        return lambda data: None
+
+    result = app(environ, start_response)
+    try:
+        reply.body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return reply
+
+
 def request(
     port: int,
     method: str,
@@ -99,6 +145,21 @@ def request(
     finally:
         if connection is None:
             conn.close()
+
+
+def raw_head(port: int, path: str) -> tuple[bytes, bytes]:
+    """``HEAD path`` on a fresh socket, read to its close: the header block and what follows.
+
+    What follows the headers must be empty: a byte of body would be read, on a kept
+    connection, as the start of the next response.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
 
 
 @dataclass

@@ -7,8 +7,10 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from .app import MAX_ROUTES, MB
-from .helpers import Reply, Server, request
+import pytest
+
+from .app import MB
+from .helpers import GET_ROUTES, Reply, Server, raw_head, request
 
 
 def test_responses_carry_the_memory_headers(server: Server) -> None:
@@ -46,8 +48,9 @@ def test_200_concurrent_requests_are_answered_and_counted(server: Server) -> Non
     assert stats["in_flight"] == 1  # only the request asking for the statistics
 
 
-def test_a_thousand_random_paths_do_not_grow_the_statistics(server: Server) -> None:
-    before = server.get("/memory/requests").json()["requests"]
+def test_a_thousand_unmatched_paths_leave_the_real_routes_rows_intact(server: Server) -> None:
+    assert server.get("/hello").status == 200
+    before = server.get("/memory/requests").json()
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         for _ in range(1000):
@@ -55,11 +58,51 @@ def test_a_thousand_random_paths_do_not_grow_the_statistics(server: Server) -> N
             assert reply.status == 404
     finally:
         connection.close()
+    assert server.get("/memory/cleanup").status == 405  # memory_app's own 405
+    assert server.get("/lifespan").status == 200  # a route that may be new: it gets a row
     stats = server.get("/memory/requests").json()
-    assert len(stats["routes"]) <= MAX_ROUTES + 1
-    assert stats["routes"]["(other)"]["count"] >= 1000 - MAX_ROUTES
-    assert stats["requests"] >= before + 1000
+    routes, earlier = stats["routes"], before["routes"]
+    unmatched = earlier.get("(unmatched)", {"count": 0})["count"]
+    assert routes["(unmatched)"]["count"] == unmatched + 1001
+    assert routes.get("(other)") == earlier.get("(other)")  # nothing pushed out
+    assert routes["/hello"] == earlier["/hello"]
+    assert routes["/lifespan"]["count"] >= 1
+    assert not any(path.startswith("/r/") for path in routes)
+    assert len(routes) <= stats["max_routes"] + 2
+    assert stats["requests"] >= before["requests"] + 1003
     assert len(stats["heaviest"]) <= 10
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_head_answers_as_get_without_the_body(server: Server, path: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:  # one kept connection: a stray body byte would break the next response
+        full = request(server.port, "GET", f"/memory{path}", connection=connection)
+        head = request(server.port, "HEAD", f"/memory{path}", connection=connection)
+        again = request(server.port, "GET", f"/memory{path}", connection=connection)
+    finally:
+        connection.close()
+    assert (head.status, head.body) == (full.status, b"") == (200, b"")
+    assert again.status == 200
+    assert set(head.headers) == set(full.headers)
+    for name in ("content-type", "cache-control"):
+        assert head.headers[name] == full.headers[name]
+    assert int(head.headers["content-length"]) >= len(b"{}")
+    header_block, after = raw_head(server.port, f"/memory{path}")
+    assert header_block.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\ncontent-length: " in header_block.lower()
+    assert after == b""
+
+
+def test_head_of_a_refusal_has_no_body(server: Server) -> None:
+    missing = request(server.port, "HEAD", "/memory/nothing-here")
+    assert (missing.status, missing.body) == (404, b"")
+    assert missing.headers["content-type"] == "application/json"
+    assert int(missing.headers["content-length"]) > 0  # of the JSON error it did not send
+    wrong = request(server.port, "HEAD", "/memory/cleanup")
+    assert (wrong.status, wrong.headers["allow"], wrong.body) == (405, "POST", b"")
+    assert server.get("/memory/cleanup").json()["allow"] == "POST"
+    assert request(server.port, "DELETE", "/memory/status").headers["allow"] == "GET, HEAD"
 
 
 def test_cleanup_needs_the_token_and_reports_what_it_freed(server: Server) -> None:
@@ -98,6 +141,34 @@ def test_configure_refuses_bad_input_and_applies_good_input(server: Server) -> N
     finally:
         assert server.post("/memory/configure", b'{"headers": true}').status == 200
     assert "x-memory-delta" in server.get("/hello").headers
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        (b'{"warning": 1e-300}', "warning", "is below one page"),
+        (b'{"critical": 0}', "critical", "critical must be a fraction in (0, 1], got 0"),
+        (b'{"alert_threshold": 10000000000000000000000000000000000000000}', "alert_threshold", ""),
+        (b'{"alert_threshold": "1 KB"}', "alert_threshold", "page"),
+        (b'{"alert_threshold": 0}', "alert_threshold", "page"),
+    ],
+)
+def test_configure_refuses_values_out_of_range(
+    server: Server, body: bytes, key: str, fragment: str
+) -> None:
+    reply = server.post("/memory/configure", body)
+    assert reply.status == 400
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["key"] == key
+    assert reply.json()["error"].startswith(f"{key}: invalid ")
+    assert fragment in reply.json()["error"]
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"NaN", b"Infinity"])
+def test_configure_refuses_numbers_that_are_not_finite(server: Server, number: bytes) -> None:
+    reply = server.post("/memory/configure", b'{"warning": ' + number + b"}")
+    assert reply.status == 400
+    assert reply.json()["error"].startswith("malformed JSON: ")
 
 
 def test_status_and_the_other_read_routes(server: Server) -> None:

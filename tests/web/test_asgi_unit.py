@@ -12,6 +12,7 @@ import pytest
 
 from pytest_memguard.web import (
     OTHER_ROUTE,
+    UNMATCHED_ROUTE,
     MemoryMonitorMiddleware,
     RequestRecord,
     WebConfigError,
@@ -217,6 +218,52 @@ def test_paths_past_max_routes_count_under_other() -> None:
     assert sorted(routes) == sorted(["/p0", "/p1", "/p2", OTHER_ROUTE])
     assert routes[OTHER_ROUTE]["count"] == 7
     assert routes["/p0"]["count"] == 2
+
+
+class Answering:
+    """Answers each path with the status in ``statuses`` (404 for the others)."""
+
+    def __init__(self, statuses: dict[str, int]) -> None:
+        self.statuses = statuses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = self.statuses.get(scope["path"], 404)
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_404_and_405_count_under_unmatched_and_take_no_row() -> None:
+    app = Answering({"/a": 200, "/b": 302, "/c": 401, "/d": 201, "/wrong-method": 405})
+    middleware = monitor(app, FakeRss(), max_routes=3)
+    call(middleware, scope_of("/a"))
+    for n in range(1000):
+        call(middleware, scope_of(f"/missing/{n}"))
+    call(middleware, scope_of("/wrong-method", method="DELETE"))
+    for path in ("/b", "/c", "/d", "/a"):
+        call(middleware, scope_of(path))
+    routes = middleware.stats()["routes"]
+    assert sorted(routes) == sorted(["/a", "/b", "/c", OTHER_ROUTE, UNMATCHED_ROUTE])
+    assert routes[UNMATCHED_ROUTE]["count"] == 1001
+    assert routes["/a"]["count"] == 2
+    assert routes[OTHER_ROUTE]["count"] == 1  # /d: past the bound of 3 paths
+    assert middleware.stats()["requests"] == 1006
+
+
+def test_an_error_counts_in_its_route_s_row_once_the_route_has_one() -> None:
+    app = Answering({"/a": 200, "/b": 500})
+    middleware = monitor(app, FakeRss(), max_routes=3)
+    call(middleware, scope_of("/b"))  # a 500 first: nothing shows the app serves /b
+    call(middleware, scope_of("/a"))
+    app.statuses["/a"] = 503
+    call(middleware, scope_of("/a"))
+    app.statuses["/a"] = 405  # the route now refuses this method
+    call(middleware, scope_of("/a", method="PUT"))
+    routes = middleware.stats()["routes"]
+    assert {path: row["count"] for path, row in routes.items()} == {
+        OTHER_ROUTE: 1,
+        "/a": 2,
+        UNMATCHED_ROUTE: 1,
+    }
 
 
 def test_route_statistics_count_mean_p95_and_max() -> None:

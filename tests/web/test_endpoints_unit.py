@@ -1,9 +1,10 @@
-"""memory_app called directly: routes, auth, JSON checks, limits, with a fake clock."""
+"""memory_app called directly, as ASGI and as WSGI: routes, HEAD, auth, JSON checks, limits."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import mmap
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
 from pytest_memguard.core.levels import MemoryThresholds
+from pytest_memguard.core.sizes import format_size
 from pytest_memguard.diagnostics import MemoryDiagnostics
 from pytest_memguard.pressure import (
     MemoryPressureCoordinator,
@@ -21,9 +23,12 @@ from pytest_memguard.probe.system import SystemMemory
 from pytest_memguard.web import MemoryApp, MemoryMonitorMiddleware, WebConfigError, memory_app
 from pytest_memguard.web.asgi import Message, Receive, Scope, Send
 
-from .helpers import AUTH, TOKEN, Reply, call, scope_of
+from .helpers import AUTH, GET_ROUTES, TOKEN, Reply, call, scope_of, wsgi_call
 
 MB = 1_000_000
+PAGE = mmap.PAGESIZE
+#: The memory the fake diagnostics say this process can use.
+TOTAL = 1000 * MB
 
 
 class FakeClock:
@@ -62,8 +67,9 @@ def api(clock: FakeClock, middleware: MemoryMonitorMiddleware) -> Iterator[Memor
         manager,
         thresholds=MemoryThresholds(),
         clock=clock,
-        memory=lambda: SystemMemory(1000 * MB, 400 * MB, "host"),
+        memory=lambda: SystemMemory(TOTAL, 400 * MB, "host"),
         rss=lambda: 50 * MB,
+        history=1,  # the bodies of /diagnostics stay the same from one request to the next
     )
     app = memory_app(token=TOKEN, middleware=middleware, diagnostics=diagnostics)
     yield app
@@ -102,9 +108,78 @@ def test_unknown_paths_404_and_wrong_methods_405(api: MemoryApp) -> None:
     missing = get(api, "/nope")
     assert missing.status == 404
     assert missing.json()["error"] == "no route GET /nope"
-    for method, path, allow in (("DELETE", "/status", "GET"), ("GET", "/configure", "POST")):
+    for method, path, allow in (
+        ("DELETE", "/status", "GET, HEAD"),
+        ("GET", "/configure", "POST"),
+        ("HEAD", "/cleanup", "POST"),
+    ):
         reply = get(api, path, method=method)
         assert (reply.status, reply.headers["allow"]) == (405, allow)
+        if method == "HEAD":
+            assert reply.body == b""
+        else:
+            assert reply.json()["allow"] == allow
+
+
+@pytest.fixture
+def steady(monkeypatch: pytest.MonkeyPatch, middleware: MemoryMonitorMiddleware) -> None:
+    """The figures of every GET route stay put between two requests."""
+    monkeypatch.setattr("pytest_memguard.probe.process.current_rss", lambda: 50 * MB)
+    call(middleware, scope_of("/seen"))  # a route for /requests to show
+
+
+@pytest.mark.usefixtures("steady")
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_head_answers_as_get_without_the_body(api: MemoryApp, path: str) -> None:
+    full, head = get(api, path), get(api, path, method="HEAD")
+    assert (head.status, head.body) == (200, b"")
+    assert head.headers == full.headers
+    assert int(head.headers["content-length"]) == len(full.body) > 2
+    assert head.headers["content-type"] == "application/json"
+
+
+@pytest.mark.usefixtures("steady")
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_wsgi_answers_as_asgi_and_head_without_the_body(api: MemoryApp, path: str) -> None:
+    asgi = get(api, path)
+    full = wsgi_call(api.wsgi, path, script_name="/memory")
+    head = wsgi_call(api.wsgi, path + "/", "HEAD", script_name="/memory")
+    assert (full.status, full.headers, full.body) == (200, asgi.headers, asgi.body)
+    assert (head.status, head.headers, head.body) == (200, asgi.headers, b"")
+
+
+def test_head_of_a_refusal_has_its_headers_and_no_body(clock: FakeClock) -> None:
+    coordinator = MemoryPressureCoordinator(memory=lambda: (1, 10), clock=clock)
+    app = memory_app(coordinator=coordinator, cache_manager=CacheManager())  # no middleware
+    try:
+        for reply in (
+            get(app, "/requests", method="HEAD"),
+            wsgi_call(app.wsgi, "/requests", "HEAD"),
+        ):
+            assert (reply.status, reply.body) == (404, b"")
+            assert int(reply.headers["content-length"]) == len(get(app, "/requests").body)
+        missing = wsgi_call(app.wsgi, "/nope", "HEAD")
+        assert (missing.status, missing.body) == (404, b"")
+    finally:
+        app.close()
+
+
+def test_wsgi_post_routes_need_the_token_and_read_the_body(
+    api: MemoryApp, middleware: MemoryMonitorMiddleware
+) -> None:
+    assert wsgi_call(api.wsgi, "/configure", "POST", body=b'{"headers": false}').status == 401
+    wrong = wsgi_call(api.wsgi, "/cleanup", "POST", {"Authorization": "Bearer nope"})
+    assert (wrong.status, wrong.headers["www-authenticate"]) == (401, "Bearer")
+    done = wsgi_call(api.wsgi, "/configure", "POST", AUTH, b'{"headers": false}')
+    assert (done.status, done.json()["headers"]) == (200, False)
+    assert middleware.recorder.headers is False
+    bad = wsgi_call(api.wsgi, "/configure", "POST", AUTH, b'{"warning": 1e-300}')
+    assert (bad.status, bad.json()["key"]) == (400, "warning")
+    assert wsgi_call(api.wsgi, "/cleanup", "POST", AUTH).json()["ran"] is True
+    large = wsgi_call(api.wsgi, "/configure", "POST", AUTH, b" " * (17 * 1024))
+    assert large.status == 413
+    declared = {**AUTH, "Content-Length": "12 apples"}
+    assert wsgi_call(api.wsgi, "/configure", "POST", declared).status == 400
 
 
 def test_requests_is_404_without_a_middleware(clock: FakeClock) -> None:
@@ -170,8 +245,9 @@ def test_configure_applies_every_setting(
         (b"\xff\xfe", "malformed JSON"),
         (b"[1, 2]", "expected a JSON object, got list"),
         (b'{"colour": 1}', "unknown key 'colour' (expected alert_threshold, critical,"),
-        (b'{"alert_threshold": "12 apples"}', "alert_threshold: invalid value '12 apples'"),
-        (b'{"alert_threshold": -5}', "alert_threshold: invalid value -5"),
+        (b'{"alert_threshold": "12 apples"}', "alert_threshold: invalid size '12 apples'"),
+        (b'{"alert_threshold": -5}', "alert_threshold: invalid size -5: a size cannot be negative"),
+        (b'{"alert_threshold": 1e6}', "alert_threshold: invalid size 1000000.0: expected an int"),
         (b'{"headers": "yes"}', "headers: invalid value 'yes': expected true or false"),
         (b'{"warning": "0.7"}', "warning: invalid value '0.7': expected a fraction"),
         (b'{"critical": 1.5}', "critical: invalid value 1.5: critical must be a fraction"),
@@ -184,6 +260,83 @@ def test_configure_refuses_bad_input_naming_key_and_value(
     reply = post(api, "/configure", body)
     assert reply.status == 400
     assert reply.json()["error"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # a fraction is in (0, 1] and, of the memory the process can use, one page or more
+        ({"warning": 1e-300}, "warning: invalid value 1e-300: 1e-300 of the 953.7 MiB"),
+        ({"critical": PAGE / 2 / TOTAL}, f"critical: invalid value {PAGE / 2 / TOTAL!r}: "),
+        ({"warning": 0}, "warning: invalid value 0: warning must be a fraction in (0, 1], got 0"),
+        ({"warning": -0.5}, "warning: invalid value -0.5: warning must be a fraction in (0, 1]"),
+        ({"critical": 10**40}, f"critical: invalid value {10**40}: critical must be a fraction"),
+        # a size is at least one page and at most the memory the process can use
+        ({"alert_threshold": 10**40}, f"alert_threshold: invalid size {10**40}"),
+        ({"alert_threshold": "2 GB"}, "alert_threshold: invalid size '2 GB': more than the 953.7"),
+        ({"alert_threshold": TOTAL + 1}, f"alert_threshold: invalid size {TOTAL + 1}: more than"),
+        ({"alert_threshold": 0}, "alert_threshold: invalid size 0"),
+        ({"alert_threshold": "1 KB"}, "alert_threshold: invalid size '1 KB'"),
+        ({"alert_threshold": PAGE - 1}, f"alert_threshold: invalid size {PAGE - 1}"),
+    ],
+)
+def test_configure_refuses_values_out_of_range(
+    api: MemoryApp, middleware: MemoryMonitorMiddleware, body: dict[str, Any], message: str
+) -> None:
+    reply = post(api, "/configure", json.dumps(body).encode())
+    assert reply.status == 400
+    assert reply.headers["content-type"] == "application/json"
+    [(key, value)] = body.items()
+    assert reply.json()["error"].startswith(message)
+    assert (reply.json()["key"], reply.json()["value"]) == (key, value)
+    assert (api.coordinator.warning, api.coordinator.critical) == (0.7, 0.85)
+    assert middleware.recorder.alert_threshold == 20 * MB
+
+
+def test_configure_says_why_a_size_or_fraction_is_too_small_or_too_large(api: MemoryApp) -> None:
+    fraction = post(api, "/configure", b'{"warning": 1e-300}').json()["error"]
+    assert fraction == (
+        "warning: invalid value 1e-300: 1e-300 of the 953.7 MiB this process can use is"
+        f" below one page ({format_size(PAGE)}) (expected a fraction in (0, 1], e.g. 0.7)"
+    )
+    large = post(api, "/configure", b'{"alert_threshold": "2 GB"}').json()["error"]
+    assert large == (
+        "alert_threshold: invalid size '2 GB': more than the 953.7 MiB this process can use"
+        " (host) (expected e.g. 20MB, or null for no alerts)"
+    )
+    small = post(api, "/configure", json.dumps({"alert_threshold": PAGE - 1}).encode())
+    assert "page" in small.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        ({"warning": 2 * PAGE / TOTAL}, 2 * PAGE / TOTAL),
+        ({"critical": 1}, 1.0),
+        ({"alert_threshold": PAGE}, PAGE),
+        ({"alert_threshold": "1000 MB"}, TOTAL),
+        ({"alert_threshold": "64 KiB"}, 64 * 1024),
+    ],
+)
+def test_configure_accepts_the_bounds(
+    api: MemoryApp, body: dict[str, Any], accepted: float
+) -> None:
+    reply = post(api, "/configure", json.dumps(body).encode())
+    assert reply.status == 200
+    [(key, _)] = body.items()
+    assert reply.json()[key] == accepted
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"Infinity", b"-Infinity", b"NaN"])
+@pytest.mark.parametrize("key", [b"warning", b"critical", b"alert_threshold"])
+def test_configure_refuses_numbers_that_are_not_finite(
+    api: MemoryApp, key: bytes, number: bytes
+) -> None:
+    reply = post(api, "/configure", b'{"' + key + b'": ' + number + b"}")
+    assert reply.status == 400
+    assert reply.json()["error"].startswith("malformed JSON: ")
+    assert number.lstrip(b"-").decode() in reply.json()["error"]
+    assert api.coordinator.warning == 0.7
 
 
 def test_configure_changes_nothing_when_one_value_is_bad(

@@ -1,4 +1,4 @@
-"""The WSGI middleware: called directly, and under the standard library's wsgiref server.
+"""The WSGI middleware and memory_app's WSGI face: called directly, and under wsgiref.
 
 The wsgiref server runs in a thread of the test process.  It is synchronous and serves
 one request at a time, so a thread is deterministic and spares an interpreter start; the
@@ -17,9 +17,18 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from pytest_memguard.web import OTHER_ROUTE, RequestRecord, WSGIMemoryMonitorMiddleware
+from pytest_memguard.cache import CacheManager
+from pytest_memguard.pressure import MemoryPressureCoordinator
+from pytest_memguard.web import (
+    OTHER_ROUTE,
+    UNMATCHED_ROUTE,
+    MemoryApp,
+    RequestRecord,
+    WSGIMemoryMonitorMiddleware,
+    memory_app,
+)
 
-from .helpers import request
+from .helpers import GET_ROUTES, TOKEN, raw_head, request
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -44,6 +53,21 @@ def stream(start_response: StartResponse) -> Iterator[bytes]:
     yield b"two"
 
 
+class Mounted:
+    """``wsgi_app``, with memory_app's WSGI face mounted at ``/memory``."""
+
+    def __init__(self) -> None:
+        self.memory: MemoryApp | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        if self.memory is not None and (path == "/memory" or path.startswith("/memory/")):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/memory"
+            environ["PATH_INFO"] = path[len("/memory") :]
+            return self.memory.wsgi(environ, start_response)
+        return wsgi_app(environ, start_response)
+
+
 class Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """No access log on stderr."""
@@ -51,7 +75,10 @@ class Quiet(WSGIRequestHandler):
 
 @pytest.fixture
 def served() -> Iterator[tuple[int, WSGIMemoryMonitorMiddleware]]:
-    monitored = WSGIMemoryMonitorMiddleware(wsgi_app, max_routes=4)
+    mounted = Mounted()
+    monitored = WSGIMemoryMonitorMiddleware(mounted, max_routes=4)
+    coordinator, caches = MemoryPressureCoordinator(), CacheManager()
+    mounted.memory = memory_app(TOKEN, monitored, coordinator, cache_manager=caches)
     server: WSGIServer = make_server("127.0.0.1", 0, monitored, handler_class=Quiet)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsgiref", daemon=True
@@ -64,6 +91,7 @@ def served() -> Iterator[tuple[int, WSGIMemoryMonitorMiddleware]]:
         server.server_close()
         thread.join(10)
         monitored.stop()
+        mounted.memory.close()
 
 
 def test_wsgiref_responses_carry_the_memory_headers(
@@ -80,19 +108,60 @@ def test_wsgiref_responses_carry_the_memory_headers(
     assert routes["/stream"]["count"] == 1
 
 
-def test_wsgiref_failures_routes_bound_and_switch(
+def test_wsgiref_unmatched_paths_failures_and_the_routes_bound(
     served: tuple[int, WSGIMemoryMonitorMiddleware],
 ) -> None:
     port, monitored = served
     assert request(port, "GET", "/fail").status == 500
     for n in range(10):
         assert request(port, "GET", f"/missing/{n}").status == 404
-    stats = monitored.stats()
+    assert request(port, "POST", "/memory/status").status == 405
+    for path in ("/hello", "/stream", "/memory/status", "/memory/profile", "/memory/cache/metrics"):
+        assert request(port, "GET", path).status == 200
+    # The server serves one request at a time: asked over HTTP, the figures are complete.
+    stats = request(port, "GET", "/memory/requests").json()
     assert [r["status"] for r in stats["heaviest"] if r["path"] == "/fail"] == [500]
-    assert len(stats["routes"]) == 5
-    assert stats["routes"][OTHER_ROUTE]["count"] == 7
+    assert {path: row["count"] for path, row in stats["routes"].items()} == {
+        OTHER_ROUTE: 2,  # /fail (no answer below 404 yet) and the fifth path
+        UNMATCHED_ROUTE: 11,
+        "/hello": 1,
+        "/stream": 1,
+        "/memory/status": 1,
+        "/memory/profile": 1,
+    }
+    assert stats["max_routes"] == 4
     monitored.recorder.headers = False
     assert "x-memory-delta" not in request(port, "GET", "/hello").headers
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_wsgiref_head_answers_as_get_without_the_body(
+    served: tuple[int, WSGIMemoryMonitorMiddleware], path: str
+) -> None:
+    port, _ = served
+    full = request(port, "GET", f"/memory{path}")
+    head = request(port, "HEAD", f"/memory{path}")
+    assert (head.status, head.body) == (full.status, b"") == (200, b"")
+    assert set(head.headers) == set(full.headers)
+    for name in ("content-type", "cache-control"):
+        assert head.headers[name] == full.headers[name]
+    assert int(head.headers["content-length"]) >= len(b"{}")
+    int(head.headers["x-memory-delta"])  # the middleware measured the HEAD too
+    header_block, after = raw_head(port, f"/memory{path}")
+    assert header_block.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"\r\ncontent-length: " in header_block.lower()
+    assert after == b""
+
+
+def test_wsgiref_head_content_length_is_the_get_body_s(
+    served: tuple[int, WSGIMemoryMonitorMiddleware],
+) -> None:
+    port, _ = served
+    full = request(port, "GET", "/memory/cache/metrics")  # no cache: the same body each time
+    head = request(port, "HEAD", "/memory/cache/metrics")
+    assert int(head.headers["content-length"]) == len(full.body) == len(b"{}")
+    refused = request(port, "HEAD", "/memory/cleanup")
+    assert (refused.status, refused.headers["allow"], refused.body) == (405, "POST", b"")
 
 
 class FakeRss:
