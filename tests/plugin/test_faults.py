@@ -140,12 +140,12 @@ def test_a_worker_the_kernel_killed_for_memory_gets_the_memory_letter(
 ) -> None:
     pytester.makepyfile(test_fills=KERNEL_KILL)
     path = pytester.path / "memguard.json"
-    command = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "1", "-rf")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "1", "-rf"]
     # memguard's limits far above the container's: only the kernel stops the worker.
-    command += ("--memguard", "--memguard-max=20GB", "--memguard-critical=19GB")
-    command += ("--memguard-aggregate=20GB",)
+    command += ["--memguard", "--memguard-max=20GB", "--memguard-critical=19GB"]
+    command += ["--memguard-aggregate=20GB", f"--memguard-json={path}"]
     with memory_cgroup(400 * MiB) as group:
-        result = pytester.run(*inside(group, *command, f"--memguard-json={path}"), timeout=120)
+        result = pytester.run(*inside(group, *command), timeout=120)
     report = json.loads(path.read_text())
     (fills,) = report["tests"]
     assert fills["status"] == "killed"
