@@ -135,7 +135,10 @@ class MemguardPlugin:
         run = self.run
         if run.controller is not None:
             run.controller.close()
-        if self.end.ended and not run.escalated and run.owns_work_dir:
+        # The crash-proof records are kept only when a session that ran tests did not
+        # end (what they say is not in a report) or the guard ended the process.
+        nothing_ran = not run.results and run.running is None
+        if run.owns_work_dir and not run.escalated and (self.end.ended or nothing_ran):
             shutil.rmtree(run.work_dir, ignore_errors=True)
         self.end.close()
         self.config.pluginmanager.unregister(self.end, END_NAME)
@@ -430,6 +433,8 @@ class MemguardPlugin:
         path = self.end.save_now(message)
         if path is not None:
             os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
+            if self.run.owns_work_dir:  # the report says what the records say
+                shutil.rmtree(self.run.work_dir, ignore_errors=True)
 
     # -- the end -----------------------------------------------------------------------
 

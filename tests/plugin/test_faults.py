@@ -151,3 +151,23 @@ def test_a_worker_the_kernel_killed_for_memory_gets_the_memory_letter(
     assert fills["status"] == "killed"
     assert "the kernel's OOM killer (the memory cgroup's OOM kill count rose" in fills["message"]
     result.stdout.fnmatch_lines(["M", "MEMORY test_fills.py::test_fills_the_container - *"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),  # configured, no session
+        ("-p", "no:cacheprovider", "test_stubborn.py", "--memguard-max=300MB"),  # ended by memguard
+    ],
+    ids=["no-session", "escalated"],
+)
+def test_no_work_folder_is_left_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_stubborn=STUBBORN)
+    temporary = pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    path = pytester.path / "memguard.json"
+    result = pytester.runpytest_subprocess("--memguard", f"--memguard-json={path}", *args)
+    assert result.ret in (0, 1)
+    assert list(temporary.glob("pytest-memguard-*")) == []
