@@ -282,7 +282,8 @@ def test_what_the_framework_keeps_when_a_test_calls_it_is_the_frameworks(
         keep(2 * MiB, 0)
         found = diff(before, settled(), exclude=(*DEFAULT_EXCLUDES, name))
         assert found.excluded >= 2 * MiB
-        assert found.growth < 64 * KiB
+        # Other threads of the process (xdist's, the guard's) may allocate meanwhile.
+        assert found.growth < 256 * KiB
         assert not [site for site in found.sites if site.size >= MiB]
     finally:
         del sys.modules[name]
