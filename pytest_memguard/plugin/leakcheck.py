@@ -8,11 +8,11 @@ the start of each report to the end of its logging, and is not the test's.  Only
 the counts say may have kept more than its budget is collected (``gc.collect()``) and
 counted again; one still over its budget, a suspect, runs again, counted, and only a
 suspect that keeps too much again runs a third time, with tracemalloc on, to measure
-what the run keeps and where.  A suspect runs
-again while the fixtures of every scope above the function are still set up
-(:class:`~.runner.Runner`), so that the rerun measures the test, not a fixture set up
-anew, and works for the last test of a session as for any other.  A heap budget traces
-the body of its test (one frame: the peak needs no more).
+what the run keeps and where.  A suspect runs again while the fixtures of every scope
+above the function are still set up (:class:`~.runner.Runner`), so that the rerun
+measures the test, not a fixture set up anew, and works for the last test of a session
+as for any other.  A heap budget traces the body of its test (one frame: the peak needs
+no more).
 """
 
 from __future__ import annotations
