@@ -281,8 +281,9 @@ def test_what_the_framework_keeps_when_a_test_calls_it_is_the_frameworks(
         before = settled()
         keep(2 * MiB, 0)
         found = diff(before, settled(), exclude=(*DEFAULT_EXCLUDES, name))
-        assert found.excluded >= 2 * MiB
-        # Other threads of the process (xdist's, the guard's) may allocate meanwhile.
+        # Other threads of the process (xdist's, the guard's) allocate and free meanwhile:
+        # the excluded growth was once 47 bytes short of the 2 MiB kept.
+        assert found.excluded >= 2 * MiB - 64 * KiB
         assert found.growth < 256 * KiB
         assert not [site for site in found.sites if site.size >= MiB]
     finally:
