@@ -538,10 +538,15 @@ class CacheManager:
         self._lock = threading.Lock()
 
     def create_cache(self, name: str, **kwargs: Any) -> BoundedCache[Any, Any]:
-        """Create and keep a cache named ``name`` (keywords as :class:`BoundedCache`).
+        """Create and keep a cache named ``name`` (keywords as :class:`BoundedCache`;
+        ``ttl_seconds`` is taken for ``ttl``).
 
         :raises CacheExistsError: when a cache of that name exists
         """
+        if "ttl_seconds" in kwargs:
+            if "ttl" in kwargs:
+                raise TypeError("create_cache() takes ttl or ttl_seconds, not both")
+            kwargs["ttl"] = kwargs.pop("ttl_seconds")
         options = {**self._defaults, **kwargs, "name": name}
         with self._lock:
             if name in self._caches:
@@ -589,6 +594,10 @@ class CacheManager:
         with self._lock:
             caches = dict(self._caches)
         return {name: cache.metrics() for name, cache in caches.items()}
+
+    def get_cache_stats(self) -> dict[str, CacheMetrics]:
+        """:meth:`stats`, under the name the design this library implements uses."""
+        return self.stats()
 
     def memory_bytes(self) -> int:
         """Bytes held by all caches together."""

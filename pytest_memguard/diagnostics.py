@@ -330,14 +330,16 @@ class MemoryDiagnostics:
         }
 
     def emergency_cleanup(self, force: bool = False) -> dict[str, Any]:
-        """Run the coordinator at CRITICAL, ``gc.collect()``, trim the heap, reap zombies.
+        """Run the coordinator at ABORT (caches empty themselves), ``gc.collect()``, trim
+        the heap, reap zombies.
 
         The coordinator's cooldown applies unless ``force``: then nothing runs and the
         result says ``"reason": "cooldown"``.  ``freed`` is the bytes the handlers
         reported; ``rss_freed`` what the process's RSS actually dropped.
         """
         before = self._rss()
-        response = self.coordinator.handle_memory_pressure(Level.CRITICAL, force=force)
+        # An emergency: every handler at its strongest (a cache sheds all, not three quarters).
+        response = self.coordinator.handle_memory_pressure(Level.ABORT, force=force)
         if not response.ran:
             result: dict[str, Any] = {
                 "ran": False,
@@ -349,7 +351,7 @@ class MemoryDiagnostics:
             self._remember("cleanup", ran=False, reason=response.reason)
             return result
         actions = [
-            f"ran {len(response.freed) + len(response.errors)} pressure handler(s) at critical, "
+            f"ran {len(response.freed) + len(response.errors)} pressure handler(s) at abort, "
             f"{format_size(response.total_freed)} reported freed"
         ]
         actions += [f"handler {name!r} failed: {error}" for name, error in response.errors.items()]

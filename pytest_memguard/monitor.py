@@ -353,7 +353,9 @@ class ProcessMonitor(Threaded):
             entry = self._entry(ident)
             if entry.ended_at is None:
                 rss = self._read(entry)
-                if isinstance(rss, int):
+                if isinstance(rss, _Gone):  # it ended since the last poll
+                    self._ended(entry, self._clock())
+                elif isinstance(rss, int):
                     entry.observe(rss)
             stats = entry.stats(self._clock())
             del self._tracked[ident]

@@ -115,20 +115,31 @@ class MemoryThresholds:
     ) -> MemoryThresholds:
         """Thresholds from ``{prefix}WARN``, ``{prefix}CRITICAL`` and ``{prefix}MAX``.
 
-        Variables that are unset or empty keep the value of ``default``.  Errors name the
-        variable: ``MEMGUARD_MAX: invalid size '4 apples' (expected e.g. 4GB or 3.5GiB)``.
+        Variables that are unset or empty keep the value of ``default``, but a default
+        that would be above a higher threshold set, or below a lower one, is dropped
+        (``MEMGUARD_MAX=1GB`` alone leaves no critical threshold of 2 GB above it).
+        Errors name the variable: ``MEMGUARD_MAX: invalid size '4 apples' (expected e.g.
+        4GB or 3.5GiB)``.
         """
         env = os.environ if environ is None else environ
         base = default or cls()
         keys = {"warning": f"{prefix}WARN", "critical": f"{prefix}CRITICAL", "max": f"{prefix}MAX"}
-        values: dict[str, int | str | None] = {}
-        labels: dict[str, str] = {}
-        for name, key in keys.items():
-            raw = env.get(key, "").strip()
-            if raw:
-                values[name], labels[name] = raw, key
-            else:
-                values[name], labels[name] = getattr(base, name), base.sources.get(name, name)
+        given = {name: env.get(key, "").strip() for name, key in keys.items()}
+        given = {name: raw for name, raw in given.items() if raw}
+        labels = {name: keys[name] for name in given}
+        chosen = cls(**given, sources=labels)  # type: ignore[arg-type]
+        values: dict[str, int | str | None] = dict(given)
+        for index, name in enumerate(_NAMES):
+            if name in given:
+                continue
+            value = getattr(base, name)
+            lower = [getattr(chosen, low) for low in _NAMES[:index] if low in given]
+            higher = [getattr(chosen, high) for high in _NAMES[index + 1 :] if high in given]
+            if value is not None and (
+                any(value < low for low in lower) or any(value > high for high in higher)
+            ):
+                value = None
+            values[name], labels[name] = value, base.sources.get(name, name)
         return cls(values["warning"], values["critical"], values["max"], sources=labels)
 
 

@@ -377,6 +377,19 @@ def test_manager_creates_gets_and_removes_named_caches(clock: FakeClock) -> None
     assert manager.names() == []
 
 
+def test_manager_takes_the_names_of_the_design(clock: FakeClock) -> None:
+    manager = CacheManager(clock=clock, sizeof=len)
+    cache = manager.create_cache("c", max_size=100, ttl_seconds=3600)
+    cache.set("k", "v")
+    clock.advance(3599.0)
+    assert cache.get("k") == "v"
+    clock.advance(2.0)
+    assert cache.get("k") is None, "ttl_seconds is the entries' ttl"
+    assert manager.get_cache_stats() == manager.stats()
+    with pytest.raises(TypeError, match="ttl or ttl_seconds, not both"):
+        manager.create_cache("d", ttl=1.0, ttl_seconds=2.0)
+
+
 def test_manager_stats_clear_cleanup_and_pressure(clock: FakeClock) -> None:
     manager = CacheManager(clock=clock, sizeof=len, ttl=10.0)
     one = manager.create_cache("one")

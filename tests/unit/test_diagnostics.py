@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pytest_memguard import BoundedCache
 from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
 from pytest_memguard.core.levels import Level, MemoryThresholds
 from pytest_memguard.diagnostics import TRACING_OFF, MemoryDiagnostics
@@ -167,6 +168,17 @@ def test_leak_candidates_are_sites_that_grew_across_snapshots(diag: MemoryDiagno
     del once, held
 
 
+def test_emergency_cleanup_empties_the_caches(
+    diag: MemoryDiagnostics, coordinator: MemoryPressureCoordinator
+) -> None:
+    cache: BoundedCache[int, bytes] = BoundedCache(max_size=1000)
+    for key in range(100):
+        cache.set(key, bytes(100))
+    coordinator.register("cache", cache.handle_memory_pressure)
+    assert diag.emergency_cleanup()["ran"] is True
+    assert len(cache) == 0, "an emergency cleanup leaves nothing of a cache"
+
+
 def test_emergency_cleanup_runs_handlers_gc_and_respects_the_cooldown(
     diag: MemoryDiagnostics, coordinator: MemoryPressureCoordinator, clock: FakeClock
 ) -> None:
@@ -183,14 +195,14 @@ def test_emergency_cleanup_runs_handlers_gc_and_respects_the_cooldown(
     coordinator.register("broken", broken)
     result = diag.emergency_cleanup()
     assert result["ran"] is True
-    assert levels == [Level.CRITICAL]
+    assert levels == [Level.ABORT]
     assert result["freed"] == 4096
     assert result["handlers"] == {"cache": 4096}
     assert result["errors"] == {"broken": "RuntimeError: nope"}
     assert result["gc_collected"] >= 0
     assert result["rss_before"] == result["rss_after"] == 150 * MB
     assert result["rss_freed"] == 0
-    assert result["actions"][0] == "ran 2 pressure handler(s) at critical, 4.0 KiB reported freed"
+    assert result["actions"][0] == "ran 2 pressure handler(s) at abort, 4.0 KiB reported freed"
     assert any(action.startswith("gc.collect() found") for action in result["actions"])
     json.dumps(result)
     clock.advance(10.0)
@@ -202,11 +214,11 @@ def test_emergency_cleanup_runs_handlers_gc_and_respects_the_cooldown(
         "freed": 0,
         "actions": [],
     }
-    assert levels == [Level.CRITICAL]
+    assert levels == [Level.ABORT]
     forced = diag.emergency_cleanup(force=True)
     assert forced["ran"] is True
     assert forced["forced"] is True
-    assert levels == [Level.CRITICAL, Level.CRITICAL]
+    assert levels == [Level.ABORT, Level.ABORT]
     kinds = [(h["kind"], h.get("ran")) for h in diag.history()]
     assert kinds == [("cleanup", True), ("cleanup", False), ("cleanup", True)]
 

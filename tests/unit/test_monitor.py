@@ -433,3 +433,26 @@ def test_a_log_file_that_is_a_fifo_is_left_alone(
     assert [record.getMessage() for record in caplog.records] == [
         f"memguard: cannot write {fifo}: it is a FIFO (named pipe), not a regular file"
     ]
+
+
+def test_one_limit_alone_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A default above a higher threshold set, or below a lower one, is dropped, not
+    # refused (the defaults are 1, 2 and 4 GB).
+    monkeypatch.setenv("MEMGUARD_MAX", "1GB")
+    limits = ProcessMonitor().thresholds
+    assert (limits.warning, limits.critical, limits.max) == (1_000 * MB, None, 1_000 * MB)
+    monkeypatch.delenv("MEMGUARD_MAX")
+    monkeypatch.setenv("MEMGUARD_WARN", "3GB")
+    limits = ProcessMonitor().thresholds
+    assert (limits.warning, limits.critical, limits.max) == (3_000 * MB, None, 4_000 * MB)
+
+
+def test_untracking_a_process_that_ended_since_the_last_poll(clock: FakeClock) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    ident = mon.track(child, name="quick")
+    child.communicate(timeout=30)
+    stats = mon.untrack(ident)
+    assert (stats["running"], stats["returncode"]) == (False, 0)
