@@ -14,10 +14,10 @@ will not stop ends the process, by memguard's hand and not the kernel's: the gua
 escalates when the unit reaches its *ceiling*, ``ceiling`` times its limit but never
 more than a quarter of the way from the limit to ``memory`` (what the process can
 really use: a container's limit), or when it stays over its limit for its grace time,
-``grace`` seconds at the limit and less the nearer it is to the ceiling.  To escalate, it holds
-the main thread in the interrupt's handler (for at most ``hold`` seconds: the main
-thread may hold a lock the reports need), calls ``on_escalate`` (to write reports),
-dumps every thread's stack and ends the process with ``os._exit``.
+``grace`` seconds at the limit and less the nearer it is to the ceiling.  To escalate,
+it holds the main thread in the interrupt's handler (for at most ``hold`` seconds: the
+main thread may hold a lock the reports need), calls ``on_escalate`` (to write
+reports), dumps every thread's stack and ends the process with ``os._exit``.
 
 No single large C allocation can be interrupted from inside the process: the watchdog
 may not even run until it returns.

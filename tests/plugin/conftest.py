@@ -48,3 +48,42 @@ def settings(pytester: pytest.Pytester, *args: str) -> Settings:
         return config.stash[PLUGIN_KEY].settings
     finally:
         config._ensure_unconfigure()
+
+
+def run_bad_marker(
+    pytester: pytest.Pytester, run: Run, marker: str
+) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """A session of ``test_bad``, marked ``memory_budget({marker})``, and ``test_good``:
+    the bad marker errors its test only, with no traceback."""
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.memory_budget({marker})
+        def test_bad():
+            pass
+
+        def test_good():
+            pass
+        """
+    )
+    result, report = run(inprocess=True)
+    result.assert_outcomes(passed=1, errors=1)
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert entry(report, "test_bad")["outcome"] == "failed"
+    return result, report
+
+
+#: A test that catches memguard's stop and goes on allocating, 16 MiB at a time.
+STUBBORN = """
+def test_stubborn():
+    chunks = []
+    while True:
+        try:
+            while True:
+                chunks.append(bytearray(16 * 2**20))
+        except BaseException:  # catches memguard's stop, and goes on
+            continue
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import Run, entry, run_bad_marker
 
 MB = 1_000_000
 
@@ -161,25 +161,8 @@ def test_report_mode_measures_and_fails_nothing(pytester: pytest.Pytester, run: 
 def test_a_bad_marker_errors_only_its_test(
     pytester: pytest.Pytester, run: Run, marker: str, message: str
 ) -> None:
-    pytester.makepyfile(
-        f"""
-        import pytest
-
-        @pytest.mark.memory_budget({marker})
-        def test_bad():
-            pass
-
-        def test_good():
-            pass
-        """
-    )
-    result, report = run(inprocess=True)
-    result.assert_outcomes(passed=1, errors=1)
+    result, _ = run_bad_marker(pytester, run, marker)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_bad*", message])
-    output = result.stdout.str()
-    assert "INTERNALERROR" not in output
-    assert "Traceback" not in output
-    assert entry(report, "test_bad")["outcome"] == "failed"
 
 
 def test_the_marker_is_accepted_by_strict_markers(pytester: pytest.Pytester, run: Run) -> None:

@@ -14,30 +14,25 @@ import pytest
 from pytest_memguard.core.sizes import format_size
 
 from .cgroups import inside, memory_cgroup
+from .conftest import STUBBORN
 from .test_xdist import run_xdist
 
 MiB = 1024 * 1024
 
-STUBBORN = """
-def test_stubborn():
-    chunks = []
-    while True:
-        try:
-            while True:
-                chunks.append(bytearray(16 * 2**20))
-        except BaseException:  # catches memguard's stop, and goes on
-            continue
-
+STUBBORN_AND_NEXT = (
+    STUBBORN
+    + """
 
 def test_never_reached():
     pass
 """
+)
 
 
 def test_a_stubborn_runaway_in_a_container_ends_with_the_report(pytester: pytest.Pytester) -> None:
     # Default settings: the hard limit is 90% of the cgroup's limit, and the kernel's
     # OOM killer is 10% above it; memguard must end the process before the kernel does.
-    pytester.makepyfile(test_stubborn=STUBBORN)
+    pytester.makepyfile(test_stubborn=STUBBORN_AND_NEXT)
     path = pytester.path / "memguard.json"
     pytest_command = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--memguard")
     with memory_cgroup(1024 * MiB) as group:
@@ -164,7 +159,7 @@ def test_a_worker_the_kernel_killed_for_memory_gets_the_memory_letter(
 def test_no_work_folder_is_left_behind(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
 ) -> None:
-    pytester.makepyfile(test_stubborn=STUBBORN)
+    pytester.makepyfile(test_stubborn=STUBBORN_AND_NEXT)
     temporary = pytester.mkdir("tmp")
     monkeypatch.setenv("TMPDIR", str(temporary))
     path = pytester.path / "memguard.json"

@@ -12,7 +12,7 @@ import pytest
 from pytest_memguard import load_schema
 from pytest_memguard.core.sizes import format_size
 
-from .conftest import entry
+from .conftest import STUBBORN, entry
 
 pytest.importorskip("xdist")
 
@@ -84,18 +84,6 @@ def test_a_runaway_fails_and_the_dozen_pass(pytester: pytest.Pytester) -> None:
     assert 700 * MB <= runaway["rss_peak"] < 1200 * MB
     assert len(report["tests"]) == 13
     assert report["summary"]["statuses"]["ok"] == 12
-
-
-STUBBORN = """
-def test_stubborn():
-    chunks = []
-    while True:
-        try:
-            while True:
-                chunks.append(bytearray(20_000_000))
-        except BaseException:
-            pass
-"""
 
 
 def test_a_runaway_that_will_not_stop_loses_its_worker_only(pytester: pytest.Pytester) -> None:

@@ -134,16 +134,23 @@ def test_unit_limit_below_the_process_max_wins(fake: Fake) -> None:
     assert info.source == "--memguard-max"
 
 
-def test_escalates_after_the_grace_period(fake: Fake) -> None:
-    guard = fake.guard(MemoryThresholds(max="500MB"), grace=2.0)
+@pytest.mark.parametrize(
+    ("rss_mb", "grace_left"),
+    [(400, 2.0), (450, 1.0)],
+    ids=["at-the-limit-the-whole-grace", "half-way-to-the-ceiling-half-of-it"],
+)
+def test_escalates_after_the_grace_time_at_its_rss(
+    fake: Fake, rss_mb: int, grace_left: float
+) -> None:
+    guard = fake.guard(MemoryThresholds(max="400MB"), grace=2.0, ceiling=1.25)
     guard.begin("t::swallow")
     guard.arm()
-    fake.rss = 500 * MB  # at the limit: the whole grace time
+    fake.rss = rss_mb * MB
     guard.poll()
-    fake.now = 1.99
+    fake.now = grace_left - 0.01
     guard.poll()
     assert fake.exits == []
-    fake.now = 2.0
+    fake.now = grace_left
     guard.poll()
     assert fake.exits == [1]
     assert len(fake.escalations) == 1
@@ -172,16 +179,6 @@ def test_the_grace_time_shrinks_towards_the_ceiling(fake: Fake) -> None:
     assert guard.grace_at(400 * MB, 400 * MB) == 2.0
     assert guard.grace_at(450 * MB, 400 * MB) == 1.0
     assert guard.grace_at(500 * MB, 400 * MB) == 0.0
-    guard.begin("t::swallow")
-    guard.arm()
-    fake.rss = 450 * MB
-    guard.poll()
-    fake.now = 0.99
-    guard.poll()
-    assert fake.exits == []
-    fake.now = 1.0
-    guard.poll()
-    assert fake.exits == [1], "half way to the ceiling: half the grace time"
 
 
 def test_the_ceiling_stays_below_the_memory_the_process_can_use(fake: Fake) -> None:
