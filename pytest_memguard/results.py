@@ -105,7 +105,8 @@ class TestMemory:
     over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS when the body ended.
     A test another plugin ran again (pytest-rerunfailures) is one result: ``reruns``
     counts the extra runs, the figures are those of the last run, the peaks the highest
-    of all.  ``leak_check`` says how a leak suspect's rerun went (leak checks only).
+    of all.  ``children_peak`` is the highest summed RSS of the test's child processes
+    (None: it started none that were seen).  ``leak_check`` says how a leak suspect's rerun went (leak checks only).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -122,6 +123,7 @@ class TestMemory:
     heap_peak: int | None = None
     leaked: int | None = None
     budget: Budget = NO_BUDGET
+    children_peak: int | None = None
     sites: tuple[Site, ...] = ()
     message: str | None = None
     reruns: int = 0
@@ -139,6 +141,7 @@ class TestMemory:
             "rss_end": self.rss_end,
             "rss_peak": self.rss_peak,
             "peak_delta": self.peak_delta,
+            "children_peak": self.children_peak,
             "heap_peak": self.heap_peak,
             "leaked": self.leaked,
             "budget": self.budget.to_json(),
@@ -164,6 +167,7 @@ class TestMemory:
             rss_end=data.get("rss_end"),
             rss_peak=data.get("rss_peak"),
             peak_delta=data.get("peak_delta"),
+            children_peak=data.get("children_peak"),
             heap_peak=data.get("heap_peak"),
             leaked=data.get("leaked"),
             budget=Budget(

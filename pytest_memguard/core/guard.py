@@ -105,6 +105,8 @@ class _Unit:
     phase = 0
     reported_rss = 0
     abort: _Abort | None = None
+    #: The highest summed RSS of the process's descendants sampled while it ran.
+    children_peak = 0
 
     def __init__(self, name: str, limit: int | None, source: str) -> None:
         self.name = name
@@ -150,6 +152,9 @@ class Guard:
     :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
     :param on_escalate: called (in the watchdog thread) before the process is ended
     :param escalate_fd: file descriptor for the escalation message and stack dump
+    :param children: reads the summed RSS of the process's descendants: sampled every
+        ``children_interval`` seconds while a unit runs, counted in its RSS against the
+        thresholds and limits, and its peak kept (:attr:`children_peak`); None: not read
     :param stop_error: builds the exception raised in the main thread to stop a unit
         (called there, by the signal handler); by default a
         :class:`~pytest_memguard.errors.MemoryLimitExceeded`
@@ -180,6 +185,8 @@ class Guard:
         exit: Callable[[int], object] = os._exit,
         interrupt: Callable[[], None] | None = None,
         stop_error: Callable[[AbortInfo], BaseException] | None = None,
+        children: Callable[[], int] | None = None,
+        children_interval: float = 0.05,
     ) -> None:
         self.thresholds = thresholds
         self._max, self._max_source = thresholds.max, thresholds.sources.get("max", "max")
@@ -214,6 +221,11 @@ class Guard:
         self._armed = False
         self._within: tuple[CodeType, ...] = ()
         self._stop_error = stop_error
+        self._children = children
+        self.children_interval = children_interval
+        self._children_at = float("-inf")
+        #: The descendants' RSS at the last sample (0 without a unit).
+        self.children_rss = 0
         self._level = Level.OK
         self._events: deque[LevelEvent] = deque()
         self._stop = threading.Event()
@@ -282,6 +294,7 @@ class Guard:
         if limit is not None and (hard is None or limit < hard):
             hard, origin = limit, source or "limit"
         new = _Unit(unit, hard, origin)
+        self._children_at = float("-inf")  # the new unit's first sample reads them
         self._unit = new
         if armed:
             new.phase = 1
@@ -329,6 +342,12 @@ class Guard:
         if unit is None or unit.abort is None:
             return None
         return self._abort_info(unit, unit.abort)
+
+    @property
+    def children_peak(self) -> int:
+        """The highest RSS of the descendants sampled while the current unit ran."""
+        unit = self._unit
+        return unit.children_peak if unit is not None else 0
 
     def aborted(self) -> AbortInfo | None:
         """How the current unit was stopped so far, or None."""
@@ -390,20 +409,35 @@ class Guard:
         """One watchdog step (public so tests can drive it, with or without the thread:
         steps never overlap, so a crossing is raised once).
 
-        Returns the RSS read, or the cheap upper bound when that was below every limit.
+        Returns the RSS read (the descendants' included), or the cheap upper bound when
+        that was below every limit.
         """
         with self._poll_lock:
             return self._poll()
 
+    def _sample_children(self, unit: _Unit | None) -> int:
+        """The descendants' RSS: sampled every ``children_interval`` while a unit runs."""
+        if self._children is None or unit is None:
+            self.children_rss = 0
+            return 0
+        now = self._clock()
+        if now - self._children_at >= self.children_interval:
+            self._children_at = now
+            self.children_rss = rss = self._children()
+            if rss > unit.children_peak:
+                unit.children_peak = rss
+        return self.children_rss
+
     def _poll(self) -> int:
         unit = self._unit
         limits = self._limits(unit)
+        children = self._sample_children(unit)
         if self._upper_bound is not None and self._paced and (unit is None or unit.abort is None):
             quiet = min(limits, default=None)
             if unit is not None and self._on_growth is not None:
                 mark = unit.reported_rss + self.growth_step
                 quiet = mark if quiet is None else min(quiet, mark)
-            bound = self._upper_bound()
+            bound = self._upper_bound() + children
             if quiet is None or bound + self._upper_bound_slack < quiet:
                 self._level = Level.OK  # below every threshold
                 self._pace(bound, limits, unit)
@@ -413,6 +447,7 @@ class Guard:
             self.max_rss = rss
         if self._peak_meter is not None:
             self._peak_meter.observe(rss)
+        rss += children  # from here on, the process and its descendants together
         self._check_levels(rss, unit)
         self._pace(rss, limits, unit)
         if unit is None:

@@ -42,9 +42,12 @@ class RunEnd:
         run = self.run
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self._ending = (interrupted, time.time())
-        # The full report (an entry per test) is built only when something reads it.
+        # The full report (an entry per test) is built only when something reads it: the
+        # history of peaks in pytest's cache always does, when the cache is on.
+        cache = getattr(run.config, "cache", None)
         wanted = (
-            run.settings.json_path is not None
+            cache is not None
+            or run.settings.json_path is not None
             or run.config.hook.pytest_memguard_report.get_hookimpls()
             or run.controller is not None
             or interrupted
@@ -61,6 +64,13 @@ class RunEnd:
                 )
             except Exception as error:
                 run.error("writing the report", error)
+        if cache is not None and self.report is not None:
+            from .history import save_history
+
+            try:
+                save_history(run.config, self.report["tests"])
+            except Exception as error:
+                run.error("keeping the tests' peaks in pytest's cache", error)
 
     @property
     def report(self) -> dict[str, Any] | None:

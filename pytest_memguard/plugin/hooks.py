@@ -9,6 +9,7 @@ run and stays one result.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -26,7 +27,14 @@ from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
 from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
-from ..probe.process import RssReader, open_peak_meter, rss_upper_bound, trim_heap
+from ..probe.process import (
+    RssReader,
+    descendants_rss,
+    open_peak_meter,
+    rss_upper_bound,
+    trim_heap,
+    waited_children_peak,
+)
 from ..probe.system import read_system_memory
 from ..results import Budget, Status, merge_outcome
 from . import terminal
@@ -122,6 +130,7 @@ class MemguardPlugin:
             escalate_fd=self.escalate_fd,
             memory=self.run.memory.total,  # a container's limit: the kernel's wall
             stop_error=self._stop_error,
+            children=descendants_rss,  # a test's memory is its child processes' too
         )
         self.guard.start()
 
@@ -193,6 +202,7 @@ class MemguardPlugin:
         elif self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
         state = self.run.running = TestState(item.nodeid, budget, error)
+        state.waited_children = waited_children_peak()
         self.crashlog.start(item.nodeid, self.guard.last_rss)
         return state
 
@@ -253,6 +263,17 @@ class MemguardPlugin:
             state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
+        self._children_peak(state)
+
+    def _children_peak(self, state: TestState) -> None:
+        """The test's child processes at their highest: the watchdog's samples, or the
+        kernel's peak of a child waited for since the test started (exact)."""
+        peak = self.guard.children_peak
+        waited = waited_children_peak()
+        if waited > state.waited_children:
+            peak = max(peak, waited)
+        if peak and peak > (state.children_peak or 0):
+            state.children_peak = peak
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_teardown(
@@ -342,6 +363,7 @@ class MemguardPlugin:
         run = self.run
         run.running = None
         try:
+            self._children_peak(state)  # those of its teardown too
             self.guard.end()
             self._pass_events(state)
             if not state.torn_down:  # interrupted (Ctrl-C) before its teardown ended
@@ -423,6 +445,7 @@ class MemguardPlugin:
 
     def _on_escalate(self, info: AbortInfo) -> None:
         self.run.escalated = True
+        _kill_descendants()  # they would outlive the process, holding their memory
         message = (
             f"memguard: {info.message}, but it caught the interrupt and kept running;"
             " memguard ended the process"
@@ -450,3 +473,16 @@ class MemguardPlugin:
                 " plugins' work of a phase, and leak suspects are not run again"
             )
         return lines
+
+
+def _kill_descendants() -> None:
+    """Kill this process's descendants (as the process is being ended)."""
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in reversed(children):
+        with contextlib.suppress(psutil.Error):
+            child.kill()

@@ -55,6 +55,12 @@ _OPTIONS: Final = (
         "SIZE",
         "Memory-aware -n auto: no more workers than available memory holds at SIZE each",
     ),
+    (
+        "history",
+        "REPORT",
+        "--memguard-pack: take each test's peak from this JSON report instead of pytest's"
+        " cache of the last guarded run",
+    ),
     ("json", "PATH", "Write the JSON report to PATH"),
     (
         "top",
@@ -95,6 +101,18 @@ def add_options(parser: pytest.Parser) -> None:
                 " ini memguard_leaks, env MEMGUARD_LEAKS)",
             )
             parser.addini("memguard_leaks", "Check every test for leaks (true/false)", default="")
+        if name == "history":  # the switch first, then where its figures come from
+            group.addoption(
+                "--memguard-pack",
+                action="store_true",
+                default=None,
+                help="xdist: send tests to workers so that their predicted peaks (measured in"
+                " earlier runs) fit --memguard-aggregate together (ini memguard_pack, env"
+                " MEMGUARD_PACK)",
+            )
+            parser.addini(
+                "memguard_pack", "Pack xdist workers by measured peaks (true/false)", default=""
+            )
         group.addoption(f"--memguard-{name}", metavar=metavar, default=None, help=text)
         ini = f"memguard_{name.replace('-', '_')}"
         parser.addini(ini, text.replace("%%", "%"), type="string", default="")

@@ -67,6 +67,10 @@ class Settings(NamedTuple):
     recycle: int | None = None
     #: ``-n auto``: bytes each xdist worker is expected to need.
     worker_memory: int | None = None
+    #: xdist: schedule tests by their predicted peaks (``--memguard-pack``).
+    pack: bool = False
+    #: The report packing takes its predictions from (None: pytest's cache).
+    history: Path | None = None
     sources: Mapping[str, str] = MappingProxyType({})
 
     @property
@@ -94,6 +98,8 @@ class Settings(NamedTuple):
             "min_free": self.min_free,
             "recycle": self.recycle,
             "worker_memory": self.worker_memory,
+            "pack": self.pack,
+            "history": str(self.history) if self.history else None,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "sources": dict(self.sources),
@@ -159,6 +165,11 @@ def resolve_settings(
         for name in ("leak-budget", "min-free", "recycle", "worker-memory")
     )
     baseline, max_increase = _resolve_baseline(config, env, sources)
+    raw_pack, pack_source = lookup(config, "pack", env)
+    pack = raw_pack is not None and parse_bool(raw_pack, pack_source)
+    if raw_pack is not None:
+        sources["pack"] = pack_source
+    history = _resolve_path(config, "history", env, sources)
 
     raw_json, json_source = lookup(config, "json", env)
     json_path = None
@@ -186,6 +197,8 @@ def resolve_settings(
         min_free=min_free,
         recycle=recycle,
         worker_memory=worker_memory,
+        pack=pack,
+        history=history,
         sources=sources,
     )
 
@@ -264,14 +277,21 @@ def _resolve_baseline(
         except ValueError as error:
             raise pytest.UsageError(f"{source}: {error}") from None
         sources["max_increase"] = source
-    raw, source = lookup(config, "baseline", env)
+    return _resolve_path(config, "baseline", env, sources), allowance
+
+
+def _resolve_path(
+    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str]
+) -> Path | None:
+    """The path setting ``name`` (an ini path is relative to the ini file), or None."""
+    raw, source = lookup(config, name, env)
     if raw is None:
-        return None, allowance
-    sources["baseline"] = source
+        return None
+    sources[name] = source
     path = Path(raw).expanduser()
     if source.endswith("(ini)") and config.inipath is not None and not path.is_absolute():
         path = config.inipath.parent / path
-    return path, allowance
+    return path
 
 
 def resolve_size_setting(

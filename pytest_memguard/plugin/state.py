@@ -54,6 +54,10 @@ class TestState:
     rss_start: int | None = None
     rss_peak: int | None = None
     peak_delta: int | None = None
+    #: The highest summed RSS of the test's child processes (None: it started none).
+    children_peak: int | None = None
+    #: The kernel's peak of waited-for children when the test started.
+    waited_children = 0
     rss_end: int | None = None
     heap_peak: int | None = None
     leaked: int | None = None
@@ -122,6 +126,7 @@ class TestState:
             rss_end=self.rss_end,
             rss_peak=self.rss_peak,
             peak_delta=self.peak_delta,
+            children_peak=self.children_peak,
             heap_peak=self.heap_peak,
             leaked=self.leaked,
             budget=self.budget,
@@ -140,15 +145,19 @@ class TestState:
     def over_budget(self) -> str | None:
         """Why the test body is over its budget, or None when it is not."""
         budget = self.budget
-        if (
-            budget.peak is not None
-            and self.peak_delta is not None
-            and self.peak_delta > budget.peak
-        ):
-            return (
-                f"memguard: peak growth {format_size(self.peak_delta)} is over the budget of"
-                f" {format_size(budget.peak)} ({budget.source('peak')})"
-            )
+        if budget.peak is not None and self.peak_delta is not None:
+            children = self.children_peak or 0
+            if self.peak_delta + children > budget.peak:
+                what = f"peak growth {format_size(self.peak_delta)}"
+                if children:
+                    what += (
+                        f" with its child processes' {format_size(children)}"
+                        f" ({format_size(self.peak_delta + children)})"
+                    )
+                return (
+                    f"memguard: {what} is over the budget of {format_size(budget.peak)}"
+                    f" ({budget.source('peak')})"
+                )
         if budget.rss is not None and self.rss_peak is not None and self.rss_peak > budget.rss:
             # Reached in report mode only: in enforce mode the guard stops the test first.
             return (
@@ -168,6 +177,8 @@ class TestState:
             f"RSS at start {format_size(self.rss_start)}, peak {format_size(self.rss_peak)},"
             f" growth {format_size(self.peak_delta)} ({peak_method})"
         ]
+        if self.children_peak:
+            lines.append(f"child processes' RSS at their peak {format_size(self.children_peak)}")
         measured = (("Python heap peak", self.heap_peak), ("kept on a rerun", self.leaked))
         traced = [f"{what} {format_size(size)}" for what, size in measured if size is not None]
         if traced:

@@ -18,7 +18,7 @@ import pytest
 
 from ..run import Run
 
-__all__ = ["register", "unregister"]
+__all__ = ["check_packable", "register", "unregister"]
 
 PLUGIN_NAME: Final = "memguard-xdist"
 
@@ -41,8 +41,34 @@ def register(config: pytest.Config, run: Run, reader: object) -> None:
     elif getattr(config.option, "dist", "no") != "no":
         from .controller import Controller
 
-        run.controller = Controller(run)
+        packer = None
+        if run.settings.pack:
+            from ..history import load_history
+
+            check_packable(config)
+            packer = load_history(config, run.settings)
+        run.controller = Controller(run, packer)
         manager.register(run.controller, PLUGIN_NAME)
+
+
+def check_packable(config: pytest.Config) -> None:
+    """``--memguard-pack`` packs local workers of ``--dist load``: a usage error else."""
+    mode = config.option.dist
+    if mode != "load":
+        raise pytest.UsageError(
+            f"--memguard-pack schedules --dist load (the default of -n), not --dist {mode}:"
+            " the other modes send tests by group, not one by one"
+        )
+    import execnet
+
+    specs = config.getoption("tx") or ()
+    remote = [
+        spec for spec in specs if not execnet.XSpec(spec.split("*", 1)[-1]).popen
+    ]
+    if remote:
+        raise pytest.UsageError(
+            f"--memguard-pack packs local workers only (-n N or --tx popen), not {remote[0]!r}"
+        )
 
 
 def unregister(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -24,9 +25,11 @@ from ..terminal import CAUSE_KEY
 from .worker import OUTPUT_KEY, RECYCLE_KEY
 
 if TYPE_CHECKING:
+    from ...history import PeakHistory
+    from .packing import PackScheduling
     from .watch import WorkerState, WorkerWatch
 
-__all__ = ["AUTO_KEY", "Controller", "RecycledStatus", "limit_workers"]
+__all__ = ["AUTO_KEY", "Controller", "RecycledStatus", "limit_workers", "ran_beside"]
 
 RECYCLED_STATUS_NAME: Final = "memguard-recycled-status"
 #: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
@@ -54,6 +57,38 @@ def limit_workers(config: pytest.Config, count: int) -> int:
     return chosen
 
 
+#: At most this many tests are named as having run beside a test.
+BESIDE: Final = 3
+
+
+def ran_beside(
+    tests: list[dict[str, Any]], times: dict[str, list[float]]
+) -> dict[str, list[str]]:
+    """Node id -> the tests that ran on other workers while it ran (as the controller
+    heard them start and end), the largest peaks first, at most :data:`BESIDE`."""
+    spans = []
+    for entry in tests:
+        heard = times.get(entry["nodeid"])
+        if heard and len(heard) >= 2:
+            growth = (entry.get("peak_delta") or 0) + (entry.get("children_peak") or 0)
+            spans.append((heard[0], heard[-1], entry["worker"], entry["nodeid"], growth))
+    spans.sort()
+    beside: dict[str, list[tuple[int, str]]] = {}
+    running: list[tuple[float, float, str, str, int]] = []
+    for span in spans:
+        start = span[0]
+        running = [other for other in running if other[1] > start]
+        for other in running:
+            if other[2] != span[2]:
+                beside.setdefault(span[3], []).append((other[4], other[3]))
+                beside.setdefault(other[3], []).append((span[4], span[3]))
+        running.append(span)
+    return {
+        nodeid: [name for _, name in sorted(found, key=lambda pair: -pair[0])[:BESIDE]]
+        for nodeid, found in beside.items()
+    }
+
+
 def _worker_id(node: Any) -> str:
     return str(node.workerinput["workerid"])
 
@@ -72,8 +107,15 @@ class RecycledStatus:
 class Controller:
     """On the controller: watches the workers and gathers the whole run's results."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, history: PeakHistory | None = None) -> None:
         self.run = run
+        #: The measured peaks ``--memguard-pack`` predicts from (None: not packing).
+        self.history = history
+        self.scheduler: PackScheduling | None = None
+        #: worker id -> its RSS when its last test started (its RSS outside tests).
+        self.bases: dict[str, int] = {}
+        #: node id -> when the controller heard it start, and end (``beside``).
+        self.times: dict[str, list[float]] = {}
         self.active = False
         self.collected: list[str] = []
         self._known: set[str] = set()
@@ -113,6 +155,47 @@ class Controller:
 
     def pytest_report_header(self, config: pytest.Config) -> str | None:
         return config.stash.get(AUTO_KEY, None)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """``--memguard-pack``: our scheduler instead of ``load``'s."""
+        if self.history is None:
+            return None
+        from xdist.workermanage import parse_tx_spec_config
+
+        from .packing import PackScheduling
+
+        settings = self.run.settings
+        limit = settings.aggregate or self.run.memory.total
+        self.scheduler = PackScheduling(
+            len(parse_tx_spec_config(config)),
+            self.history,
+            limit,
+            self._base,
+            self._say,
+            log,
+        )
+        self.watch.expected = self.scheduler.expected
+        return self.scheduler
+
+    def _base(self, worker: str) -> int:
+        """A worker's RSS outside tests: when its last test started, else as sampled
+        before its first, else the usual one of the history."""
+        base = self.bases.get(worker)
+        if base is None:
+            state = self.watch.workers.get(worker)
+            base = state.rss if state is not None and state.rss else None
+        if base is None and self.history is not None:
+            base = self.history.usual_start()
+        return base or 0
+
+    def _say(self, line: str) -> None:
+        reporter = self.run.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.times[nodeid] = [time.time()]
 
     def pytest_configure_node(self, node: Any) -> None:
         try:
@@ -255,6 +338,12 @@ class Controller:
         if state.kill is not None and result.status != "killed":
             result = TestMemory.from_json({**result.to_json(), "status": "killed"})
         entry = result.to_json()
+        self._predicted(entry)
+        if entry.get("prediction") is not None:
+            entry["message"] += (
+                f"; predicted {format_size(entry['prediction'])} over the worker's"
+                f" {format_size(self._base(worker))}, it reached {format_size(entry['rss_peak'])}"
+            )
         report.longrepr = (
             f"worker {worker!r} crashed while running {crashitem!r}\n{entry['message']}"
         )
@@ -285,9 +374,13 @@ class Controller:
             outcome = merge_outcome(outcome, report.outcome)
             if report.when == "teardown" and worker:
                 self.watch.test_ended(worker)
+                self.times.setdefault(report.nodeid, [time.time()]).append(time.time())
             if isinstance(entry, dict):
                 self.outcomes.pop(report.nodeid, None)
                 entry["outcome"] = outcome
+                if worker and isinstance(entry.get("rss_start"), int):
+                    self.bases[worker] = entry["rss_start"]
+                self._predicted(entry)
                 old = self.entries.get(report.nodeid)
                 if old is not None and old["status"] == "killed":
                     # Run again after its worker died (e.g. --dist loadscope): the kill stays.
@@ -298,6 +391,11 @@ class Controller:
                 self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
         except Exception as error:
             self.run.error(f"receiving the result of {report.nodeid}", error)
+
+    def _predicted(self, entry: dict[str, Any]) -> None:
+        """Put the prediction a test was scheduled with on its entry (when packing)."""
+        if self.scheduler is not None:
+            entry["prediction"] = self.scheduler.prediction_of(entry["nodeid"])
 
     # -- the report ----------------------------------------------------------------------
 
@@ -314,6 +412,9 @@ class Controller:
             else:
                 result = TestMemory(nodeid, outcome, "ok", worker, 0.0)
             tests.append(result.to_json())
+        beside = ran_beside(tests, self.times)
+        for entry in tests:
+            entry["beside"] = beside.get(entry["nodeid"], [])
         return tests
 
     def alerts(self) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ class WorkerState:
     peak_rss: int = 0
     #: The highest RSS sampled since the worker's last test ended (its running test's).
     test_peak: int = 0
+    #: The last RSS sampled.
+    rss: int = 0
     #: Why memguard killed it (from outside), or None.
     kill: str | None = None
     #: How it ended when it did not finish properly: a signal, an exit status, or None.
@@ -118,6 +120,10 @@ class WorkerWatch:
         self.interval = interval
         self.on_error = on_error
         self.workers: dict[str, WorkerState] = {}
+        #: The RSS a worker is expected to have now (``--memguard-pack``'s prediction), or
+        #: None: when the workers pass the aggregate limit together, the one furthest past
+        #: its expected RSS is killed (the largest, without predictions).
+        self.expected: Callable[[str], int | None] | None = None
         self.alerts: list[dict[str, Any]] = []
         # Alerts only: the kill decisions need the worker's own guard to have its chance.
         self.monitor = ProcessMonitor(
@@ -221,6 +227,7 @@ class WorkerWatch:
                 rss = stats.get("end") or 0
                 state.peak_rss = max(state.peak_rss, stats.get("peak") or 0)
                 state.test_peak = max(state.test_peak, rss)
+                state.rss = rss
                 if limit is None or rss < limit:
                     state.over_since = None
                     continue
@@ -244,19 +251,46 @@ class WorkerWatch:
 
     def _on_event(self, event: MonitorEvent) -> None:
         if event.kind == "aggregate":
-            state = self.workers.get(event.id)
             assert self.aggregate is not None
+            if any(state.kill is not None and not state.down for state in self.workers.values()):
+                return  # one was killed for it already: its memory is on its way back
+            found = self._furthest_past_expected()
+            if found is not None:
+                state, rss, expected = found
+                why = (
+                    f"{state.id} went furthest past its prediction: RSS {format_size(rss)},"
+                    f" expected {format_size(expected)}"
+                )
+            else:
+                state, rss = self.workers.get(event.id), event.rss or 0
+                why = f"{event.id} was the largest at {format_size(rss)}"
             if state is not None and state.kill is None:
                 self.kill(
                     state,
                     f"the workers used more than the aggregate limit"
-                    f" {format_size(self.aggregate)} together; {state.id} was the largest"
-                    f" at {format_size(event.rss)}",
-                    event.rss,
+                    f" {format_size(self.aggregate)} together; {why}",
+                    rss,
                 )
             return
         if event.kind in ("warning", "critical"):
             self._alert(event.kind, event.id, event.rss, event.message)
+
+    def _furthest_past_expected(self) -> tuple[WorkerState, int, int] | None:
+        """The live worker whose RSS is furthest past what it is expected to have, with
+        both (None: no expectations)."""
+        if self.expected is None:
+            return None
+        found: tuple[WorkerState, int, int] | None = None
+        for state in self.workers.values():
+            if state.down or state.kill is not None or state.id not in self.monitor:
+                continue
+            expected = self.expected(state.id)
+            if expected is None:
+                continue
+            rss = self.monitor.stats(state.id).get("end") or 0
+            if found is None or rss - expected > found[1] - found[2]:
+                found = (state, rss, expected)
+        return found
 
     def _alert(self, level: str, worker: str, rss: int | None, message: str) -> None:
         state = self.workers.get(worker)
