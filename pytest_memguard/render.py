@@ -126,17 +126,36 @@ def _pipe_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: se
 
 
 def _columns(every: Sequence[TestMemory]) -> list[str]:
-    columns = ["peak growth", "peak RSS"]
+    columns = ["peak growth"]
+    if any(r.children_peak for r in every):
+        columns.append("children")
+    if any(r.prediction is not None for r in every):
+        columns.append("predicted")
+    columns.append("peak RSS")
     if any(r.heap_peak is not None for r in every):
         columns.append("heap")
     if any(r.leaked is not None for r in every):
         columns.append("leaked")
-    return [*columns, "duration", "budget"]
+    columns += ["duration", "budget"]
+    if any(r.beside for r in every):
+        columns.append("ran beside")
+    return columns
+
+
+def _beside(row: TestMemory) -> str:
+    """The test that ran beside ``row`` with the largest peak, and how many more did."""
+    if not row.beside:
+        return "-"
+    more = f" +{len(row.beside) - 1}" if len(row.beside) > 1 else ""
+    return _short(row.beside[0]) + more
 
 
 def _cells(row: TestMemory, columns: Sequence[str]) -> list[str]:
     values = {
         "peak growth": format_size(row.peak_delta),
+        "children": format_size(row.children_peak),
+        "predicted": format_size(row.prediction),
+        "ran beside": _beside(row),
         "peak RSS": format_size(row.rss_peak),
         "heap": format_size(row.heap_peak),
         "leaked": format_size(row.leaked),

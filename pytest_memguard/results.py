@@ -106,7 +106,10 @@ class TestMemory:
     A test another plugin ran again (pytest-rerunfailures) is one result: ``reruns``
     counts the extra runs, the figures are those of the last run, the peaks the highest
     of all.  ``children_peak`` is the highest summed RSS of the test's child processes
-    (None: it started none that were seen).  ``leak_check`` says how a leak suspect's rerun went (leak checks only).
+    (None: it started none that were seen).  Under ``--memguard-pack``, ``prediction`` is
+    the peak the test was scheduled with; under xdist, ``beside`` names the tests that ran
+    on other workers meanwhile (both written only when known).  ``leak_check`` says how a
+    leak suspect's rerun went (leak checks only).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -124,6 +127,8 @@ class TestMemory:
     leaked: int | None = None
     budget: Budget = NO_BUDGET
     children_peak: int | None = None
+    prediction: int | None = None
+    beside: tuple[str, ...] = ()
     sites: tuple[Site, ...] = ()
     message: str | None = None
     reruns: int = 0
@@ -151,6 +156,10 @@ class TestMemory:
         }
         if self.leak_check is not None:
             entry["leak_check"] = dict(self.leak_check)
+        if self.prediction is not None:
+            entry["prediction"] = self.prediction
+        if self.beside:
+            entry["beside"] = list(self.beside)
         return entry
 
     @classmethod
@@ -168,6 +177,8 @@ class TestMemory:
             rss_peak=data.get("rss_peak"),
             peak_delta=data.get("peak_delta"),
             children_peak=data.get("children_peak"),
+            prediction=data.get("prediction"),
+            beside=tuple(data.get("beside") or ()),
             heap_peak=data.get("heap_peak"),
             leaked=data.get("leaked"),
             budget=Budget(

@@ -62,6 +62,11 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import distributed
 
         distributed.register(config, plugin.run, plugin.reader)
+    elif settings.pack:
+        plugin.run.notices.append(
+            f"memguard: {settings.source('pack')} packs pytest-xdist workers: nothing to pack"
+            " in one process (run with -n N)"
+        )
     in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
     if baseline is not None or config.getoption("xmlpath", None) or in_github:
         from . import ci

@@ -87,3 +87,31 @@ def test_stubborn():
         except BaseException:  # catches memguard's stop, and goes on
             continue
 """
+
+
+#: A test that holds ``size`` bytes until the test ``other`` holds its own and then its
+#: worker is killed (or for 20 s); it writes ``<name>.pid`` and ``<name>.done``.
+HOLD = """
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+def test_hold_{name}():
+    held = bytearray({size})
+    mine = Path("{name}.pid")
+    mine.write_text(str(os.getpid()))
+    other = Path("{other}.pid")
+    for _ in range(400):  # wait for the other worker, then for the controller
+        if Path("{other}.done").exists():  # xdist runs a killed loadfile test again
+            return
+        if other.exists():
+            try:
+                if psutil.Process(int(other.read_text())).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except (psutil.NoSuchProcess, ValueError):
+                break
+        time.sleep(0.05)
+    Path("{name}.done").write_text("")
+"""

@@ -12,7 +12,7 @@ import pytest
 from pytest_memguard import load_schema
 from pytest_memguard.core.sizes import format_size
 
-from .conftest import STUBBORN, entry
+from .conftest import HOLD, STUBBORN, entry
 
 pytest.importorskip("xdist")
 
@@ -163,32 +163,6 @@ def test_the_controller_kills_a_worker_its_own_guard_cannot_stop(
     (dead,) = [w for w in report["workers"] if w["killed"]]
     assert dead["reason"].startswith("killed by memguard: RSS")
     assert any(a["level"] == "abort" for a in report["alerts"])
-
-
-HOLD = """
-import os
-import time
-from pathlib import Path
-
-import psutil
-
-def test_hold_{name}():
-    held = bytearray({size})
-    mine = Path("{name}.pid")
-    mine.write_text(str(os.getpid()))
-    other = Path("{other}.pid")
-    for _ in range(400):  # wait for the other worker, then for the controller
-        if Path("{other}.done").exists():  # xdist runs a killed loadfile test again
-            return
-        if other.exists():
-            try:
-                if psutil.Process(int(other.read_text())).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except (psutil.NoSuchProcess, ValueError):
-                break
-        time.sleep(0.05)
-    Path("{name}.done").write_text("")
-"""
 
 
 def test_past_the_aggregate_limit_the_largest_worker_is_killed(

@@ -62,9 +62,7 @@ def check_packable(config: pytest.Config) -> None:
     import execnet
 
     specs = config.getoption("tx") or ()
-    remote = [
-        spec for spec in specs if not execnet.XSpec(spec.split("*", 1)[-1]).popen
-    ]
+    remote = [spec for spec in specs if not execnet.XSpec(spec.split("*", 1)[-1]).popen]
     if remote:
         raise pytest.UsageError(
             f"--memguard-pack packs local workers only (-n N or --tx popen), not {remote[0]!r}"

@@ -61,9 +61,7 @@ def limit_workers(config: pytest.Config, count: int) -> int:
 BESIDE: Final = 3
 
 
-def ran_beside(
-    tests: list[dict[str, Any]], times: dict[str, list[float]]
-) -> dict[str, list[str]]:
+def ran_beside(tests: list[dict[str, Any]], times: dict[str, list[float]]) -> dict[str, list[str]]:
     """Node id -> the tests that ran on other workers while it ran (as the controller
     heard them start and end), the largest peaks first, at most :data:`BESIDE`."""
     spans = []
@@ -161,7 +159,7 @@ class Controller:
         """``--memguard-pack``: our scheduler instead of ``load``'s."""
         if self.history is None:
             return None
-        from xdist.workermanage import parse_tx_spec_config
+        from xdist.workermanage import parse_tx_spec_config  # type: ignore[import-untyped]
 
         from .packing import PackScheduling
 
@@ -394,8 +392,9 @@ class Controller:
 
     def _predicted(self, entry: dict[str, Any]) -> None:
         """Put the prediction a test was scheduled with on its entry (when packing)."""
-        if self.scheduler is not None:
-            entry["prediction"] = self.scheduler.prediction_of(entry["nodeid"])
+        prediction = self.scheduler.prediction_of(entry["nodeid"]) if self.scheduler else None
+        if prediction is not None:
+            entry["prediction"] = prediction
 
     # -- the report ----------------------------------------------------------------------
 
@@ -414,7 +413,9 @@ class Controller:
             tests.append(result.to_json())
         beside = ran_beside(tests, self.times)
         for entry in tests:
-            entry["beside"] = beside.get(entry["nodeid"], [])
+            found = beside.get(entry["nodeid"])
+            if found:
+                entry["beside"] = found
         return tests
 
     def alerts(self) -> list[dict[str, Any]]:

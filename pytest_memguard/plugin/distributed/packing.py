@@ -218,18 +218,20 @@ class PackScheduling:
         if first in self.node2pending:
             nodes.remove(first)
             nodes.insert(0, first)
-        for node in nodes:
-            self._refill(node)
+        # Again while it moves: a worker given one test in a round gets its next (which
+        # lets the first run) or is shut down in the next.
+        while any([self._refill(node) for node in nodes]):
+            pass
 
-    def _refill(self, node: Any) -> None:
+    def _refill(self, node: Any) -> bool:
         """Send a worker tests while it has few, and let its parked test run when the
-        limit allows."""
+        limit allows; whether anything was sent (or the worker shut down)."""
         if node.shutting_down:
-            return
+            return False
         queue = self.node2pending[node]
         share = len(self.pending) // max(1, len(self.node2pending))
         if self.pending and len(queue) >= max(2, share // 4):
-            return  # enough to do: the common case, decided without adding anything up
+            return False  # enough to do: the common case, decided without adding anything up
         others = [other for other in self.node2pending if other is not node]
         elsewhere = sum(self.base(_worker_id(o)) + self._reserved(o) for o in others)
         busy_elsewhere = any(self._runnable(o, self.node2pending[o]) for o in others)
@@ -244,8 +246,12 @@ class PackScheduling:
         if not self.pending:
             if not queue or may_run(queue[-1]):
                 node.shutdown()  # its parked test (if any) runs now
-            return
-        wanted = min(_MAX_BATCH, max(2, share // 2))
+                return True
+            return False
+        if not queue and len(self.pending) < 2 * len(self.node2pending):
+            wanted = 1  # few tests: one to each worker first, as xdist's load sends them
+        else:
+            wanted = min(_MAX_BATCH, max(2, share // 2))
         fair = max(0, self.limit - self._bases()) // max(1, len(self.node2pending))
         sent: list[int] = []
         while self.pending and len(queue) < wanted:
@@ -259,6 +265,7 @@ class PackScheduling:
             sent.append(pick)
         if sent:
             node.send_runtest_some(sent)
+        return bool(sent)
 
     def _pick(self, may_run: Callable[[int], bool], heavy_ok: bool, fair: int) -> int:
         """The next test to send: the first pending one that may run where it is sent

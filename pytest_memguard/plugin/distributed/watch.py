@@ -255,6 +255,7 @@ class WorkerWatch:
             if any(state.kill is not None and not state.down for state in self.workers.values()):
                 return  # one was killed for it already: its memory is on its way back
             found = self._furthest_past_expected()
+            state: WorkerState | None
             if found is not None:
                 state, rss, expected = found
                 why = (

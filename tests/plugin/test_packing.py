@@ -1,0 +1,189 @@
+"""``--memguard-pack``: tests sent to xdist workers by their measured peaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_memguard import load_schema
+from pytest_memguard.core.sizes import format_size
+
+from .conftest import HOLD, entry
+
+pytest.importorskip("xdist")
+
+MB = 1024 * 1024
+
+#: Six tests that each hold 150 MiB for 0.6 s among 18 light ones; each heavy one writes
+#: when it starts and ends holding, so that the tests can count how many held at once.
+MIXED = """
+import time
+from pathlib import Path
+
+import pytest
+
+def mark(what):
+    with open("times.log", "a") as log:
+        log.write(f"{what} {time.time()}\\n")
+
+@pytest.mark.parametrize("i", range(18))
+def test_light(i):
+    time.sleep(0.02)
+
+@pytest.mark.parametrize("i", range(6))
+def test_heavy(i):
+    block = bytearray(150 * 1024 * 1024)
+    mark("start")
+    time.sleep(0.6)
+    mark("end")
+    del block
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str, name: str = "memguard.json") -> dict[str, Any]:
+    """A guarded run in a subprocess (pytest's cache on); its report, validated."""
+    path = pytester.path / name
+    result = pytester.runpytest_subprocess(
+        "--memguard", f"--memguard-json={path}", "-p", "no:randomly", *args, timeout=120
+    )
+    report: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.validate(report, load_schema())
+    report["_result"] = result
+    return report
+
+
+def most_at_once(pytester: pytest.Pytester) -> int:
+    """How many heavy tests held their memory at once, at most (and forget the log)."""
+    log = pytester.path / "times.log"
+    events = sorted(
+        (float(when), 1 if what == "start" else -1)
+        for what, when in (line.split() for line in log.read_text().splitlines())
+    )
+    log.unlink()
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_packed_by_the_last_runs_peaks_two_heavy_tests_run_at_once_never_three(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mixed=MIXED)
+    first = run(pytester, "-n", "4", name="first.json")
+    assert first["summary"]["statuses"]["ok"] == 24
+    most_at_once(pytester)
+    # The limit holds the four workers and two heavy tests, not three.
+    base = max(t["rss_start"] for t in first["tests"])
+    limit = 4 * base + 2 * 150 * MB + 90 * MB
+    cached = pytester.path / ".pytest_cache" / "v" / "memguard" / "peaks"
+    assert len(json.loads(cached.read_text())["tests"]) == 24
+
+    for history in (
+        [],
+        ["-p", "no:cacheprovider", f"--memguard-history={pytester.path}/first.json"],
+    ):
+        report = run(
+            pytester, "-n", "4", f"--memguard-aggregate={limit}B", "--memguard-pack", *history
+        )
+        result = report["_result"]
+        result.assert_outcomes(passed=24)
+        assert not any(worker["killed"] for worker in report["workers"])
+        assert most_at_once(pytester) == 2
+        source = "first.json" if history else "pytest's cache"
+        result.stdout.fnmatch_lines(
+            [f"memguard: pack: 24 of 24 test(s) have a measured peak*{source}*"]
+        )
+        heavy = entry(report, "test_heavy[0]")
+        assert heavy["prediction"] >= 140 * MB
+        assert report["config"]["pack"] is True
+
+
+def test_the_worker_furthest_past_its_prediction_is_the_one_killed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_big=HOLD.format(name="big", other="small", size=350 * MB),
+        test_small=HOLD.format(name="small", other="big", size=200 * MB),
+    )
+    history = pytester.path / "history.json"
+    entries = [
+        {"nodeid": "test_big.py::test_hold_big", "status": "ok", "peak_delta": 350 * MB},
+        {"nodeid": "test_small.py::test_hold_small", "status": "ok", "peak_delta": 0},
+    ]
+    history.write_text(json.dumps({"schema": "pytest-memguard/1", "tests": entries}))
+    report = run(
+        pytester,
+        "-n",
+        "2",
+        "--memguard-aggregate=520MiB",
+        "--memguard-pack",
+        f"--memguard-history={history}",
+    )
+    big, small = entry(report, "test_hold_big"), entry(report, "test_hold_small")
+    assert (small["status"], big["status"]) == ("killed", "ok"), "not simply the largest"
+    assert "went furthest past its prediction" in small["message"]
+    assert f"predicted {format_size(0)}" in small["message"]
+    learned = json.loads((pytester.path / ".pytest_cache/v/memguard/peaks").read_text())
+    assert learned["tests"]["test_small.py::test_hold_small"]["peak"] >= 150 * MB
+
+
+def test_a_test_whose_child_process_holds_300_mb_is_over_a_100_mb_budget(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import subprocess
+        import sys
+
+        import pytest
+
+        HOLD = "block = bytearray(300 * 1024 * 1024); import time; time.sleep(0.5)"
+
+        @pytest.mark.memory_budget("100 MB")
+        def test_child():
+            subprocess.run([sys.executable, "-c", HOLD], check=True)
+
+        def test_no_child():
+            pass
+        """
+    )
+    report = run(pytester)
+    report["_result"].assert_outcomes(passed=1, failed=1)
+    child = entry(report, "test_child")
+    assert child["status"] == "over_budget"
+    assert child["children_peak"] >= 300 * MB
+    assert child["peak_delta"] < 100 * MB, "its own growth is small: the child's is counted"
+    assert "with its child processes'" in child["message"]
+    assert entry(report, "test_no_child")["children_peak"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-n", "2", "--dist", "loadfile"], "not --dist loadfile"),
+        (["--dist", "load", "--tx", "ssh=nobody@example.invalid"], "packs local workers only"),
+        (["-n", "2", "--memguard-history=missing.json"], "missing.json: no such file"),
+    ],
+)
+def test_what_cannot_be_packed_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], words: str
+) -> None:
+    pytester.makepyfile("def test_one(): pass")
+    result = pytester.runpytest_subprocess("--memguard", "--memguard-pack", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{words}*"])
+
+
+def test_in_one_process_there_is_nothing_to_pack(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_one(): pass")
+    result = pytester.runpytest_subprocess("--memguard", "--memguard-pack")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*--memguard-pack packs pytest-xdist workers*-n N*"])
+    cached = Path(pytester.path, ".pytest_cache/v/memguard/peaks")
+    assert "test_one" in cached.read_text(), "its peak is kept for a packed run"

@@ -1,0 +1,124 @@
+"""The packing scheduler against workers that run their queues as xdist's do: a test
+runs once the next one is known or the worker was told to shut down."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pytest_memguard.history import Peak, PeakHistory
+from pytest_memguard.plugin.distributed.packing import PackScheduling
+
+MB = 1024 * 1024
+BASE = 50 * MB
+
+
+class Worker:
+    """A stand-in for xdist's WorkerController."""
+
+    def __init__(self, number: int) -> None:
+        self.workerinput = {"workerid": f"gw{number}"}
+        self.shutting_down = False
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def simulate(
+    peaks: dict[str, int], workers: int, limit: int, seed: int = 0
+) -> tuple[PackScheduling, list[list[str]], list[str]]:
+    """Run ``peaks``' tests (node id -> peak) through the scheduler to the end; the sets
+    of tests that ran at once at each step, and what the scheduler said."""
+    history = PeakHistory({nodeid: Peak(peak) for nodeid, peak in peaks.items()}, "test")
+    said: list[str] = []
+    sched = PackScheduling(workers, history, limit, lambda worker: BASE, said.append)
+    nodes = [Worker(i) for i in range(workers)]
+    collection = list(peaks)
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    done: list[int] = []
+    at_once: list[list[str]] = []
+    rng = random.Random(seed)
+    for _ in range(10 * len(collection) + 10):
+        running = [
+            node
+            for node in nodes
+            if node in sched.node2pending
+            and sched.node2pending[node]
+            and (node.shutting_down or len(sched.node2pending[node]) >= 2)
+        ]
+        if not running:
+            break
+        at_once.append([collection[sched.node2pending[node][0]] for node in running])
+        node = rng.choice(running)
+        index = sched.node2pending[node][0]
+        done.append(index)
+        sched.mark_test_complete(node, index)
+    assert sched.tests_finished, "every test was let run"
+    assert sorted(done) == list(range(len(collection))), "each test ran once"
+    return sched, at_once, said
+
+
+def mixed(heavy: int, light: int, size: int = 400 * MB) -> dict[str, int]:
+    peaks = {f"test_light[{i}]": MB for i in range(light)}
+    for i in range(heavy):  # spread among the light ones, as a suite has them
+        peaks[f"test_heavy[{i}]"] = size
+    keys = list(peaks)
+    random.Random(1).shuffle(keys)
+    return {key: peaks[key] for key in keys}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tests_that_run_at_once_fit_the_limit(seed: int) -> None:
+    limit = 4 * BASE + 2 * 400 * MB + 100 * MB  # two heavy tests at once, not three
+    _, at_once, _ = simulate(mixed(6, 40), 4, limit, seed)
+    heavy_at_once = [sum("heavy" in name for name in names) for names in at_once]
+    assert max(heavy_at_once) == 2, "two heavy tests run at once, never three"
+    assert max(len(names) for names in at_once) == 4, "light tests keep all workers busy"
+
+
+def test_a_suite_of_light_tests_goes_out_in_batches() -> None:
+    sched, at_once, _ = simulate({f"test_{i}": MB for i in range(400)}, 4, 10**12)
+    assert all(len(names) == 4 for names in at_once[:300])
+    assert len([n for n in sched.node2collection if n.sent]) == 4
+
+
+def test_a_test_too_large_for_the_limit_runs_alone_and_is_named() -> None:
+    peaks = {**{f"test_light[{i}]": MB for i in range(10)}, "test_huge": 2000 * MB}
+    _, at_once, said = simulate(peaks, 2, 2 * BASE + 1000 * MB)
+    assert [names for names in at_once if "test_huge" in names] == [["test_huge"]]
+    assert any("test_huge" in line and "runs alone" in line for line in said)
+
+
+def test_few_tests_go_one_to_each_worker() -> None:
+    _, at_once, _ = simulate({"test_a": MB, "test_b": MB}, 2, 10**12)
+    assert sorted(at_once[0]) == ["test_a", "test_b"]
+
+
+def test_a_dead_workers_queue_runs_on_the_others() -> None:
+    history = PeakHistory({}, "none")
+    sched = PackScheduling(2, history, 10**12, lambda worker: 0, lambda line: None)
+    one, two = Worker(0), Worker(1)
+    collection = [f"test_{i}" for i in range(20)]
+    for node in (one, two):
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    queued = list(sched.node2pending[one])
+    assert sched.remove_node(one) == collection[queued[0]]
+    assert set(queued[1:]) <= set(sched.pending) | set(sched.node2pending[two])
+
+
+def test_predictions_are_the_history_or_its_median() -> None:
+    history = PeakHistory({"a": Peak(10 * MB), "b": Peak(30 * MB, children=20 * MB)}, "x")
+    sched = PackScheduling(1, history, 10**12, lambda worker: 0, lambda line: None)
+    assert sched.predict("b") == 50 * MB
+    assert sched.predict("new") == 30 * MB  # the median of 10 and 50
+    assert sched.prediction_of("a") is None  # nothing collected yet
