@@ -7,7 +7,7 @@ and learns from every run's test entries (those of the JSON report): a test that
 replaces what was known of it, a test that did not run keeps its old figures, and a test
 that was killed before it ended keeps the larger of its old peak and what it reached.
 
-No pytest import: the plugin keeps the history in pytest's cache (:mod:`.plugin.history`).
+No pytest import: the plugin keeps it in pytest's cache folder (:mod:`.plugin.history`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class Peak:
         """What the test needs beyond its process's RSS: its growth and its children's."""
         return self.growth + self.children
 
-    def to_json(self) -> dict[str, int | None]:
-        return {"peak": self.growth, "children": self.children, "rss_start": self.rss_start}
+    def to_json(self) -> list[int | None]:
+        """``[growth, children, rss_start]``: compact, for thousands of tests."""
+        return [self.growth, self.children, self.rss_start]
 
 
 def _size(value: object) -> int | None:
@@ -83,17 +84,16 @@ class PeakHistory(Mapping[str, Peak]):
         if not isinstance(tests, Mapping):
             return history
         for nodeid, value in tests.items():
-            if not isinstance(nodeid, str) or not isinstance(value, Mapping):
+            if not isinstance(nodeid, str) or not isinstance(value, list) or len(value) != 3:
                 continue
-            growth = _size(value.get("peak"))
+            growth, children, start = (_size(figure) for figure in value)
             if growth is not None:
-                history._peaks[nodeid] = Peak(
-                    growth, _size(value.get("children")) or 0, _size(value.get("rss_start"))
-                )
+                history._peaks[nodeid] = Peak(growth, children or 0, start)
         return history
 
     def to_json(self) -> dict[str, Any]:
-        """The history as pytest's cache keeps it."""
+        """The history as pytest's cache keeps it: node id -> ``[growth, children,
+        rss_start]``."""
         tests = {nodeid: peak.to_json() for nodeid, peak in self._peaks.items()}
         return {"version": HISTORY_VERSION, "tests": tests}
 

@@ -42,12 +42,9 @@ class RunEnd:
         run = self.run
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self._ending = (interrupted, time.time())
-        # The full report (an entry per test) is built only when something reads it: the
-        # history of peaks in pytest's cache always does, when the cache is on.
-        cache = getattr(run.config, "cache", None)
+        # The full report (an entry per test) is built only when something reads it.
         wanted = (
-            cache is not None
-            or run.settings.json_path is not None
+            run.settings.json_path is not None
             or run.config.hook.pytest_memguard_report.get_hookimpls()
             or run.controller is not None
             or interrupted
@@ -64,11 +61,11 @@ class RunEnd:
                 )
             except Exception as error:
                 run.error("writing the report", error)
-        if cache is not None and self.report is not None:
+        if run.owns_work_dir and getattr(run.config, "cache", None) is not None:
             from .history import save_history
 
             try:
-                save_history(run.config, self.report["tests"])
+                save_history(run.config, run, self._report)
             except Exception as error:
                 run.error("keeping the tests' peaks in pytest's cache", error)
 

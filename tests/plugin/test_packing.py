@@ -81,7 +81,7 @@ def test_packed_by_the_last_runs_peaks_two_heavy_tests_run_at_once_never_three(
     # The limit holds the four workers and two heavy tests, not three.
     base = max(t["rss_start"] for t in first["tests"])
     limit = 4 * base + 2 * 150 * MB + 90 * MB
-    cached = pytester.path / ".pytest_cache" / "v" / "memguard" / "peaks"
+    cached = pytester.path / ".pytest_cache" / "d" / "memguard" / "peaks.json"
     assert len(json.loads(cached.read_text())["tests"]) == 24
 
     for history in (
@@ -129,8 +129,8 @@ def test_the_worker_furthest_past_its_prediction_is_the_one_killed(
     assert (small["status"], big["status"]) == ("killed", "ok"), "not simply the largest"
     assert "went furthest past its prediction" in small["message"]
     assert f"predicted {format_size(0)}" in small["message"]
-    learned = json.loads((pytester.path / ".pytest_cache/v/memguard/peaks").read_text())
-    assert learned["tests"]["test_small.py::test_hold_small"]["peak"] >= 150 * MB
+    learned = json.loads((pytester.path / ".pytest_cache/d/memguard/peaks.json").read_text())
+    assert learned["tests"]["test_small.py::test_hold_small"][0] >= 150 * MB
 
 
 def test_a_test_whose_child_process_holds_300_mb_is_over_a_100_mb_budget(
@@ -185,5 +185,5 @@ def test_in_one_process_there_is_nothing_to_pack(pytester: pytest.Pytester) -> N
     result = pytester.runpytest_subprocess("--memguard", "--memguard-pack")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*--memguard-pack packs pytest-xdist workers*-n N*"])
-    cached = Path(pytester.path, ".pytest_cache/v/memguard/peaks")
+    cached = Path(pytester.path, ".pytest_cache/d/memguard/peaks.json")
     assert "test_one" in cached.read_text(), "its peak is kept for a packed run"

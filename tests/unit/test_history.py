@@ -42,8 +42,8 @@ def test_a_killed_test_keeps_the_most_it_is_known_to_need() -> None:
 def test_its_json_round_trips_and_what_is_not_understood_is_skipped() -> None:
     history = PeakHistory({"a": Peak(1, 2, 3)})
     assert PeakHistory.from_json(history.to_json()) == history
-    assert len(PeakHistory.from_json({"version": 99, "tests": {"a": {"peak": 1}}})) == 0
-    broken = {"version": 1, "tests": {"a": {"peak": -1}, "b": "x", "c": {"peak": True}}}
+    assert len(PeakHistory.from_json({"version": 99, "tests": {"a": [1, 0, None]}})) == 0
+    broken = {"version": 1, "tests": {"a": [-1, 0, 0], "b": "x", "c": [True, 0, 0], "d": [1]}}
     assert len(PeakHistory.from_json(broken)) == 0
     assert len(PeakHistory.from_json(None)) == 0
 

@@ -178,20 +178,21 @@ class PackScheduling:
             f" {format_size(self.default_estimate)} (the median); limit"
             f" {format_size(self.limit)} for {len(self.node2pending)} worker(s)"
         ]
-        largest = sorted(range(len(collection)), key=lambda i: -self.predictions[i])[:3]
-        if largest and self.predictions[largest[0]] > 0:
+        by_size = sorted(range(len(collection)), key=lambda i: -self.predictions[i])
+        if by_size and self.predictions[by_size[0]] > 0:
             named = ", ".join(
-                f"{collection[i]} {format_size(self.predictions[i])}" for i in largest
+                f"{collection[i]} {format_size(self.predictions[i])}" for i in by_size[:3]
             )
             lines.append(f"memguard: pack: the largest predictions: {named}")
-        for index in largest:
-            if bases + self.predictions[index] > self.limit:
-                lines.append(
-                    f"memguard: pack: {collection[index]} (predicted"
-                    f" {format_size(self.predictions[index])}) does not fit the limit"
-                    f" {format_size(self.limit)} beside the workers' own"
-                    f" {format_size(bases)}: it runs alone"
-                )
+        for index in by_size:
+            if bases + self.predictions[index] <= self.limit:
+                break  # the rest are smaller
+            lines.append(
+                f"memguard: pack: {collection[index]} (predicted"
+                f" {format_size(self.predictions[index])}) does not fit the limit"
+                f" {format_size(self.limit)} beside the workers' own"
+                f" {format_size(bases)}: it runs alone"
+            )
         for line in lines:
             self.say(line)
 
