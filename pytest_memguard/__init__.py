@@ -55,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "Site": ".core.sites",
     "TestMemory": ".results",
     # library
+    "AutomaticError": ".automatic",
+    "start_memory_cleanup": ".automatic",
+    "stop_memory_cleanup": ".automatic",
     "BoundedDict": ".bounded",
     "BoundedError": ".bounded",
     "BoundedList": ".bounded",
@@ -116,6 +119,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
+    from .automatic import AutomaticError as AutomaticError
+    from .automatic import start_memory_cleanup as start_memory_cleanup
+    from .automatic import stop_memory_cleanup as stop_memory_cleanup
     from .bounded import BoundedDict as BoundedDict
     from .bounded import BoundedError as BoundedError
     from .bounded import BoundedList as BoundedList
