@@ -56,8 +56,8 @@ _EXPORTS: dict[str, str] = {
     "TestMemory": ".results",
     # library
     "AutomaticError": ".automatic",
-    "start_memory_cleanup": ".automatic",
-    "stop_memory_cleanup": ".automatic",
+    "start_memory_cleanup": ".lifespan",
+    "stop_memory_cleanup": ".lifespan",
     "BoundedDict": ".bounded",
     "BoundedError": ".bounded",
     "BoundedList": ".bounded",
@@ -120,8 +120,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .automatic import AutomaticError as AutomaticError
-    from .automatic import start_memory_cleanup as start_memory_cleanup
-    from .automatic import stop_memory_cleanup as stop_memory_cleanup
     from .bounded import BoundedDict as BoundedDict
     from .bounded import BoundedError as BoundedError
     from .bounded import BoundedList as BoundedList
@@ -156,6 +154,8 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .errors import MemoryLimitExceeded as MemoryLimitExceeded
     from .errors import SizeError as SizeError
     from .errors import ThresholdError as ThresholdError
+    from .lifespan import start_memory_cleanup as start_memory_cleanup
+    from .lifespan import stop_memory_cleanup as stop_memory_cleanup
     from .monitor import MonitorError as MonitorError
     from .monitor import MonitorEvent as MonitorEvent
     from .monitor import ProcessGoneError as ProcessGoneError

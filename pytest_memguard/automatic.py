@@ -1,5 +1,5 @@
 """Automatic mode of :class:`~.diagnostics.MemoryDiagnostics`: background profiling that
-cleans up by itself, and the async helpers for an app's startup and shutdown.
+cleans up by itself.
 
 Off by default.  One line turns it on::
 
@@ -10,11 +10,11 @@ diagnostics' bounded history).  When this process's RSS passes ``threshold`` and
 ``auto_cleanup`` is on, it runs the coordinator's handlers at CRITICAL and
 ``gc.collect()``, at most once every ``cooldown`` seconds (the coordinator's own
 cooldown applies too).  With ``gc_interval`` it also calls ``gc.collect()`` that often.
+:mod:`.lifespan` has the async helpers for an app's startup and shutdown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import math
 import threading
@@ -29,7 +29,7 @@ from .errors import MemguardError
 if TYPE_CHECKING:
     from .diagnostics import MemoryDiagnostics
 
-__all__ = ["AutomaticError", "AutomaticMode", "start_memory_cleanup", "stop_memory_cleanup"]
+__all__ = ["AutomaticError", "AutomaticMode", "check_seconds"]
 
 #: The shortest wait of the thread, in seconds (a due time already passed).
 _MIN_WAIT: Final = 0.01
@@ -217,59 +217,3 @@ class AutomaticMode:
             message=f"RSS {format_size(rss)} passed {format_size(threshold)}",
         )
         return done
-
-
-_lifespan: list[tuple[MemoryDiagnostics, bool]] = []
-_lifespan_lock = threading.Lock()
-
-
-async def start_memory_cleanup(
-    diagnostics: MemoryDiagnostics | None = None,
-    *,
-    interval: float = 60.0,
-    auto_cleanup: bool = True,
-    threshold: int | str | None = None,
-    cooldown: float = 300.0,
-    gc_interval: float | None = None,
-) -> MemoryDiagnostics:
-    """Start automatic mode for an app's lifespan (startup); returns the diagnostics used.
-
-    :param diagnostics: default: one built over the process-wide coordinator and caches
-        (closed by :func:`stop_memory_cleanup`)
-    :param gc_interval: seconds between ``gc.collect()`` calls (None: only after cleanups)
-
-    The other keywords are those of :meth:`MemoryDiagnostics.start`.  A second call
-    before :func:`stop_memory_cleanup` returns the running diagnostics unchanged.
-    """
-    with _lifespan_lock:
-        if _lifespan:
-            return _lifespan[0][0]
-        owned = diagnostics is None
-        if diagnostics is None:
-            from .diagnostics import MemoryDiagnostics
-
-            diagnostics = MemoryDiagnostics()
-        diagnostics.start(
-            interval=interval,
-            auto_cleanup=auto_cleanup,
-            threshold=threshold,
-            cooldown=cooldown,
-            gc_interval=gc_interval,
-        )
-        _lifespan.append((diagnostics, owned))
-        return diagnostics
-
-
-async def stop_memory_cleanup() -> bool:
-    """Stop what :func:`start_memory_cleanup` started (shutdown); False if nothing ran.
-
-    The thread is joined in a worker thread, so the event loop is not blocked.
-    """
-    with _lifespan_lock:
-        if not _lifespan:
-            return False
-        diagnostics, owned = _lifespan.pop()
-    await asyncio.get_running_loop().run_in_executor(None, diagnostics.stop)
-    if owned:
-        diagnostics.close()
-    return True
