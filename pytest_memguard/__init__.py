@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "BoundedList": ".bounded",
     "MetricsCollector": ".bounded",
     "SingletonMeta": ".bounded",
+    "AgentSingleton": ".singletons",
     "BoundedCache": ".cache",
     "CacheError": ".cache",
     "CacheExistsError": ".cache",
@@ -179,6 +180,7 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .report import load_schema as load_schema
     from .results import Budget as Budget
     from .results import TestMemory as TestMemory
+    from .singletons import AgentSingleton as AgentSingleton
     from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
     from .web.endpoints import memory_app as memory_app
     from .web.recorder import RequestRecord as RequestRecord

@@ -257,7 +257,8 @@ class MemoryDiagnostics:
         system = self.system_memory()
         fraction = system.used / system.total if system.total else 0.0
         pressure = self.coordinator.level_of(fraction)
-        caches = {name: m.as_dict() for name, m in self.cache_manager.stats().items()}
+        metrics = self.cache_manager.stats()
+        caches = {name: m.as_dict() for name, m in metrics.items()}
         result = {
             "pid": os.getpid(),
             "rss": rss,
@@ -273,7 +274,7 @@ class MemoryDiagnostics:
                 "cgroup": system.cgroup,
             },
             "caches": caches,
-            "cache_bytes": sum(int(m["memory_bytes"]) for m in caches.values()),
+            "cache_bytes": sum(m.memory_bytes for m in metrics.values()),
             "pressure": {"level": str(pressure), "fraction_used": fraction},
             "tracing": tracemalloc.is_tracing(),
         }
