@@ -83,6 +83,9 @@ def test_it_is_off_by_default(diag: MemoryDiagnostics) -> None:
     assert not diag.running
     assert "memguard-diagnostics" not in {t.name for t in threading.enumerate()}
     assert diag.diagnostics()["configuration"]["automatic"] is None
+    entry = diag.record("deploy", version="1.2")
+    assert entry == {"time": 1000.0, "kind": "deploy", "version": "1.2"}
+    assert diag.history()[-1] == entry
 
 
 def test_past_the_threshold_it_cleans_up_once_per_cooldown(

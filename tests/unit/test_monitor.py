@@ -542,3 +542,15 @@ def test_the_system_samples_log_is_bounded_in_size(clock: FakeClock, tmp_path: P
     assert sample["processes"]["self"] == sample["total_mb"] > 0
     with pytest.raises(MonitorError, match="max_log_bytes must be an int >= 1, got 0"):
         ProcessMonitor(max_log_bytes=0)
+
+
+def test_the_tracked_ids_length_and_membership(clock: FakeClock) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    assert (len(mon), mon.tracked()) == (0, [])
+    mon.track(os.getpid(), name="self")
+    mon.track(os.getppid())
+    assert len(mon) == 2
+    assert mon.tracked() == ["self", f"pid-{os.getppid()}"]
+    assert "self" in mon
+    mon.untrack("self")
+    assert (len(mon), "self" in mon) == (1, False)
