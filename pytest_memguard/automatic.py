@@ -39,12 +39,12 @@ class AutomaticError(MemguardError, ValueError):
     """A setting of the automatic mode that cannot work (an interval of 0, say)."""
 
 
-def check_seconds(name: str, value: object, *, minimum: float = 0.0) -> float:
-    """``value`` as seconds above ``minimum`` (a cooldown may be 0); else AutomaticError."""
+def check_seconds(name: str, value: object, *, zero: bool = False) -> float:
+    """``value`` as finite seconds above 0 (or at it, with ``zero``); else AutomaticError."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    if not math.isfinite(number) or number < minimum or (number == 0 and name != "cooldown"):
-        bound = ">= 0" if name == "cooldown" else "> 0"
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
         raise AutomaticError(f"{name}: expected seconds {bound}, got {value!r}")
     return number
 
@@ -103,7 +103,7 @@ class AutomaticMode:
         if gc_interval is not None:
             checked["gc_interval"] = check_seconds("gc_interval", gc_interval)
         if cooldown is not None:
-            checked["cooldown"] = check_seconds("cooldown", cooldown)
+            checked["cooldown"] = check_seconds("cooldown", cooldown, zero=True)
         if auto_cleanup is not None:
             if not isinstance(auto_cleanup, bool):
                 raise AutomaticError(f"auto_cleanup: expected true or false, got {auto_cleanup!r}")

@@ -95,9 +95,12 @@ def append_record(folder: Path | None, filename: str, record: dict[str, Any]) ->
     """Append ``record`` as one JSON line to ``folder/filename`` (nothing without a folder)."""
     if folder is None:
         return
-    path = folder / filename
+    _write(folder / filename, json.dumps(record) + "\n")
+
+
+def _write(path: Path, line: str) -> None:
     try:
-        append_text(path, json.dumps(record) + "\n")
+        append_text(path, line)
     except OSError as error:  # OutputPathError too: a FIFO or a device is left alone
         logger.warning("memguard: cannot write %s: %s", path, reason_of(error))
 
@@ -113,4 +116,4 @@ def append_sample(folder: Path | None, record: dict[str, Any], max_bytes: int) -
             os.replace(path, path.with_name(MONITOR_FILE + ".1"))
     except OSError as error:
         logger.warning("memguard: cannot rotate %s: %s", path, reason_of(error))
-    append_record(folder, MONITOR_FILE, record)
+    _write(path, line)
