@@ -34,6 +34,7 @@ from .monitorlog import (
     ALERTS_FILE,
     MONITOR_FILE,
     STATS_FILE,
+    aggregate_message,
     alert_message,
     append_record,
     append_sample,
@@ -466,10 +467,7 @@ class ProcessMonitor(Threaded):
             )
             if self.abort:
                 message += ", terminating it"
-            alert = (
-                f"ABORT: Aggregate memory exceeded {megabytes(limit)}MB at {megabytes(total)}MB;"
-                f" the largest is {entry.id} at {megabytes(rss)}MB"
-            )
+            alert = aggregate_message(limit, total, entry.id, rss)
             entry.warnings.append(alert)
             self._alert(entry, Level.ABORT, alert)
             events.append(

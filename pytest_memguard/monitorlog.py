@@ -31,6 +31,7 @@ __all__ = [
     "ALERTS_FILE",
     "MONITOR_FILE",
     "STATS_FILE",
+    "aggregate_message",
     "alert_message",
     "append_record",
     "append_sample",
@@ -61,6 +62,14 @@ def _limit_text(limit: int) -> str:
 def alert_message(level: Level, limit: int, rss: int) -> str:
     """``"WARNING: Memory exceeded 1024MB at 1156.3MB"``."""
     return f"{level.name}: Memory exceeded {_limit_text(limit)}MB at {rss / _MB:.1f}MB"
+
+
+def aggregate_message(limit: int, total: int, largest: str, rss: int) -> str:
+    """``"ABORT: Aggregate memory exceeded 3000MB at 3120.5MB; the largest is w1 at 1500.2MB"``."""
+    return (
+        f"ABORT: Aggregate memory exceeded {_limit_text(limit)}MB at {total / _MB:.1f}MB; "
+        f"the largest is {largest} at {rss / _MB:.1f}MB"
+    )
 
 
 def system_record(reading: SystemMemory | None) -> dict[str, Any] | None:

@@ -264,7 +264,7 @@ def test_past_the_aggregate_limit_the_largest_is_terminated(
     assert mon.stats("small")["aborted"] is False
     (alert,) = _lines(tmp_path / ALERTS_FILE)
     assert alert["subprocess_id"] == "big"
-    assert alert["message"].startswith("ABORT: Aggregate memory exceeded 60.0MB at ")
+    assert alert["message"].startswith("ABORT: Aggregate memory exceeded 60MB at ")
     assert "MB; the largest is big at " in alert["message"]
 
 
