@@ -498,3 +498,19 @@ def test_with_a_token_profile_and_diagnostics_need_it(api: MemoryApp, path: str)
     assert get(api, "/status", headers={}).status == 200
     assert wsgi_call(api.wsgi, "/status").status == 200
     assert get(api, "/cache/metrics", headers={}).status == 200
+
+
+def test_respond_reads_the_body_only_once_the_token_is_checked(api: MemoryApp) -> None:
+    reads: list[int] = []
+
+    def body() -> bytes:
+        reads.append(1)
+        return b'{"force": true}'
+
+    status, headers, payload = api.respond("POST", "/cleanup", b"Bearer nope", body)
+    assert (status, reads) == (401, [])
+    assert (b"www-authenticate", b"Bearer") in headers
+    status, _, payload = api.respond("POST", "/cleanup/", f"Bearer {TOKEN}".encode(), body)
+    assert (status, reads, json.loads(payload)["forced"]) == (200, [1], True)
+    status, _, payload = api.respond("GET", "/status", b"", body)
+    assert (status, json.loads(payload)["pressure"]) == (200, "ok")
