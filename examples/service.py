@@ -8,7 +8,9 @@ Run it from the repository root with either of::
 
 then try ``curl -i localhost:8000/primes/50000`` (computed once, then cached) and
 ``curl localhost:8000/memory/requests``.  Set ``MEMORY_API_TOKEN`` to enable the POST
-routes: ``curl -X POST -H "Authorization: Bearer $MEMORY_API_TOKEN" localhost:8000/memory/cleanup``.
+routes: ``curl -X POST -H "Authorization: Bearer $MEMORY_API_TOKEN" localhost:8000/memory/cleanup``,
+or from the command line: ``memguard cleanup --force --url http://127.0.0.1:8000/memory
+--token "$MEMORY_API_TOKEN"``.
 """
 
 from __future__ import annotations

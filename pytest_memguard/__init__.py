@@ -55,11 +55,15 @@ _EXPORTS: dict[str, str] = {
     "Site": ".core.sites",
     "TestMemory": ".results",
     # library
+    "AutomaticError": ".automatic",
+    "start_memory_cleanup": ".lifespan",
+    "stop_memory_cleanup": ".lifespan",
     "BoundedDict": ".bounded",
     "BoundedError": ".bounded",
     "BoundedList": ".bounded",
     "MetricsCollector": ".bounded",
     "SingletonMeta": ".bounded",
+    "AgentSingleton": ".singletons",
     "BoundedCache": ".cache",
     "CacheError": ".cache",
     "CacheExistsError": ".cache",
@@ -116,6 +120,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
+    from .automatic import AutomaticError as AutomaticError
     from .bounded import BoundedDict as BoundedDict
     from .bounded import BoundedError as BoundedError
     from .bounded import BoundedList as BoundedList
@@ -150,6 +155,8 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .errors import MemoryLimitExceeded as MemoryLimitExceeded
     from .errors import SizeError as SizeError
     from .errors import ThresholdError as ThresholdError
+    from .lifespan import start_memory_cleanup as start_memory_cleanup
+    from .lifespan import stop_memory_cleanup as stop_memory_cleanup
     from .monitor import MonitorError as MonitorError
     from .monitor import MonitorEvent as MonitorEvent
     from .monitor import ProcessGoneError as ProcessGoneError
@@ -173,6 +180,7 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .report import load_schema as load_schema
     from .results import Budget as Budget
     from .results import TestMemory as TestMemory
+    from .singletons import AgentSingleton as AgentSingleton
     from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
     from .web.endpoints import memory_app as memory_app
     from .web.recorder import RequestRecord as RequestRecord

@@ -103,7 +103,11 @@ def deep_sizeof(obj: object, *, limit: int = 100_000) -> int:
 
 @dataclass(frozen=True)
 class CacheMetrics:
-    """Counters and sizes of one cache; bytes for sizes, ``pressure`` = bytes / byte bound."""
+    """Counters and sizes of one cache; bytes for sizes, ``pressure`` = bytes / byte bound.
+
+    ``ttl`` (None: entries never expire) and ``cleanup_interval`` are the cache's
+    settings, in seconds.
+    """
 
     hits: int
     misses: int
@@ -116,8 +120,10 @@ class CacheMetrics:
     max_memory_bytes: int
     hit_rate: float
     pressure: float
+    ttl: float | None = None
+    cleanup_interval: float = 60.0
 
-    def as_dict(self) -> dict[str, int | float]:
+    def as_dict(self) -> dict[str, int | float | None]:
         """A JSON-ready dict."""
         return asdict(self)
 
@@ -220,6 +226,11 @@ class BoundedCache(Generic[K, V]):
     def max_memory(self) -> int:
         """The byte bound."""
         return self._max_memory
+
+    @property
+    def ttl(self) -> float | None:
+        """Default seconds an entry lives (None: no expiry)."""
+        return self._ttl
 
     @property
     def cleanup_interval(self) -> float:
@@ -440,6 +451,8 @@ class BoundedCache(Generic[K, V]):
                 max_memory_bytes=self._max_memory,
                 hit_rate=self._hits / lookups if lookups else 0.0,
                 pressure=self._bytes / self._max_memory,
+                ttl=self._ttl,
+                cleanup_interval=self._interval,
             )
 
     def __repr__(self) -> str:

@@ -4,6 +4,9 @@ Allocation sites come from :mod:`tracemalloc`, which this class never starts on 
 own: tracing costs memory and time in every allocation.  Call :meth:`start_tracing`
 (or pass ``trace=True``) to opt in; while tracing is off :meth:`top_allocations` and
 :meth:`leak_candidates` return empty lists and :meth:`diagnostics` says why.
+
+Nothing runs in the background until :meth:`MemoryDiagnostics.start` turns the automatic
+mode on (:mod:`.automatic`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .probe.process import RssReader, trim_heap
 from .probe.system import SystemMemory
 
 if TYPE_CHECKING:
+    from .automatic import AutomaticMode
     from .cache import CacheManager
     from .monitor import ProcessMonitor
     from .pressure import MemoryPressureCoordinator
@@ -136,9 +140,11 @@ class MemoryDiagnostics:
         self._own_reader = RssReader() if rss is None else None
         self._rss: Callable[[], int] = rss or self._own_reader  # type: ignore[assignment]
         self._lock = threading.Lock()
+        self._automatic: AutomaticMode | None = None
 
     def close(self) -> None:
-        """Stop tracing if this started it, and release the RSS reader it opened."""
+        """Stop the automatic mode and tracing if this started them, release the RSS reader."""
+        self.stop()
         self.stop_tracing()
         if self._own_reader is not None:
             self._own_reader.close()
@@ -167,9 +173,71 @@ class MemoryDiagnostics:
             self._cache_manager = get_cache_manager()
         return self._cache_manager
 
-    def _remember(self, kind: str, **fields: Any) -> None:
+    @property
+    def automatic(self) -> AutomaticMode:
+        """The automatic mode's settings and state (built on first use, not started)."""
         with self._lock:
-            self._history.append({"time": self._clock(), "kind": kind, **fields})
+            if self._automatic is None:
+                from .automatic import AutomaticMode
+
+                self._automatic = AutomaticMode(self, self._clock)
+            return self._automatic
+
+    def start(
+        self,
+        interval: float = 60.0,
+        auto_cleanup: bool = True,
+        threshold: int | str | None = None,
+        cooldown: float = 300.0,
+        *,
+        gc_interval: float | None = None,
+    ) -> None:
+        """Profile every ``interval`` seconds in a background thread; clean up past a threshold.
+
+        :param interval: seconds between profiles (each kept in the bounded :meth:`history`)
+        :param auto_cleanup: run the coordinator's handlers at CRITICAL and ``gc.collect()``
+            when this process's RSS passes ``threshold``
+        :param threshold: bytes, a size string or a percentage of usable memory; default
+            the critical threshold of :attr:`thresholds` (else its warning, else its max)
+        :param cooldown: seconds between two automatic cleanups (the coordinator's own
+            cooldown applies as well)
+        :param gc_interval: also call ``gc.collect()`` every so many seconds (None: off)
+
+        Calling it while running changes the settings.  :meth:`stop` (or :meth:`close`)
+        stops the thread.
+        """
+        automatic = self.automatic
+        automatic.configure(
+            interval=interval,
+            auto_cleanup=auto_cleanup,
+            threshold=threshold,
+            cooldown=cooldown,
+            gc_interval=gc_interval,
+        )
+        automatic.clear(threshold=threshold is None, gc_interval=gc_interval is None)
+        automatic.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the automatic mode's thread and join it (nothing when it is off)."""
+        automatic = self._automatic
+        if automatic is not None:
+            automatic.stop(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the automatic mode runs."""
+        automatic = self._automatic
+        return automatic is not None and automatic.running
+
+    def record(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Add an entry of ``kind`` to :meth:`history` and return it (``time`` by the clock)."""
+        entry = {"time": self._clock(), "kind": kind, **fields}
+        with self._lock:
+            self._history.append(entry)
+        return entry
+
+    def _remember(self, kind: str, **fields: Any) -> None:
+        self.record(kind, **fields)
 
     def history(self) -> list[dict[str, Any]]:
         """Past profiles, snapshots and cleanups (``kind``), oldest first; ``time`` by the clock."""
@@ -189,7 +257,8 @@ class MemoryDiagnostics:
         system = self.system_memory()
         fraction = system.used / system.total if system.total else 0.0
         pressure = self.coordinator.level_of(fraction)
-        caches = {name: m.as_dict() for name, m in self.cache_manager.stats().items()}
+        metrics = self.cache_manager.stats()
+        caches = {name: m.as_dict() for name, m in metrics.items()}
         result = {
             "pid": os.getpid(),
             "rss": rss,
@@ -205,7 +274,7 @@ class MemoryDiagnostics:
                 "cgroup": system.cgroup,
             },
             "caches": caches,
-            "cache_bytes": sum(int(m["memory_bytes"]) for m in caches.values()),
+            "cache_bytes": sum(m.memory_bytes for m in metrics.values()),
             "pressure": {"level": str(pressure), "fraction_used": fraction},
             "tracing": tracemalloc.is_tracing(),
         }
@@ -319,6 +388,7 @@ class MemoryDiagnostics:
                     "min_free": monitor.min_free,
                     "abort": monitor.abort,
                 },
+                "automatic": None if self._automatic is None else self._automatic.settings(),
             },
             "profile": self.profile(),
             "processes": processes,

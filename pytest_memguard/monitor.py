@@ -4,15 +4,15 @@ Each tracked process has warning/critical/max thresholds on its RSS (children in
 by default).  :meth:`ProcessMonitor.poll` reads them all once: it records peaks, writes
 an alert when a process reaches a new level, terminates a process at its hard limit
 (SIGTERM, then SIGKILL after ``grace`` seconds), and when the sum passes
-``aggregate_limit`` terminates the largest.  Alerts are JSON lines in
-``memory-alerts.log`` and final statistics JSON lines in ``subprocess-stats.jsonl``.
+``aggregate_limit`` terminates the largest.  With a ``log_dir``, alerts are JSON lines
+in ``memory-alerts.log``, final statistics in ``subprocess-stats.jsonl`` and system-wide
+samples in ``memory-monitor.log`` (bounded in size); :mod:`.monitorlog` has the format.
 
 A process that vanishes mid-read is normal; one we may not read has an unknown RSS.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import threading
@@ -30,11 +30,23 @@ from .background import Background, Threaded
 from .core.levels import Level, MemoryThresholds
 from .core.sizes import format_size, parse_limit
 from .errors import MemguardError
-from .output import append_text, reason_of
+from .monitorlog import (
+    ALERTS_FILE,
+    MONITOR_FILE,
+    STATS_FILE,
+    aggregate_message,
+    alert_message,
+    append_record,
+    append_sample,
+    megabytes,
+    stats_record,
+    system_record,
+)
 from .probe.system import SystemMemory
 
 __all__ = [
     "ALERTS_FILE",
+    "MONITOR_FILE",
     "STATS_FILE",
     "MonitorError",
     "MonitorEvent",
@@ -45,8 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ALERTS_FILE: Final = "memory-alerts.log"
-STATS_FILE: Final = "subprocess-stats.jsonl"
 DEFAULT_THRESHOLDS: Final = ("1 GB", "2 GB", "4 GB")
 _MB: Final = 1_000_000
 _WORDS: Final = {Level.WARNING: "warning", Level.CRITICAL: "critical", Level.ABORT: "hard limit"}
@@ -196,7 +206,9 @@ class ProcessMonitor(Threaded):
     :param include_children: count each process's descendants in its RSS
     :param min_free: bytes that must stay available for :meth:`can_create_subprocess`
     :param abort: terminate processes at their hard limit (False: alert only)
-    :param log_dir: folder of ``memory-alerts.log`` and ``subprocess-stats.jsonl``
+    :param log_dir: folder of ``memory-alerts.log``, ``subprocess-stats.jsonl`` and
+        ``memory-monitor.log``
+    :param max_log_bytes: size bound of ``memory-monitor.log`` (rotated once to ``.1``)
     :param grace: seconds between SIGTERM and SIGKILL
     :param clock: monotonic seconds; ``wall``: epoch seconds for log timestamps
     :param memory: reads the machine's memory (default: the container-aware probe)
@@ -215,6 +227,7 @@ class ProcessMonitor(Threaded):
         log_dir: str | Path | None = None,
         *,
         grace: float = 5.0,
+        max_log_bytes: int = 1_000_000,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         memory: Callable[[], SystemMemory] | None = None,
@@ -223,6 +236,13 @@ class ProcessMonitor(Threaded):
             raise MonitorError(f"interval must be > 0 seconds, got {interval!r}")
         if grace < 0:
             raise MonitorError(f"grace must be >= 0 seconds, got {grace!r}")
+        if (
+            isinstance(max_log_bytes, bool)
+            or not isinstance(max_log_bytes, int)
+            or (max_log_bytes < 1)
+        ):
+            raise MonitorError(f"max_log_bytes must be an int >= 1, got {max_log_bytes!r}")
+        self.max_log_bytes = max_log_bytes
         self.thresholds = thresholds if thresholds is not None else _default_thresholds()
         self.aggregate_limit = None if aggregate_limit is None else parse_limit(aggregate_limit)
         self.min_free = None if min_free is None else parse_limit(min_free)
@@ -359,7 +379,7 @@ class ProcessMonitor(Threaded):
                     entry.observe(rss)
             stats = entry.stats(self._clock())
             del self._tracked[ident]
-        self._append(STATS_FILE, {"timestamp": self._timestamp(), **stats})
+        append_record(self.log_dir, STATS_FILE, stats_record(ident, stats, self._timestamp()))
         return stats
 
     def poll(self) -> list[MonitorEvent]:
@@ -383,7 +403,20 @@ class ProcessMonitor(Threaded):
                 if entry.term_deadline is None:
                     live.append((entry, rss))
             self._check_aggregate(live, now, events)
+            if self.log_dir is not None:
+                self._sample(live)
         return events
+
+    def _sample(self, live: list[tuple[_Tracked, int]]) -> None:
+        """Append one system-wide sample to ``memory-monitor.log``; under the lock."""
+        processes = {entry.id: megabytes(rss) for entry, rss in live}
+        record = {
+            "timestamp": self._timestamp(),
+            "system_memory": system_record(self._reading()),
+            "processes": processes,
+            "total_mb": megabytes(sum(rss for _, rss in live)),
+        }
+        append_sample(self.log_dir, record, self.max_log_bytes)
 
     def _ended(self, entry: _Tracked, now: float) -> MonitorEvent:
         entry.ended_at = now
@@ -407,8 +440,10 @@ class ProcessMonitor(Threaded):
         )
         if level >= Level.ABORT and self.abort:
             message += "; terminating it"
-        entry.warnings.append(message)
-        self._alert(entry, level, rss, message)
+        assert limit is not None  # a level above OK has its limit
+        alert = alert_message(level, limit, rss)
+        entry.warnings.append(alert)
+        self._alert(entry, level, alert)
         events.append(
             MonitorEvent(now, entry.id, entry.pid, level.name.lower(), level, rss, message)
         )
@@ -432,8 +467,9 @@ class ProcessMonitor(Threaded):
             )
             if self.abort:
                 message += ", terminating it"
-            entry.warnings.append(message)
-            self._alert(entry, Level.ABORT, rss, message)
+            alert = aggregate_message(limit, total, entry.id, rss)
+            entry.warnings.append(alert)
+            self._alert(entry, Level.ABORT, alert)
             events.append(
                 MonitorEvent(now, entry.id, entry.pid, "aggregate", Level.ABORT, rss, message)
             )
@@ -486,7 +522,12 @@ class ProcessMonitor(Threaded):
             f"sent SIGKILL to {entry.id} (pid {entry.pid}): still running "
             f"{self.grace:g} s after SIGTERM"
         )
-        self._alert(entry, Level.ABORT, entry.last, message)
+        self._alert(
+            entry,
+            Level.ABORT,
+            f"ABORT: Killed at {megabytes(entry.last)}MB, still running {self.grace:g} s"
+            " after SIGTERM",
+        )
         events.append(
             MonitorEvent(now, entry.id, entry.pid, "kill", Level.ABORT, entry.last, message)
         )
@@ -512,36 +553,22 @@ class ProcessMonitor(Threaded):
     def _timestamp(self) -> str:
         return datetime.fromtimestamp(self._wall(), timezone.utc).isoformat()
 
-    def _alert(self, entry: _Tracked, level: Level, rss: int | None, message: str) -> None:
+    def _reading(self) -> SystemMemory | None:
         try:
-            reading = self._memory()
-            system: dict[str, Any] | None = {
-                "total": reading.total,
-                "available": reading.available,
-                "used": reading.used,
-                "source": reading.source,
-            }
+            return self._memory()
         except Exception as error:  # the alert matters more than its context
-            system = None
             logger.warning("memguard: reading system memory failed: %s", error)
+            return None
+
+    def _alert(self, entry: _Tracked, level: Level, message: str) -> None:
+        """Keep, log and write one alert line (the documented format, see :mod:`.monitorlog`)."""
         record = {
             "timestamp": self._timestamp(),
-            "level": str(level),
-            "id": entry.id,
-            "pid": entry.pid,
-            "rss": rss,
+            "level": level.name,
+            "subprocess_id": entry.id,
             "message": message,
-            "system_memory": system,
+            "system_memory": system_record(self._reading()),
         }
         self._alerts.append(record)
-        logger.warning("memguard: %s", message)
-        self._append(ALERTS_FILE, record)
-
-    def _append(self, filename: str, record: dict[str, Any]) -> None:
-        if self.log_dir is None:
-            return
-        path = self.log_dir / filename
-        try:
-            append_text(path, json.dumps(record, sort_keys=True) + "\n")
-        except OSError as error:  # OutputPathError too: a FIFO or a device is left alone
-            logger.warning("memguard: cannot write %s: %s", path, reason_of(error))
+        logger.warning("memguard: %s (pid %d): %s", entry.id, entry.pid, message)
+        append_record(self.log_dir, ALERTS_FILE, record)

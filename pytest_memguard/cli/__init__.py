@@ -1,7 +1,8 @@
 """The ``memguard`` console script: ``main(argv) -> int``.
 
 Subcommands: ``show`` and ``diff`` (JSON reports), ``run`` (guard a command), ``status``
-and ``diagnostics`` (this machine, this process).  Nothing here calls ``sys.exit``:
+and ``diagnostics`` (this machine, this process), ``profile``, ``cleanup`` and
+``configure`` (a running service's memory endpoints).  Nothing here calls ``sys.exit``:
 usage errors return 2, ``--help`` returns 0, and each subcommand documents its own codes.
 No pytest import: the CLI stands on the library, the engine and the probe.
 """
@@ -46,7 +47,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``memguard`` parser with its subcommands."""
-    from . import machine, reports, run
+    from . import machine, remote, reports, run
 
     parser = _Parser(
         prog="memguard",
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_parsers(commands)
     run.add_parser(commands)
     machine.add_parsers(commands)
+    remote.add_parsers(commands)
     return parser
 
 

@@ -27,7 +27,14 @@ from typing import Any, Final
 from ..core.levels import MemoryThresholds
 from ..core.sizes import format_size
 from ..errors import SizeError, ThresholdError
-from ..monitor import ALERTS_FILE, STATS_FILE, MonitorEvent, ProcessGoneError, ProcessMonitor
+from ..monitor import (
+    ALERTS_FILE,
+    MONITOR_FILE,
+    STATS_FILE,
+    MonitorEvent,
+    ProcessGoneError,
+    ProcessMonitor,
+)
 from .common import EXIT_ERROR, CommandError, seconds, threshold
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_MEMORY_LIMIT", "EXIT_NOT_FOUND", "add_parser", "exit_code"]
@@ -250,7 +257,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     outputs = [("--json", args.json)] if args.json else []
     if args.log_dir:
         outputs += [
-            ("--log-dir", os.path.join(args.log_dir, name)) for name in (ALERTS_FILE, STATS_FILE)
+            ("--log-dir", os.path.join(args.log_dir, name))
+            for name in (ALERTS_FILE, STATS_FILE, MONITOR_FILE)
         ]
     for flag, path in outputs:
         try:

@@ -1,7 +1,9 @@
 """What the POST routes of ``memory_app`` accept: token, body size, JSON, keys, bounds.
 
-``configure`` keeps the forms it took (a size or null for ``alert_threshold``, JSON
-numbers for the fractions ``warning`` and ``critical``) and refuses values nothing could
+``cleanup`` takes ``{"force": bool}``.  ``configure`` keeps the forms it took (a size or
+null for ``alert_threshold``, JSON numbers for the fractions ``warning`` and ``critical``,
+seconds for ``cooldown`` (>= 0) and ``interval`` (> 0), a bool for ``auto_cleanup``,
+``headers``) and refuses values nothing could
 act on, by the rules of the plugin's own thresholds: a fraction, like a percentage there,
 is in (0, 1]; a size is at least one page (RSS grows by pages); and since a threshold is
 compared with the memory this process can use (the cgroup's limit when there is one), a
@@ -32,6 +34,7 @@ __all__ = [
     "Refused",
     "Response",
     "authorize",
+    "check_cleanup",
     "check_settings",
     "error",
     "invalid",
@@ -44,7 +47,17 @@ __all__ = [
 #: The smallest size a limit may have: one page of memory, in bytes.
 PAGE: Final = mmap.PAGESIZE
 #: The keys ``POST /configure`` accepts.
-SETTINGS: Final = ("alert_threshold", "critical", "headers", "warning")
+SETTINGS: Final = (
+    "alert_threshold",
+    "auto_cleanup",
+    "cooldown",
+    "critical",
+    "headers",
+    "interval",
+    "warning",
+)
+#: The keys ``POST /cleanup`` accepts.
+CLEANUP: Final = ("force",)
 _FRACTION: Final = "expected a fraction in (0, 1], e.g. 0.7"
 
 #: ``(status, JSON payload, extra headers)``.
@@ -165,6 +178,24 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return data
 
 
+def check_cleanup(data: dict[str, Any]) -> bool:
+    """``force`` of a ``cleanup`` body (False when absent); 400 naming a bad key or value."""
+    refuse_unknown(data, CLEANUP)
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise invalid("force", force, "expected true or false")
+    return force
+
+
+def _seconds(key: str, value: Any, *, zero: bool) -> float:
+    """A number of seconds, finite, above 0 (or at it when ``zero``)."""
+    bound = ">= 0" if zero else "> 0"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise invalid(key, value, f"expected seconds {bound}, e.g. {300 if zero else 60}")
+    return float(value)
+
+
 def check_settings(
     data: dict[str, Any], *, recorder: bool, memory: Callable[[], SystemMemory]
 ) -> dict[str, Any]:
@@ -189,10 +220,15 @@ def check_settings(
     if "alert_threshold" in data:
         value = data["alert_threshold"]
         checked["alert_threshold"] = None if value is None else _size(value, usable)
-    if "headers" in data:
-        if not isinstance(data["headers"], bool):
-            raise invalid("headers", data["headers"], "expected true or false")
-        checked["headers"] = data["headers"]
+    for key in ("headers", "auto_cleanup"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise invalid(key, data[key], "expected true or false")
+            checked[key] = data[key]
+    if "cooldown" in data:
+        checked["cooldown"] = _seconds("cooldown", data["cooldown"], zero=True)
+    if "interval" in data:
+        checked["interval"] = _seconds("interval", data["interval"], zero=False)
     for key in ("warning", "critical"):
         if key in data:
             checked[key] = _fraction(key, data[key], usable)

@@ -2,7 +2,9 @@
 
 It answers to the path relative to its mount point (``root_path``; under WSGI, where
 ``SCRIPT_NAME`` ends), speaks JSON, and takes no file name, module or code from a request.
-``HEAD`` answers as ``GET`` without the body.  ``POST`` routes need a bearer token.
+``HEAD`` answers as ``GET`` without the body.  ``POST`` routes need a bearer token, and
+so do ``GET /profile`` and ``GET /diagnostics`` (file paths, process details) when the
+app has one; ``GET /status`` stays open for health checks.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from .control import (
     Refused,
     Response,
     authorize,
+    check_cleanup,
     check_settings,
     error,
     invalid,
     parse_body,
     read_asgi_body,
     read_wsgi_body,
-    refuse_unknown,
 )
 from .recorder import RequestRecorder, WebConfigError
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from ..diagnostics import MemoryDiagnostics
     from ..pressure import MemoryPressureCoordinator
 
-__all__ = ["MAX_BODY", "MemoryApp", "Monitored", "memory_app"]
+__all__ = ["MAX_BODY", "PROTECTED", "MemoryApp", "Monitored", "memory_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ _ROUTES: Final = {
     "/cleanup": "POST",
     "/configure": "POST",
 }
+#: GET routes that need the token when the app has one.
+PROTECTED: Final = frozenset({"/profile", "/diagnostics"})
 _T = TypeVar("_T")
 #: What the ``Allow`` header of a 405 lists for a route of each method.
 _ALLOW: Final = {"GET": "GET, HEAD", "POST": "POST"}
@@ -86,10 +90,14 @@ class MemoryApp:
         self.coordinator: MemoryPressureCoordinator = diagnostics.coordinator
         self.cache_manager: CacheManager = diagnostics.cache_manager
         self._owns_diagnostics = owns_diagnostics
+        self._started_automatic = False
         self.max_body = max_body
 
     def close(self) -> None:
-        """Release what the app built itself (its :class:`MemoryDiagnostics`)."""
+        """Release what the app built or started itself: its :class:`MemoryDiagnostics`,
+        the automatic mode a ``configure`` turned on."""
+        if self._started_automatic:
+            self.diagnostics.stop()
         if self._owns_diagnostics:
             self.diagnostics.close()
 
@@ -120,8 +128,14 @@ class MemoryApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
+    def _guard(self, path: str, authorization: bytes) -> None:
+        """Refuse a request to a protected ``GET`` route without the token (when there is one)."""
+        if path in PROTECTED and self._token is not None:
+            authorize(self._token, authorization)
+
     async def _respond(self, method: str, path: str, scope: Scope, receive: Receive) -> Response:
         if self._match(method, path) == "GET":
+            self._guard(path, _header(scope, b"authorization"))
             return 200, await _offload(self._reader(path)), []
         authorize(self._token, _header(scope, b"authorization"))
         data = parse_body(await read_asgi_body(scope, receive, self.max_body))
@@ -130,27 +144,43 @@ class MemoryApp:
     def wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The same routes as a WSGI (PEP 3333) app, relative to where ``SCRIPT_NAME`` ends.
 
+        Mount it in Flask with ``DispatcherMiddleware(app.wsgi_app, {"/memory": api.wsgi})``.
         Call :meth:`close` at shutdown: WSGI has no lifespan to do it.
         """
         method = str(environ.get("REQUEST_METHOD", "GET"))
-        path = _normal(str(environ.get("PATH_INFO", "")))
-        try:
-            response = self._respond_wsgi(method, path, environ)
-        except Refused as refused:
-            response = refused.response
-        except Exception as failure:
-            response = _failed(path, failure)
-        status, headers, body = _encode(response)
+        given = str(environ.get("HTTP_AUTHORIZATION", ""))  # PEP 3333: latin-1 decoded
+        status, headers, body = self.respond(
+            method,
+            str(environ.get("PATH_INFO", "")),
+            given.encode("latin-1", "replace"),
+            lambda: read_wsgi_body(environ, self.max_body),
+        )
         native = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
         start_response(f"{status} {HTTPStatus(status).phrase}", native)
         return [b"" if method == "HEAD" else body]
 
-    def _respond_wsgi(self, method: str, path: str, environ: WSGIEnvironment) -> Response:
-        if self._match(method, path) == "GET":
-            return 200, self._reader(path)(), []
-        given = str(environ.get("HTTP_AUTHORIZATION", ""))  # PEP 3333: latin-1 decoded
-        authorize(self._token, given.encode("latin-1", "replace"))
-        return self._post(path, parse_body(read_wsgi_body(environ, self.max_body)))
+    def respond(
+        self, method: str, path: str, authorization: bytes, body: Callable[[], bytes]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Answer one request synchronously: status, headers and JSON body (for adapters).
+
+        ``path`` is relative to the mount point; ``authorization`` is the header's value
+        (``b""`` when absent); ``body()`` is called only once the token has been checked.
+        The body is returned for ``HEAD`` too: the adapter drops it.
+        """
+        path = _normal(path)
+        try:
+            if self._match(method, path) == "GET":
+                self._guard(path, authorization)
+                response: Response = 200, self._reader(path)(), []
+            else:
+                authorize(self._token, authorization)
+                response = self._post(path, parse_body(body()))
+        except Refused as refused:
+            response = refused.response
+        except Exception as failure:
+            response = _failed(path, failure)
+        return _encode(response)
 
     def _match(self, method: str, path: str) -> str:
         """The method of the route at ``path`` (``HEAD`` is ``GET``); 404 or 405 if none."""
@@ -200,8 +230,7 @@ class MemoryApp:
 
     def _post(self, path: str, data: dict[str, Any]) -> Response:
         if path == "/cleanup":
-            refuse_unknown(data, ())
-            result: dict[str, Any] = self.diagnostics.emergency_cleanup()
+            result: dict[str, Any] = self.diagnostics.emergency_cleanup(check_cleanup(data))
             if result.get("ran"):
                 return 200, result, []
             retry = result.get("retry_in")
@@ -219,10 +248,19 @@ class MemoryApp:
             k: checked[k] for k in ("warning", "critical") if k in checked
         }
         try:
-            self.coordinator.configure(**fractions)
+            self.coordinator.configure(**fractions, cooldown=checked.get("cooldown"))
         except ValueError as failure:
             key = next((k for k in fractions if k in str(failure)), "warning")
             raise invalid(key, fractions.get(key), str(failure)) from None
+        automatic = self.diagnostics.automatic
+        automatic.configure(
+            interval=checked.get("interval"),
+            auto_cleanup=checked.get("auto_cleanup"),
+            cooldown=checked.get("cooldown"),
+        )
+        if checked.get("auto_cleanup") and not automatic.running:
+            automatic.start()
+            self._started_automatic = True
         if recorder is not None:
             if "alert_threshold" in checked:
                 recorder.alert_threshold = checked["alert_threshold"]
@@ -235,6 +273,9 @@ class MemoryApp:
             "warning": self.coordinator.warning,
             "critical": self.coordinator.critical,
             "cooldown": self.coordinator.cooldown,
+            "interval": automatic.interval,
+            "auto_cleanup": automatic.auto_cleanup,
+            "automatic": automatic.running,
         }
 
 

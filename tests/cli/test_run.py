@@ -85,11 +85,11 @@ def test_a_command_growing_forever_is_stopped_at_the_hard_limit(
     assert "reached the hard limit 286.1 MiB (--max 300MB)" in stopped[0]
     assert stopped[0].endswith("exit status 137")
     (stats,) = _lines(tmp_path / "subprocess-stats.jsonl")
-    assert stats["aborted"] is True
-    assert stats["peak"] >= 300 * MB
-    assert stats["thresholds"]["max"] == 300 * MB
+    assert stats["memory_stats"]["aborted"] is True
+    assert stats["memory_stats"]["peak_mb"] >= 300
     alerts = _lines(tmp_path / "memory-alerts.log")
-    assert [a["level"] for a in alerts] == ["abort"]
+    assert [a["level"] for a in alerts] == ["ABORT"]
+    assert alerts[0]["message"].startswith("ABORT: Memory exceeded 300MB at ")
     data = json.loads(summary.read_text())
     assert data["exit_code"] == 137
     assert data["aborted"] is True

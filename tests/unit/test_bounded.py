@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,6 +17,7 @@ from pytest_memguard.bounded import (
     SingletonMeta,
 )
 from pytest_memguard.errors import MemguardError
+from pytest_memguard.singletons import AgentSingleton
 
 
 def _hammer(worker: Any, threads: int = 8) -> None:
@@ -264,3 +265,68 @@ def test_singleton_creation_is_thread_safe() -> None:
     assert len(seen) == 8
     assert len({id(instance) for instance in seen}) == 1
     assert _Settings.created == 1
+
+
+@pytest.mark.usefixtures("fresh_singletons")
+def test_reset_all_forgets_every_instance() -> None:
+    settings, child = _Settings(1), _Child()
+    SingletonMeta.reset_all()
+    assert not SingletonMeta.has_instance(_Settings)
+    assert not SingletonMeta.has_instance(_Child)
+    assert _Settings(2) is not settings
+    assert _Settings(3).value == 2
+    assert _Child() is not child
+
+
+def test_maxlen_is_the_bound_given() -> None:
+    assert BoundedList(3).maxlen == 3
+    assert BoundedDict(4).maxlen == 4
+    collector = MetricsCollector(5)
+    assert collector.maxlen == 5
+    for n in range(7):
+        collector.record("x", n)
+    assert len(collector.values("x")) == collector.maxlen
+    assert MetricsCollector().maxlen == 1000
+
+
+class _Model(AgentSingleton):
+    setups: ClassVar[int] = 0
+
+    def _setup(self, size: int = 1) -> None:
+        type(self).setups += 1
+        self.size = size
+
+
+class _Tokenizer(_Model):
+    pass
+
+
+@pytest.fixture
+def fresh_agents() -> Iterator[None]:
+    for cls in (_Model, _Tokenizer):
+        SingletonMeta.reset(cls)
+        cls.setups = 0
+    yield
+    for cls in (_Model, _Tokenizer):
+        SingletonMeta.reset(cls)
+
+
+@pytest.mark.usefixtures("fresh_agents")
+def test_agent_singleton_sets_up_once_per_class_with_statistics() -> None:
+    results: list[_Model] = []
+    _hammer(lambda index: results.append(_Model(index + 10)))
+    assert len({id(model) for model in results}) == 1
+    assert _Model.setups == 1
+    assert _Model(99).size == results[0].size  # later arguments are ignored
+    tokenizer = _Tokenizer(2)
+    assert tokenizer is not results[0]
+    assert (tokenizer.size, _Tokenizer.setups) == (2, 1)
+    stats = AgentSingleton.instance_stats()
+    model = stats["classes"][f"{__name__}._Model"]
+    assert model["calls"] >= 9  # eight threads and one more call, since the module loaded
+    assert model["setup_seconds"] >= 0
+    assert model["created_at"] > 1_700_000_000
+    assert stats["classes"][f"{__name__}._Tokenizer"]["calls"] >= 1
+    assert stats["instances"] >= 2
+    SingletonMeta.reset(_Tokenizer)
+    assert f"{__name__}._Tokenizer" not in AgentSingleton.instance_stats()["classes"]

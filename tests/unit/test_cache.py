@@ -390,6 +390,16 @@ def test_manager_takes_the_names_of_the_design(clock: FakeClock) -> None:
         manager.create_cache("d", ttl=1.0, ttl_seconds=2.0)
 
 
+def test_metrics_show_the_ttl_and_the_cleanup_interval(clock: FakeClock) -> None:
+    manager = CacheManager(clock=clock, sizeof=len)
+    manager.create_cache("c", ttl_seconds=3600, cleanup_interval=30)
+    forever = manager.create_cache("forever", ttl=None)
+    (c, f) = (manager.get_cache_stats()[name].as_dict() for name in ("c", "forever"))
+    assert (c["ttl"], c["cleanup_interval"]) == (3600.0, 30.0)
+    assert (f["ttl"], f["cleanup_interval"]) == (None, 60.0)
+    assert (forever.ttl, forever.cleanup_interval) == (None, 60.0)
+
+
 def test_manager_stats_clear_cleanup_and_pressure(clock: FakeClock) -> None:
     manager = CacheManager(clock=clock, sizeof=len, ttl=10.0)
     one = manager.create_cache("one")

@@ -14,7 +14,7 @@ import pytest
 from pytest_memguard import BoundedCache
 from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
 from pytest_memguard.core.levels import Level, MemoryThresholds
-from pytest_memguard.diagnostics import TRACING_OFF, MemoryDiagnostics
+from pytest_memguard.diagnostics import TRACING_OFF, LeakCandidate, MemoryDiagnostics
 from pytest_memguard.monitor import ProcessMonitor
 from pytest_memguard.pressure import (
     MemoryPressureCoordinator,
@@ -284,3 +284,32 @@ def test_history_is_bounded(coordinator: MemoryPressureCoordinator) -> None:
     for _ in range(5):
         diag.profile()
     assert len(diag.history()) == 3
+
+
+def test_a_leak_candidate_says_where_and_is_json_ready() -> None:
+    candidate = LeakCandidate("app/cache.py", 42, 3 * MB, 2 * MB, 1000, 3)
+    assert candidate.where == "app/cache.py:42"
+    assert json.loads(json.dumps(candidate.as_dict())) == {
+        "where": "app/cache.py:42",
+        "file": "app/cache.py",
+        "line": 42,
+        "size": 3 * MB,
+        "growth": 2 * MB,
+        "count_growth": 1000,
+        "snapshots": 3,
+    }
+
+
+@pytest.mark.usefixtures("not_tracing")
+def test_as_a_context_manager_it_stops_what_it_started(
+    coordinator: MemoryPressureCoordinator,
+) -> None:
+    with MemoryDiagnostics(coordinator, CacheManager(), trace=True, memory=fake_memory) as diag:
+        diag.top_allocations(1)  # tracing starts on first need
+        kept = _allocate(100_000)
+        assert diag.top_allocations(1)[0].size >= len(kept)
+        diag.start(interval=3600)
+        assert diag.running
+        assert diag.system_memory() == fake_memory()
+    assert not tracemalloc.is_tracing()
+    assert not diag.running

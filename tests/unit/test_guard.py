@@ -375,3 +375,24 @@ def test_armed_within_a_function_the_guard_interrupts_only_that_function() -> No
         info = guard.end()
         assert info is not None
         assert info.signals >= 2
+
+
+def test_pause_disarms_and_says_whether_there_is_news(fake: Fake) -> None:
+    guard = fake.guard(MemoryThresholds("200MB", None, "500MB"))
+    guard.begin("t::a")
+    guard.arm()
+    guard.poll()
+    assert guard.pause() is False  # nothing happened
+    fake.rss = 250 * MB
+    guard.poll()
+    assert guard.pause() is True  # a level event waits
+    assert [e.level for e in guard.drain_events()] == [Level.WARNING]
+    assert guard.pause() is False
+    fake.rss = 600 * MB
+    guard.poll()
+    assert fake.interrupts == 0  # paused: disarmed
+    guard.arm()
+    guard.poll()
+    assert fake.interrupts == 1
+    assert guard.pause() is True  # the unit was stopped
+    assert guard.end() is not None

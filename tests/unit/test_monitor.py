@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +23,7 @@ from pytest_memguard.core.levels import Level, MemoryThresholds
 from pytest_memguard.errors import MemguardError, SizeError
 from pytest_memguard.monitor import (
     ALERTS_FILE,
+    MONITOR_FILE,
     STATS_FILE,
     MonitorError,
     ProcessGoneError,
@@ -150,22 +153,21 @@ def test_a_child_past_its_hard_limit_is_terminated_with_stats_and_logs(
     assert len(stats["warnings"]) == 1
     assert ident not in monitor
     (line,) = _lines(tmp_path / STATS_FILE)
-    assert line["id"] == "grower"
-    assert line["peak"] == stats["peak"]
-    assert line["aborted"] is True
+    assert line["subprocess_id"] == "grower"
+    assert line["memory_stats"]["peak_mb"] == round(stats["peak"] / MB, 1)
+    assert line["memory_stats"]["aborted"] is True
     assert line["timestamp"] == "2023-11-14T22:13:20+00:00"
     (alert,) = _lines(tmp_path / ALERTS_FILE)
-    assert alert["level"] == "abort"
-    assert alert["id"] == "grower"
-    assert alert["pid"] == child.pid
+    assert alert["level"] == "ABORT"
+    assert alert["subprocess_id"] == "grower"
     assert alert["message"] == stats["warnings"][0]
-    assert "grower (pid" in alert["message"]
+    assert alert["message"].startswith("ABORT: Memory exceeded 120MB at ")
     assert alert["timestamp"] == "2023-11-14T22:13:20+00:00"
     assert alert["system_memory"] == {
-        "total": 16_000 * MB,
-        "available": 8_000 * MB,
-        "used": 8_000 * MB,
-        "source": "cgroup",
+        "total_mb": 16_000.0,
+        "available_mb": 8_000.0,
+        "used_mb": 8_000.0,
+        "percent": 50.0,
     }
 
 
@@ -200,7 +202,7 @@ def test_levels_below_the_limit_alert_once_each_without_terminating(
     stats = mon.untrack(ident)
     assert stats["aborted"] is False
     assert stats["returncode"] == 0
-    assert [a["level"] for a in _lines(tmp_path / ALERTS_FILE)] == ["warning"]
+    assert [a["level"] for a in _lines(tmp_path / ALERTS_FILE)] == ["WARNING"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be ignored on Windows")
@@ -228,7 +230,10 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
         assert child.wait(timeout=30) == -signal.SIGKILL
     assert [e.kind for e in mon.poll()] == ["exit"]
     assert mon.stats(ident)["killed"] is True
-    assert [a["level"] for a in _lines(tmp_path / ALERTS_FILE)] == ["abort", "abort"]
+    alerts = _lines(tmp_path / ALERTS_FILE)
+    assert [a["level"] for a in alerts] == ["ABORT", "ABORT"]
+    assert alerts[1]["message"].startswith("ABORT: Killed at ")
+    assert alerts[1]["message"].endswith("MB, still running 5 s after SIGTERM")
 
 
 def test_past_the_aggregate_limit_the_largest_is_terminated(
@@ -258,7 +263,9 @@ def test_past_the_aggregate_limit_the_largest_is_terminated(
     assert mon.stats("big")["aborted"] is True
     assert mon.stats("small")["aborted"] is False
     (alert,) = _lines(tmp_path / ALERTS_FILE)
-    assert alert["id"] == "big"
+    assert alert["subprocess_id"] == "big"
+    assert alert["message"].startswith("ABORT: Aggregate memory exceeded 60MB at ")
+    assert "MB; the largest is big at " in alert["message"]
 
 
 def test_children_count_unless_told_otherwise(clock: FakeClock) -> None:
@@ -379,7 +386,7 @@ def test_without_abort_nothing_is_terminated_and_without_log_dir_nothing_is_writ
         assert mon.should_abort(ident)
         child.kill()
         child.wait(timeout=30)
-    assert [a["level"] for a in mon.alerts()] == ["abort"]
+    assert [a["level"] for a in mon.alerts()] == ["ABORT"]
     mon.untrack(ident)
     assert list(tmp_path.iterdir()) == []
 
@@ -456,3 +463,94 @@ def test_untracking_a_process_that_ended_since_the_last_poll(clock: FakeClock) -
     child.communicate(timeout=30)
     stats = mon.untrack(ident)
     assert (stats["running"], stats["returncode"]) == (False, 0)
+
+
+# Grows by the megabytes given on each line of stdin, answering "ready" each time.
+STEPS = """
+import sys
+held = []
+print("started", flush=True)
+for line in sys.stdin:
+    held.append(b"\\x01" * (int(line) * 1000 * 1000))
+    print("ready", flush=True)
+"""
+
+
+def test_over_warning_then_the_hard_limit_leaves_the_documented_log_lines(
+    monitor: ProcessMonitor, clock: FakeClock, tmp_path: Path
+) -> None:
+    with _spawn(STEPS) as child:
+        _expect(child, b"started\n")
+        ident = monitor.track(child, name="worker-1")
+        _say(child, b"50\n")  # past the warning (40 MB), under the critical (80 MB)
+        _expect(child, b"ready\n")
+        assert [e.kind for e in monitor.poll()] == ["warning"]
+        _say(child, b"100\n")  # past the hard limit (120 MB)
+        _expect(child, b"ready\n")
+        clock.advance(2.5)
+        assert [e.kind for e in monitor.poll()] == ["abort", "terminate"]
+        child.wait(timeout=30)
+        monitor.untrack(ident)
+    alerts = _lines(tmp_path / ALERTS_FILE)
+    assert [set(a) for a in alerts] == [
+        {"timestamp", "level", "subprocess_id", "message", "system_memory"}
+    ] * 2
+    assert [a["level"] for a in alerts] == ["WARNING", "ABORT"]
+    assert {a["subprocess_id"] for a in alerts} == {"worker-1"}
+    assert re.fullmatch(r"WARNING: Memory exceeded 40MB at \d+\.\dMB", alerts[0]["message"])
+    assert re.fullmatch(r"ABORT: Memory exceeded 120MB at \d+\.\dMB", alerts[1]["message"])
+    assert float(alerts[0]["message"].split(" at ")[1][:-2]) > 40
+    for alert in alerts:
+        assert datetime.fromisoformat(alert["timestamp"]).year == 2023
+        assert alert["system_memory"] == {
+            "total_mb": 16_000.0,
+            "available_mb": 8_000.0,
+            "used_mb": 8_000.0,
+            "percent": 50.0,
+        }
+    (line,) = _lines(tmp_path / STATS_FILE)
+    assert set(line) == {"subprocess_id", "memory_stats", "timestamp"}
+    assert line["subprocess_id"] == "worker-1"
+    stats = line["memory_stats"]
+    assert set(stats) == {
+        "start_mb",
+        "peak_mb",
+        "end_mb",
+        "duration_seconds",
+        "warnings",
+        "aborted",
+    }
+    assert stats["start_mb"] < 40 < 150 < stats["peak_mb"] == stats["end_mb"]
+    assert stats["duration_seconds"] == 2.5
+    assert stats["warnings"] == [a["message"] for a in alerts]
+    assert stats["aborted"] is True
+    assert datetime.fromisoformat(line["timestamp"]).year == 2023
+
+
+def test_the_system_samples_log_is_bounded_in_size(clock: FakeClock, tmp_path: Path) -> None:
+    mon = ProcessMonitor(log_dir=tmp_path, clock=clock, memory=fake_memory, max_log_bytes=1000)
+    ident = mon.track(os.getpid(), name="self")
+    for _ in range(30):
+        mon.poll()
+    mon.untrack(ident)
+    log, older = tmp_path / MONITOR_FILE, tmp_path / f"{MONITOR_FILE}.1"
+    assert 0 < log.stat().st_size <= 1000
+    assert 0 < older.stat().st_size <= 1000
+    sample = _lines(log)[-1]
+    assert set(sample) == {"timestamp", "system_memory", "processes", "total_mb"}
+    assert sample["system_memory"]["percent"] == 50.0
+    assert sample["processes"]["self"] == sample["total_mb"] > 0
+    with pytest.raises(MonitorError, match="max_log_bytes must be an int >= 1, got 0"):
+        ProcessMonitor(max_log_bytes=0)
+
+
+def test_the_tracked_ids_length_and_membership(clock: FakeClock) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    assert (len(mon), mon.tracked()) == (0, [])
+    mon.track(os.getpid(), name="self")
+    mon.track(os.getppid())
+    assert len(mon) == 2
+    assert mon.tracked() == ["self", f"pid-{os.getppid()}"]
+    assert "self" in mon
+    mon.untrack("self")
+    assert (len(mon), "self" in mon) == (1, False)

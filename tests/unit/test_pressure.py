@@ -94,6 +94,7 @@ def test_level_comes_from_the_fraction_in_use(
     memory.fraction = fraction
     assert coord.level() is level
     assert coord.fraction_used() == pytest.approx(fraction, abs=0.001)
+    assert coord.level_of(fraction) is level  # the same rule, for a fraction given
 
 
 def test_the_reader_may_return_an_object_with_used_and_total() -> None:

@@ -15,7 +15,7 @@ from pytest_memguard.probe.process import (
     open_peak_meter,
     rss_of,
 )
-from pytest_memguard.probe.system import Cgroup, read_pressure, read_system_memory
+from pytest_memguard.probe.system import Cgroup, SystemMemory, read_pressure, read_system_memory
 
 MiB = 2**20
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
@@ -173,3 +173,9 @@ def test_pressure_file(tmp_path: Path) -> None:
     assert pressure is not None
     assert (pressure.some_avg10, pressure.full_avg10, pressure.some_avg60) == (1.5, 0.5, 0.25)
     assert read_pressure(str(tmp_path / "missing")) is None
+
+
+def test_system_memory_in_use_and_its_share() -> None:
+    reading = SystemMemory(total=1000, available=250, source="cgroup", cgroup="v2:/ci")
+    assert (reading.used, reading.fraction_used) == (750, 0.75)
+    assert SystemMemory(total=0, available=0, source="host").fraction_used == 0.0

@@ -24,6 +24,8 @@ TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: The GET routes of memory_app, which HEAD answers too.
 GET_ROUTES = ("/status", "/profile", "/diagnostics", "/cache/metrics", "/requests")
+#: The GET routes that need the token when the app has one.
+PROTECTED = ("/profile", "/diagnostics")
 
 
 @dataclass
@@ -147,14 +149,16 @@ def request(
             conn.close()
 
 
-def raw_head(port: int, path: str) -> tuple[bytes, bytes]:
+def raw_head(port: int, path: str, token: str | None = TOKEN) -> tuple[bytes, bytes]:
     """``HEAD path`` on a fresh socket, read to its close: the header block and what follows.
 
     What follows the headers must be empty: a byte of body would be read, on a kept
     connection, as the start of the next response.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        auth = "" if token is None else f"Authorization: Bearer {token}\r\n"
+        sent = f"HEAD {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        sock.sendall(sent.encode())
         received = b""
         while chunk := sock.recv(65536):
             received += chunk

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from .app import MB
-from .helpers import GET_ROUTES, Reply, Server, raw_head, request
+from .helpers import AUTH, GET_ROUTES, PROTECTED, Reply, Server, raw_head, request
 
 
 def test_responses_carry_the_memory_headers(server: Server) -> None:
@@ -77,9 +77,9 @@ def test_a_thousand_unmatched_paths_leave_the_real_routes_rows_intact(server: Se
 def test_head_answers_as_get_without_the_body(server: Server, path: str) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:  # one kept connection: a stray body byte would break the next response
-        full = request(server.port, "GET", f"/memory{path}", connection=connection)
-        head = request(server.port, "HEAD", f"/memory{path}", connection=connection)
-        again = request(server.port, "GET", f"/memory{path}", connection=connection)
+        full = request(server.port, "GET", f"/memory{path}", None, AUTH, connection)
+        head = request(server.port, "HEAD", f"/memory{path}", None, AUTH, connection)
+        again = request(server.port, "GET", f"/memory{path}", None, AUTH, connection)
     finally:
         connection.close()
     assert (head.status, head.body) == (full.status, b"") == (200, b"")
@@ -177,8 +177,20 @@ def test_status_and_the_other_read_routes(server: Server) -> None:
     assert status["source"] in ("cgroup", "host")
     assert status["pressure"] in ("ok", "warning", "critical")
     assert "pages" in server.get("/memory/cache/metrics").json()
-    assert server.get("/memory/profile").json()["rss"] > 0
-    assert "top_allocations" in server.get("/memory/diagnostics").json()
+    assert server.get("/memory/profile", AUTH).json()["rss"] > 0
+    assert "top_allocations" in server.get("/memory/diagnostics", AUTH).json()
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_with_a_token_profile_and_diagnostics_need_it_and_status_does_not(
+    server: Server, path: str
+) -> None:
+    refused = server.get(f"/memory{path}")
+    assert refused.status == 401
+    assert refused.json()["error"] == "missing or wrong 'Authorization: Bearer <token>'"
+    assert server.get(f"/memory{path}", {"Authorization": "Bearer wrong"}).status == 401
+    assert server.get("/memory/status").status == 200
+    assert server.get(f"/memory-open{path}").status == 200  # an app without a token
 
 
 def test_404_405_403_and_413(server: Server) -> None:

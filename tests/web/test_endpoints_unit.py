@@ -77,7 +77,8 @@ def api(clock: FakeClock, middleware: MemoryMonitorMiddleware) -> Iterator[Memor
 
 
 def get(app: MemoryApp, path: str, **kwargs: Any) -> Reply:
-    return call(app, scope_of(path, **kwargs))
+    """``GET path`` with the token (``headers={}`` for none)."""
+    return call(app, scope_of(path, **{"headers": AUTH, **kwargs}))
 
 
 def post(app: MemoryApp, path: str, body: bytes = b"", auth: bool = True) -> Reply:
@@ -142,8 +143,8 @@ def test_head_answers_as_get_without_the_body(api: MemoryApp, path: str) -> None
 @pytest.mark.parametrize("path", GET_ROUTES)
 def test_wsgi_answers_as_asgi_and_head_without_the_body(api: MemoryApp, path: str) -> None:
     asgi = get(api, path)
-    full = wsgi_call(api.wsgi, path, script_name="/memory")
-    head = wsgi_call(api.wsgi, path + "/", "HEAD", script_name="/memory")
+    full = wsgi_call(api.wsgi, path, headers=AUTH, script_name="/memory")
+    head = wsgi_call(api.wsgi, path + "/", "HEAD", AUTH, script_name="/memory")
     assert (full.status, full.headers, full.body) == (200, asgi.headers, asgi.body)
     assert (head.status, head.headers, head.body) == (200, asgi.headers, b"")
 
@@ -221,7 +222,14 @@ def test_cleanup_runs_then_waits_for_the_cooldown(api: MemoryApp, clock: FakeClo
     assert second.headers["retry-after"] == "50"
     clock.now += 50
     assert post(api, "/cleanup").status == 200
-    assert post(api, "/cleanup", b'{"force": true}').json()["key"] == "force"
+    forced = post(api, "/cleanup", b'{"force": true}')  # within the cooldown, forced
+    assert (forced.status, forced.json()["ran"], forced.json()["forced"]) == (200, True, True)
+    for body in (b'{"force": "yes"}', b'{"force": 1}'):
+        refused = post(api, "/cleanup", body)
+        assert refused.status == 400
+        assert refused.json()["key"] == "force"
+        assert refused.json()["error"].startswith("force: invalid value ")
+    assert post(api, "/cleanup", b'{"forse": true}').json()["key"] == "forse"
 
 
 def test_configure_applies_every_setting(
@@ -244,7 +252,7 @@ def test_configure_applies_every_setting(
         (b'{"warning": NaN}', "malformed JSON: NaN is not a valid JSON number"),
         (b"\xff\xfe", "malformed JSON"),
         (b"[1, 2]", "expected a JSON object, got list"),
-        (b'{"colour": 1}', "unknown key 'colour' (expected alert_threshold, critical,"),
+        (b'{"colour": 1}', "unknown key 'colour' (expected alert_threshold, auto_cleanup,"),
         (b'{"alert_threshold": "12 apples"}', "alert_threshold: invalid size '12 apples'"),
         (b'{"alert_threshold": -5}', "alert_threshold: invalid size -5: a size cannot be negative"),
         (b'{"alert_threshold": 1e6}', "alert_threshold: invalid size 1000000.0: expected an int"),
@@ -431,3 +439,78 @@ def test_defaults_are_the_process_wide_coordinator_and_cache_manager() -> None:
     diagnostics = MemoryDiagnostics(other, CacheManager())
     with pytest.raises(WebConfigError, match="coordinator: differs"):
         memory_app(coordinator=get_memory_pressure_coordinator(), diagnostics=diagnostics)
+
+
+def test_configure_sets_the_cooldown_and_the_automatic_mode(api: MemoryApp) -> None:
+    automatic = api.diagnostics.automatic
+    assert not automatic.running
+    body = {"cooldown": 5, "interval": 30, "auto_cleanup": True}
+    reply = post(api, "/configure", json.dumps(body).encode())
+    assert reply.status == 200
+    answer = reply.json()
+    assert (answer["cooldown"], answer["interval"], answer["auto_cleanup"]) == (5.0, 30.0, True)
+    assert answer["automatic"] is True
+    assert (api.coordinator.cooldown, automatic.cooldown, automatic.interval) == (5.0, 5.0, 30.0)
+    assert automatic.running  # auto_cleanup turned on starts it; app.close() stops it
+    off = post(api, "/configure", b'{"auto_cleanup": false}').json()
+    assert off["auto_cleanup"] is False
+    api.close()
+    assert not automatic.running
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"cooldown": -1}', "cooldown: invalid value -1: expected seconds >= 0"),
+        (b'{"cooldown": "5"}', "cooldown: invalid value '5': expected seconds >= 0"),
+        (b'{"interval": 0}', "interval: invalid value 0: expected seconds > 0"),
+        (b'{"interval": true}', "interval: invalid value True: expected seconds > 0"),
+        (b'{"auto_cleanup": "on"}', "auto_cleanup: invalid value 'on': expected true or false"),
+        (b'{"cooldown": 5, "warning": 0.99}', "warning: invalid value 0.99: warning 0.99"),
+        (b'{"interval": 5, "cooldown": -2}', "cooldown: invalid value -2"),
+    ],
+)
+def test_a_bad_setting_is_a_400_naming_it_and_changes_nothing(
+    api: MemoryApp, body: bytes, message: str
+) -> None:
+    before = (
+        api.coordinator.cooldown,
+        api.coordinator.warning,
+        api.diagnostics.automatic.settings(),
+    )
+    reply = post(api, "/configure", body)
+    assert reply.status == 400
+    assert reply.json()["error"].startswith(message)
+    assert reply.json()["key"] == message.partition(":")[0]
+    after = (
+        api.coordinator.cooldown,
+        api.coordinator.warning,
+        api.diagnostics.automatic.settings(),
+    )
+    assert after == before
+
+
+@pytest.mark.parametrize("path", ["/profile", "/diagnostics"])
+def test_with_a_token_profile_and_diagnostics_need_it(api: MemoryApp, path: str) -> None:
+    for reply in (get(api, path, headers={}), wsgi_call(api.wsgi, path)):
+        assert reply.status == 401
+        assert reply.headers["www-authenticate"] == "Bearer"
+    assert get(api, "/status", headers={}).status == 200
+    assert wsgi_call(api.wsgi, "/status").status == 200
+    assert get(api, "/cache/metrics", headers={}).status == 200
+
+
+def test_respond_reads_the_body_only_once_the_token_is_checked(api: MemoryApp) -> None:
+    reads: list[int] = []
+
+    def body() -> bytes:
+        reads.append(1)
+        return b'{"force": true}'
+
+    status, headers, payload = api.respond("POST", "/cleanup", b"Bearer nope", body)
+    assert (status, reads) == (401, [])
+    assert (b"www-authenticate", b"Bearer") in headers
+    status, _, payload = api.respond("POST", "/cleanup/", f"Bearer {TOKEN}".encode(), body)
+    assert (status, reads, json.loads(payload)["forced"]) == (200, [1], True)
+    status, _, payload = api.respond("GET", "/status", b"", body)
+    assert (status, json.loads(payload)["pressure"]) == (200, "ok")

@@ -28,7 +28,7 @@ from pytest_memguard.web import (
     memory_app,
 )
 
-from .helpers import GET_ROUTES, TOKEN, raw_head, request
+from .helpers import AUTH, GET_ROUTES, PROTECTED, TOKEN, raw_head, request
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -117,7 +117,7 @@ def test_wsgiref_unmatched_paths_failures_and_the_routes_bound(
         assert request(port, "GET", f"/missing/{n}").status == 404
     assert request(port, "POST", "/memory/status").status == 405
     for path in ("/hello", "/stream", "/memory/status", "/memory/profile", "/memory/cache/metrics"):
-        assert request(port, "GET", path).status == 200
+        assert request(port, "GET", path, headers=AUTH).status == 200
     # The server serves one request at a time: asked over HTTP, the figures are complete.
     stats = request(port, "GET", "/memory/requests").json()
     assert [r["status"] for r in stats["heaviest"] if r["path"] == "/fail"] == [500]
@@ -139,8 +139,8 @@ def test_wsgiref_head_answers_as_get_without_the_body(
     served: tuple[int, WSGIMemoryMonitorMiddleware], path: str
 ) -> None:
     port, _ = served
-    full = request(port, "GET", f"/memory{path}")
-    head = request(port, "HEAD", f"/memory{path}")
+    full = request(port, "GET", f"/memory{path}", headers=AUTH)
+    head = request(port, "HEAD", f"/memory{path}", headers=AUTH)
     assert (head.status, head.body) == (full.status, b"") == (200, b"")
     assert set(head.headers) == set(full.headers)
     for name in ("content-type", "cache-control"):
@@ -236,3 +236,18 @@ def test_direct_call_failing_app_and_async_on_alert(caplog: pytest.LogCaptureFix
         monitored({"PATH_INFO": "/f"}, lambda *a: lambda data: None)
     assert monitored.stats()["heaviest"][0]["status"] == 500
     assert any("WSGI needs a function" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_wsgiref_profile_and_diagnostics_need_the_token_and_status_does_not(
+    served: tuple[int, WSGIMemoryMonitorMiddleware], path: str
+) -> None:
+    port, _ = served
+    assert request(port, "GET", f"/memory{path}").status == 401
+    assert (
+        request(port, "GET", f"/memory{path}", headers={"Authorization": "Bearer x"}).status == 401
+    )
+    assert request(port, "GET", f"/memory{path}", headers=AUTH).status == 200
+    assert request(port, "GET", "/memory/status").status == 200
+    forced = request(port, "POST", "/memory/cleanup", b'{"force": true}', AUTH)
+    assert (forced.status, forced.json()["forced"]) == (200, True)
