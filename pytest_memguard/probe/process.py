@@ -139,12 +139,21 @@ def waited_children_peak() -> int:
     """The peak RSS in bytes of the largest descendant already waited for (the kernel's
     ``RUSAGE_CHILDREN`` high-water mark; 0 where unknown).  It only grows: a rise
     between two readings is a child waited for in between."""
+    if _children_usage is None:  # Windows
+        return 0
+    peak = _children_usage().ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def _load_children_usage() -> Callable[[], Any] | None:
     try:
         import resource
-    except ImportError:  # Windows
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+    except ImportError:
+        return None
+    return functools.partial(resource.getrusage, resource.RUSAGE_CHILDREN)
+
+
+_children_usage: Final = _load_children_usage()
 
 
 def current_rss() -> int:
