@@ -105,11 +105,12 @@ class TestMemory:
     over ``rss_start`` (RSS when the body started); ``rss_end`` is RSS when the body ended.
     A test another plugin ran again (pytest-rerunfailures) is one result: ``reruns``
     counts the extra runs, the figures are those of the last run, the peaks the highest
-    of all.  ``children_peak`` is the highest summed RSS of the test's child processes
-    (None: it started none that were seen).  Under ``--memguard-pack``, ``prediction`` is
-    the peak the test was scheduled with; under xdist, ``beside`` names the tests that ran
-    on other workers meanwhile (both written only when known).  ``leak_check`` says how a
-    leak suspect's rerun went (leak checks only).
+    of all.  ``children_peak`` is the highest growth of the summed RSS of the process's
+    descendants during the body, the processes it started (None: none was seen).  Under
+    ``--memguard-pack``, ``prediction`` is the peak the test was scheduled with; under
+    xdist, ``beside`` names the tests that ran on other workers meanwhile (both written
+    only when known).  ``leak_check`` says how a leak suspect's rerun went (leak checks
+    only).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name

@@ -105,7 +105,9 @@ class _Unit:
     phase = 0
     reported_rss = 0
     abort: _Abort | None = None
-    #: The highest summed RSS of the process's descendants sampled while it ran.
+    #: The descendants' RSS when it began (the last sample), and their highest growth
+    #: over it sampled while it ran: a server a session fixture started is not the test's.
+    children_base = 0
     children_peak = 0
 
     def __init__(self, name: str, limit: int | None, source: str) -> None:
@@ -154,7 +156,8 @@ class Guard:
     :param escalate_fd: file descriptor for the escalation message and stack dump
     :param children: reads the summed RSS of the process's descendants: sampled every
         ``children_interval`` seconds while a unit runs, counted in its RSS against the
-        thresholds and limits, and its peak kept (:attr:`children_peak`); None: not read
+        thresholds and limits, and their peak growth during the unit kept
+        (:attr:`children_peak`); None: not read
     :param stop_error: builds the exception raised in the main thread to stop a unit
         (called there, by the signal handler); by default a
         :class:`~pytest_memguard.errors.MemoryLimitExceeded`
@@ -294,6 +297,7 @@ class Guard:
         if limit is not None and (hard is None or limit < hard):
             hard, origin = limit, source or "limit"
         new = _Unit(unit, hard, origin)
+        new.children_base = self.children_rss
         self._children_at = float("-inf")  # the new unit's first sample reads them
         self._unit = new
         if armed:
@@ -343,9 +347,18 @@ class Guard:
             return None
         return self._abort_info(unit, unit.abort)
 
+    def count_children_from(self, base: int) -> None:
+        """Count the current unit's descendants from now on, over ``base`` bytes of RSS
+        (theirs now): e.g. from the start of a test's body."""
+        unit = self._unit
+        if unit is not None:
+            unit.children_base, unit.children_peak = base, 0
+            self.children_rss = max(self.children_rss, base)
+
     @property
     def children_peak(self) -> int:
-        """The highest RSS of the descendants sampled while the current unit ran."""
+        """The descendants' highest RSS growth sampled while the current unit ran, over
+        their RSS when it began."""
         unit = self._unit
         return unit.children_peak if unit is not None else 0
 
@@ -424,8 +437,8 @@ class Guard:
         if now - self._children_at >= self.children_interval:
             self._children_at = now
             self.children_rss = rss = self._children()
-            if rss > unit.children_peak:
-                unit.children_peak = rss
+            if rss - unit.children_base > unit.children_peak:
+                unit.children_peak = rss - unit.children_base
         return self.children_rss
 
     def _poll(self) -> int:

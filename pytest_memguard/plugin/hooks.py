@@ -28,6 +28,7 @@ from ..core.levels import Level
 from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import (
+    ChildrenCheck,
     RssReader,
     descendants_rss,
     open_peak_meter,
@@ -89,6 +90,7 @@ class MemguardPlugin:
         # An xdist worker logs into the controller's work folder.
         shared = workerinput.get(DIR_KEY) if workerinput else None
         self.reader = RssReader()
+        self.has_children = ChildrenCheck()
         self.meter = open_peak_meter(read=self.reader)
         self.run = Run(
             config,
@@ -140,6 +142,7 @@ class MemguardPlugin:
         self.crashlog.close()
         self.meter.close()
         self.reader.close()
+        self.has_children.close()
         os.close(self.escalate_fd)
         run = self.run
         if run.controller is not None:
@@ -202,7 +205,6 @@ class MemguardPlugin:
         elif self._ask_budget:
             budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
         state = self.run.running = TestState(item.nodeid, budget, error)
-        state.waited_children = waited_children_peak()
         self.crashlog.start(item.nodeid, self.guard.last_rss)
         return state
 
@@ -235,6 +237,7 @@ class MemguardPlugin:
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
             self._leak_check().begin(state)  # before the meter: tracing's tables are not the test's
+        self._count_children(state)
         state.rss_start = self.meter.reset()
         self.guard.arm(self._work)
         try:
@@ -265,9 +268,16 @@ class MemguardPlugin:
             self._leak_check().end_call(state)
         self._children_peak(state)
 
+    def _count_children(self, state: TestState) -> None:
+        """The body starts: its child processes are counted from their RSS now (read only
+        when there are any: a server a fixture started is not the body's)."""
+        base = descendants_rss() if self.guard.children_rss or self.has_children() else 0
+        self.guard.count_children_from(base)
+        state.waited_children = waited_children_peak()
+
     def _children_peak(self, state: TestState) -> None:
-        """The test's child processes at their highest: the watchdog's samples, or the
-        kernel's peak of a child waited for since the test started (exact)."""
+        """The body's child processes at their highest: the watchdog's samples, or the
+        kernel's peak of a child waited for since the body started (exact)."""
         peak = self.guard.children_peak
         waited = waited_children_peak()
         if waited > state.waited_children:
@@ -363,7 +373,6 @@ class MemguardPlugin:
         run = self.run
         run.running = None
         try:
-            self._children_peak(state)  # those of its teardown too
             self.guard.end()
             self._pass_events(state)
             if not state.torn_down:  # interrupted (Ctrl-C) before its teardown ended

@@ -54,7 +54,8 @@ class TestState:
     rss_start: int | None = None
     rss_peak: int | None = None
     peak_delta: int | None = None
-    #: The highest summed RSS of the test's child processes (None: it started none).
+    #: The highest growth of the summed RSS of the process's descendants during the test
+    #: (the processes it started; None: none was seen).
     children_peak: int | None = None
     #: The kernel's peak of waited-for children when the test started.
     waited_children = 0

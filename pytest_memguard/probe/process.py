@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "ChildrenCheck",
     "KernelPeakMeter",
     "PeakMeter",
     "RssReader",
@@ -108,6 +109,29 @@ def descendants_rss() -> int:
         with contextlib.suppress(psutil.Error):
             total += int(child.memory_info().rss)
     return total
+
+
+class ChildrenCheck:
+    """Whether this process's main thread has child processes now: about 1 µs on Linux
+    (a kept descriptor on its ``children`` list); elsewhere always False (unknown)."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        if _PROC_CHILDREN:
+            with contextlib.suppress(OSError):
+                self._fd = os.open(f"/proc/{os.getpid()}/task/{os.getpid()}/children", os.O_RDONLY)
+
+    def __call__(self) -> bool:
+        if self._fd is None:
+            return False
+        return bool(os.pread(self._fd, 16, 0).strip())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _proc_descendants(pid: int) -> list[int]:

@@ -163,6 +163,38 @@ def test_a_test_whose_child_process_holds_300_mb_is_over_a_100_mb_budget(
     assert entry(report, "test_no_child")["children_peak"] is None
 
 
+def test_a_server_a_session_fixture_started_is_not_each_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import subprocess
+        import sys
+        import time
+
+        import pytest
+
+        SERVE = "block = bytearray(200 * 1024 * 1024); import time; time.sleep(60)"
+
+        @pytest.fixture(scope="session")
+        def server():
+            process = subprocess.Popen([sys.executable, "-c", SERVE])
+            time.sleep(1.0)  # it holds its memory
+            yield process
+            process.kill()
+            process.wait()
+
+        @pytest.mark.memory_budget("100 MB")
+        @pytest.mark.parametrize("i", range(3))
+        def test_uses_it(server, i):
+            time.sleep(0.15)  # the watchdog samples the server meanwhile
+        """
+    )
+    report = run(pytester)
+    report["_result"].assert_outcomes(passed=3)
+    assert all((t["children_peak"] or 0) < 10 * MB for t in report["tests"])
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
