@@ -106,6 +106,8 @@ class TestMemory:
     A test another plugin ran again (pytest-rerunfailures) is one result: ``reruns``
     counts the extra runs, the figures are those of the last run, the peaks the highest
     of all.  ``leak_check`` says how a leak suspect's rerun went (leak checks only).
+    ``started`` is when the test began (epoch seconds; None when unknown, e.g. a test
+    whose worker died).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -126,6 +128,8 @@ class TestMemory:
     message: str | None = None
     reruns: int = 0
     leak_check: Mapping[str, Any] | None = None
+    #: When the test's protocol began (epoch seconds), for the report's timeline.
+    started: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The test entry of the JSON report."""
@@ -148,6 +152,8 @@ class TestMemory:
         }
         if self.leak_check is not None:
             entry["leak_check"] = dict(self.leak_check)
+        if self.started is not None:
+            entry["started"] = int(self.started * 1000 + 0.5) / 1000
         return entry
 
     @classmethod
@@ -176,4 +182,5 @@ class TestMemory:
             message=data.get("message"),
             reruns=int(data.get("reruns") or 0),
             leak_check=data.get("leak_check"),
+            started=data.get("started"),
         )
