@@ -103,10 +103,11 @@ def _events(
             process = str(alert.get("process") or "main").split(" ", 1)[0]
             time = float(alert.get("timestamp") or 0.0)
             events.append(_event(time, process, "kill", alert.get("nodeid"), alert.get("message")))
-    for worker in workers:
-        if worker.get("recycled") and str(worker.get("id")) in last_end:
-            time, nodeid = last_end[str(worker["id"])]
-            events.append(_event(time, str(worker["id"]), "recycle", nodeid, worker.get("reason")))
+    for entry in workers:
+        name = str(entry.get("id"))
+        if entry.get("recycled") and name in last_end:
+            time, nodeid = last_end[name]
+            events.append(_event(time, name, "recycle", nodeid, entry.get("reason")))
     return sorted(events, key=lambda event: float(event["time"]))
 
 

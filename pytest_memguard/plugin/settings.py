@@ -68,6 +68,8 @@ class Settings(NamedTuple):
     #: ``-n auto``: bytes each xdist worker is expected to need.
     worker_memory: int | None = None
     sources: Mapping[str, str] = MappingProxyType({})
+    #: Where the self-contained HTML report goes (None: nowhere).
+    html_path: Path | None = None
 
     @property
     def enforce(self) -> bool:
@@ -96,6 +98,7 @@ class Settings(NamedTuple):
             "worker_memory": self.worker_memory,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
+            "html": str(self.html_path) if self.html_path else None,
             "sources": dict(self.sources),
         }
 
@@ -160,12 +163,9 @@ def resolve_settings(
     )
     baseline, max_increase = _resolve_baseline(config, env, sources)
 
-    raw_json, json_source = lookup(config, "json", env)
-    json_path = None
-    if raw_json is not None:
-        sources["json"] = json_source
-        if enabled:
-            json_path = _check_writable(Path(raw_json).expanduser().absolute(), json_source)
+    json_path, html_path = (
+        _resolve_output(config, name, env, sources, enabled) for name in ("json", "html")
+    )
 
     raw_top, top_source = lookup(config, "top", env)
     top = DEFAULT_TOP if raw_top is None else _parse_int(raw_top, top_source)
@@ -187,7 +187,21 @@ def resolve_settings(
         recycle=recycle,
         worker_memory=worker_memory,
         sources=sources,
+        html_path=html_path,
     )
+
+
+def _resolve_output(
+    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str], enabled: bool
+) -> Path | None:
+    """The path of a report (``json``, ``html``), checked now when the guard is on."""
+    raw, source = lookup(config, name, env)
+    if raw is None:
+        return None
+    sources[name] = source
+    if not enabled:
+        return None
+    return _check_writable(Path(raw).expanduser().absolute(), source)
 
 
 def _resolve_thresholds(
