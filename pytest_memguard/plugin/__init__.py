@@ -62,6 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from . import distributed
 
         distributed.register(config, plugin.run, plugin.reader)
+    if (
+        config.pluginmanager.hasplugin("html")
+        and config.getoption("htmlpath", None)
+        and not hasattr(config, "workerinput")  # the report is written by the controller
+    ):
+        from . import htmlresults
+
+        htmlresults.register(config, plugin.run)
     in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
     if baseline is not None or config.getoption("xmlpath", None) or in_github:
         from . import ci
@@ -82,6 +90,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from . import distributed
 
         distributed.unregister(config)
+    if config.pluginmanager.hasplugin("memguard-html"):
+        from . import htmlresults
+
+        htmlresults.unregister(config)
     if "pytest_memguard.plugin.ci" in sys.modules:
         from . import ci
 
