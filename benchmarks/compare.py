@@ -166,20 +166,33 @@ def environment(plugins: Path) -> dict[str, str]:
     return env
 
 
-def time_suite(suite: str, workers: int, rounds: int, quick: bool, plugins: Path) -> dict[str, Any]:
-    """Alternating rounds of every tool on ``suite``: median ratios and outcomes."""
+def time_suite(
+    suite: str, worker_counts: Sequence[int], rounds: int, quick: bool, plugins: Path
+) -> list[dict[str, Any]]:
+    """Alternating rounds of every tool on ``suite`` (prepared once), for each ``-n``:
+    median ratios and outcomes."""
     env = environment(plugins)
+    results = []
     with tempfile.TemporaryDirectory(prefix="memguard-compare-") as name:
         folder = Path(name)
         cwd, selection = prepare(suite, folder / "suite", quick)
-        commands = {tool: command(tool, selection, workers, folder) for tool in TOOLS}
-        run(commands["plain"], cwd, env)  # warms the suite's bytecode and file caches
-        times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
-        outcomes: dict[str, str] = {}
-        for _ in range(rounds):
-            for tool, args in commands.items():
-                elapsed, outcomes[tool] = run(args, cwd, env)
-                times[tool].append(elapsed)
+        for workers in worker_counts:
+            print(f"timing {suite} (-n {workers}), {rounds} round(s)...", flush=True)
+            commands = {tool: command(tool, selection, workers, folder) for tool in TOOLS}
+            run(commands["plain"], cwd, env)  # warms the suite's bytecode and file caches
+            times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
+            outcomes: dict[str, str] = {}
+            for _ in range(rounds):
+                for tool, args in commands.items():
+                    elapsed, outcomes[tool] = run(args, cwd, env)
+                    times[tool].append(elapsed)
+            results.append(_timing(suite, workers, rounds, times, outcomes))
+    return results
+
+
+def _timing(
+    suite: str, workers: int, rounds: int, times: dict[str, list[float]], outcomes: dict[str, str]
+) -> dict[str, Any]:
     result: dict[str, Any] = {"suite": suite, "workers": workers, "rounds": rounds, "tools": {}}
     for tool in TOOLS:
         ratios = [t / p for t, p in zip(times[tool], times["plain"], strict=True)]
@@ -399,9 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         results["detection"] = {str(n): detect(n, folder) for n in worker_counts}
         results["timings"] = []
         for suite in args.suite or SUITES:
-            for workers in worker_counts:
-                print(f"timing {suite} (-n {workers}), {rounds} round(s)...", flush=True)
-                results["timings"].append(time_suite(suite, workers, rounds, args.quick, folder))
+            results["timings"] += time_suite(suite, worker_counts, rounds, args.quick, folder)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print_tables(results)
     draw(results, args.chart)

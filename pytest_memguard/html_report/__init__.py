@@ -93,16 +93,17 @@ def _limits(report: Mapping[str, Any]) -> str:
     config = report.get("config") or {}
     sources: Mapping[str, str] = config.get("sources") or {}
     environment = report.get("environment") or {}
+    workers = [w for w in report.get("workers") or () if w.get("id") != "main"]
     rows = []
     for key, label, source in _LIMITS:
         value = config.get(key)
-        if value is None and key not in ("max", "leak_budget"):
-            continue
-        if key == "leak_budget" and not config.get("leaks"):
+        if key == "aggregate" and not workers:
+            continue  # one process: nothing to add up
+        if key == "leak_budget" and value is None and config.get("leaks"):
+            value = _default_leak_budget(report)
+        if value is None and key != "max":
             continue
         shown = format_size(value) if value is not None else "none"
-        if key == "leak_budget" and value is None:
-            shown = "the default"
         rows.append(
             f"<tr><td>{escape(label)}</td><td class='num'>{escape(shown)}</td>"
             f"<td>{escape(str(sources.get(source, 'default')))}</td></tr>"
@@ -120,6 +121,13 @@ def _limits(report: Mapping[str, Any]) -> str:
         "<table id='limits'><thead><tr><th>limit</th><th class='num'>value</th>"
         f"<th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _default_leak_budget(report: Mapping[str, Any]) -> int | None:
+    """The leak budget leak mode gave the tests without a marker (the most common one)."""
+    budgets = [(t.get("budget") or {}).get("leak") for t in report.get("tests") or ()]
+    found = [b for b in budgets if isinstance(b, int)]
+    return max(set(found), key=found.count) if found else None
 
 
 def _failures(tests: Sequence[Mapping[str, Any]]) -> str:

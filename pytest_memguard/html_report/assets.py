@@ -42,7 +42,7 @@ table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 6px; text-align: left;
   vertical-align: top; }
 td.num, th.num { text-align: right; white-space: nowrap; }
-td.test { word-break: break-all; }
+td.test { overflow-wrap: anywhere; min-width: 18em; }
 #tests th { cursor: pointer; user-select: none; position: sticky; top: 0; background: #f0f0f0; }
 #tests th[aria-sort="ascending"]::after { content: " \\25B2"; }
 #tests th[aria-sort="descending"]::after { content: " \\25BC"; }

@@ -106,3 +106,8 @@ def test_without_the_guard_no_page_is_written(pytester: pytest.Pytester) -> None
     result = pytester.runpytest("--memguard-html=page.html")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "page.html").exists()
+
+
+def test_help_lists_the_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--memguard-html=PATH*Write the HTML report to PATH*"])
