@@ -29,6 +29,7 @@ def _report(*tests: TestMemory) -> dict[str, Any]:
             "warning": 2**30,
             "critical": None,
             "budget": None,
+            "aggregate": 8 * 2**30,
             "leaks": True,
             "leak_budget": None,
             "sources": {"max": "--memguard-max", "warning": "MEMGUARD_WARN"},
@@ -98,6 +99,7 @@ def test_the_summary_names_the_counts_limits_and_their_sources() -> None:
     assert "<td>hard limit</td><td class='num'>2.0 GiB</td><td>--memguard-max</td>" in summary
     assert "<td>warning threshold</td><td class='num'>1.0 GiB</td><td>MEMGUARD_WARN</td>" in summary
     assert "350.0 MiB" in summary, "the run's peak RSS"
+    assert "aggregate" not in summary, "one process: no sum of workers"
     failures = page[page.index('id="failures"') : page.index('id="heaviest"')]
     assert "t.py::test_heavy" in failures
     assert "over the budget" in failures
@@ -136,3 +138,49 @@ def test_a_report_written_with_the_timeline_validates_and_an_old_one_still_rende
     page = render_html(report)
     assert "This report has no timeline" in page
     assert page.count('<g class="bar') == 3
+
+
+def test_kills_and_recycles_are_marked_in_their_workers_lanes() -> None:
+    tests = [
+        TestMemory(
+            "t.py::a", "passed", "ok", "gw0", 0.2, rss_start=MiB, rss_end=MiB, started=1000.0
+        ),
+        TestMemory("t.py::b", "failed", "killed", "gw1", 0.0, message="worker gw1 was killed"),
+    ]
+    report = _report(*tests)
+    report["workers"] = [
+        {
+            "id": "gw0",
+            "pid": 1,
+            "peak_rss": MiB,
+            "killed": False,
+            "reason": "recycled at RSS 2 GiB",
+            "recycled": True,
+        },
+        {"id": "gw1", "pid": 2, "peak_rss": 3 * 2**30, "killed": True, "reason": "killed"},
+    ]
+    report["alerts"] = [
+        {
+            "timestamp": 1000.1,
+            "level": "abort",
+            "process": "gw1 (seen by the controller)",
+            "pid": 2,
+            "rss": 3 * 2**30,
+            "threshold": None,
+            "nodeid": None,
+            "message": "gw1: killed by memguard: RSS 3.0 GiB passed 1.5 x the hard limit",
+        },
+    ]
+    report["config"]["aggregate"] = 4 * 2**30
+    report["timeline"] = build_timeline(
+        tests=report["tests"], alerts=report["alerts"], workers=report["workers"]
+    )
+    jsonschema.validate(report, load_schema())
+    page = render_html(report)
+    lanes = dict(re.findall(r'data-process="(\w+)"(.*?)</svg>', page, re.S))
+    assert set(lanes) == {"gw0", "gw1"}
+    assert '<g class="mark recycle">' in lanes["gw0"]
+    assert '<g class="mark kill">' in lanes["gw1"]
+    assert "killed by memguard" in lanes["gw1"]
+    limits = page[page.index("id='limits'") : page.index('id="failures"')]
+    assert "<td>aggregate limit (xdist)</td><td class='num'>4.0 GiB</td>" in limits
