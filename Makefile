@@ -4,10 +4,17 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The benchmarks' own environment: pytest-memguard with the peers it is compared to
+# (pytest-memray, pytest-monitor) and matplotlib, kept out of the test environment
+# (pytest-monitor measures every test of every run it is installed in).
+BENCH_VENV ?= .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+COMPARE_ARGS ?= --json compare.json --chart compare.png
 # The project's own suite runs under the guard it ships (dogfooding), in two xdist workers.
 TEST_ARGS ?= -n 2 --memguard --memguard-json memguard-tests.json
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv demo test lint typecheck bench compare clean
 
 venv: $(STAMP)
 
@@ -16,6 +23,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e '.[xdist,bench]'
+	touch $(BENCH_STAMP)
 
 demo: $(STAMP)
 	@$(PY) examples/demo.py
@@ -30,12 +43,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/split.py
-	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/cache_bench.py
-	$(PY) benchmarks/leak_suites.py --rounds 3 --no-memray
+	$(BENCH_PY) benchmarks/cache_bench.py
+	PYTEST_ADDOPTS="-p no:monitor" $(BENCH_PY) benchmarks/leak_suites.py --rounds 3 --no-memray
+
+# memguard against pytest-memray and pytest-monitor: costs and catches (COMPARE_ARGS=--quick: short).
+compare: $(BENCH_STAMP)
+	$(BENCH_PY) benchmarks/compare.py $(COMPARE_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json compare.json compare.png

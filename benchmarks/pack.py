@@ -83,6 +83,7 @@ def run(folder: Path, *args: str) -> dict[str, Any]:
     log.unlink(missing_ok=True)
     report_path = folder / "report.json"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--memguard"]
+    command += ["-p", "no:memray", "-p", "no:monitor"]  # the peers of the bench extra
     command += [f"--memguard-json={report_path}", *args]
     started = time.perf_counter()
     subprocess.run(command, cwd=folder, capture_output=True, check=False)

@@ -30,6 +30,7 @@ EXPECTED = {
 
 def main() -> int:
     report_path = Path(tempfile.mkdtemp(prefix="memguard-demo-")) / "memguard.json"
+    page_path = report_path.with_suffix(".html")
     command = [
         sys.executable,
         "-m",
@@ -39,12 +40,14 @@ def main() -> int:
         "--memguard-max=1GB",
         "--memguard-leaks",
         f"--memguard-json={report_path}",
+        f"--memguard-html={page_path}",
         "-p",
         "no:cacheprovider",
         "-v",
     ]
     print(
-        "$ pytest examples/ --memguard --memguard-max=1GB --memguard-leaks --memguard-json=... -v",
+        "$ pytest examples/ --memguard --memguard-max=1GB --memguard-leaks"
+        " --memguard-json=... --memguard-html=... -v",
         flush=True,
     )
     code = subprocess.call(command, cwd=HERE)
@@ -72,6 +75,7 @@ def main() -> int:
         print("demo: at its 500 MB cap, test_keeps_growing_a_global was caught leaking while the")
         print("demo: cache warm-up and the fixture's buffer were not, and every other test passed.")
         print(f"demo: the JSON report for CI is {report_path}")
+        print(f"demo: open the HTML report in a browser: {page_path}")
         return 0
     print(f"demo: unexpected result (pytest exit code {code}); statuses: {statuses}")
     return 1

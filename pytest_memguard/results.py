@@ -110,7 +110,8 @@ class TestMemory:
     ``--memguard-pack``, ``prediction`` is the peak the test was scheduled with; under
     xdist, ``beside`` names the tests that ran on other workers meanwhile (both written
     only when known).  ``leak_check`` says how a leak suspect's rerun went (leak checks
-    only).
+    only).  ``started`` is when the test began (epoch seconds; None when unknown, e.g. a test
+    whose worker died).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -134,6 +135,8 @@ class TestMemory:
     message: str | None = None
     reruns: int = 0
     leak_check: Mapping[str, Any] | None = None
+    #: When the test's protocol began (epoch seconds), for the report's timeline.
+    started: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The test entry of the JSON report."""
@@ -161,6 +164,8 @@ class TestMemory:
             entry["prediction"] = self.prediction
         if self.beside:
             entry["beside"] = list(self.beside)
+        if self.started is not None:
+            entry["started"] = int(self.started * 1000 + 0.5) / 1000
         return entry
 
     @classmethod
@@ -192,4 +197,5 @@ class TestMemory:
             message=data.get("message"),
             reruns=int(data.get("reruns") or 0),
             leak_check=data.get("leak_check"),
+            started=data.get("started"),
         )

@@ -16,6 +16,9 @@ def _clean_memguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 #: The plugins of the test extra that inner sessions load only when a test asks for them
 #: (``@pytest.mark.neighbours``): together they add over a second to every pytest start.
 NEIGHBOURS = ("asyncio", "anyio", "hypothesispytest", "rerunfailures", "timeout")
+#: pytest-html and the plugin it brings, loaded by inner sessions only when a test says so
+#: (``-p html``: tests/plugin/test_pytest_html.py).
+HTML_PLUGINS = ("html", "html_fixtures", "metadata")
 
 
 @pytest.fixture(autouse=True)
@@ -29,5 +32,5 @@ def _inner_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.node.get_closest_marker("neighbours") is not None:
         options = "-o asyncio_default_fixture_loop_scope=function"
     else:
-        options = " ".join(f"-p no:{name}" for name in NEIGHBOURS)
+        options = " ".join(f"-p no:{name}" for name in (*NEIGHBOURS, *HTML_PLUGINS))
     monkeypatch.setenv("PYTEST_ADDOPTS", options)

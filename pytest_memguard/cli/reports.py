@@ -30,7 +30,17 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
         "--top", type=count, default=20, metavar="N", help="Rows to show (0: all; default 20)"
     )
     show.add_argument("--sort", choices=SORTS, default="peak", help="Order, largest first")
-    show.add_argument("--format", choices=FORMATS, default="table", help="Output format")
+    show.add_argument(
+        "--format",
+        choices=(*FORMATS, "html"),
+        default="table",
+        help="Output format (html: the self-contained page of --memguard-html, every test)",
+    )
+    show.add_argument(
+        "--baseline",
+        metavar="BASE",
+        help="With --format html: show each test's change of peak growth against this report",
+    )
     show.set_defaults(handler=_show)
 
     diff = commands.add_parser(
@@ -60,6 +70,12 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     report = load(args.report)
+    if args.format == "html":
+        from ..html_report import render_html
+
+        baseline = load(args.baseline) if args.baseline else None
+        sys.stdout.write(render_html(report, baseline))
+        return 0
     print(render_report(report, args.format, sort=args.sort, top=args.top), file=sys.stdout)
     return 0
 

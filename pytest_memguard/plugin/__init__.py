@@ -67,6 +67,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"memguard: {settings.source('pack')} packs pytest-xdist workers: nothing to pack"
             " in one process (run with -n N)"
         )
+    if (
+        config.pluginmanager.hasplugin("html")
+        and config.getoption("htmlpath", None)
+        and not hasattr(config, "workerinput")  # the report is written by the controller
+    ):
+        from . import htmlresults
+
+        htmlresults.register(config, plugin.run)
     in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
     if baseline is not None or config.getoption("xmlpath", None) or in_github:
         from . import ci
@@ -87,6 +95,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from . import distributed
 
         distributed.unregister(config)
+    if config.pluginmanager.hasplugin("memguard-html"):
+        from . import htmlresults
+
+        htmlresults.unregister(config)
     if "pytest_memguard.plugin.ci" in sys.modules:
         from . import ci
 

@@ -31,6 +31,8 @@ class RunEnd:
         self._ending: tuple[bool, float] | None = None
         self._report: dict[str, Any] | None = None
         self.path: Path | None = None
+        #: Where the HTML report was written, once it was.
+        self.html_path: Path | None = None
 
     @property
     def ended(self) -> bool:
@@ -45,6 +47,7 @@ class RunEnd:
         # The full report (an entry per test) is built only when something reads it.
         wanted = (
             run.settings.json_path is not None
+            or run.settings.html_path is not None
             or run.config.hook.pytest_memguard_report.get_hookimpls()
             or run.controller is not None
             or interrupted
@@ -86,12 +89,37 @@ class RunEnd:
         return self._report
 
     def save(self, report: dict[str, Any]) -> None:
-        """Write ``report`` to the JSON path, if there is one."""
-        if self.run.settings.json_path is None:
-            return
-        from ..report import write_report  # not needed by a run without a JSON report
+        """Write ``report`` to the JSON path and its page to the HTML path, where given."""
+        settings = self.run.settings
+        try:
+            if settings.json_path is not None:
+                from ..report import write_report  # not needed by a run without a JSON report
 
-        self.path = write_report(report, self.run.settings.json_path)
+                self.path = write_report(report, settings.json_path)
+        finally:
+            if settings.html_path is not None:
+                self._save_page(report, settings.html_path)
+
+    def _save_page(self, report: dict[str, Any], path: Path) -> None:
+        """Write the HTML report (with the baseline's figures when there is one)."""
+        from ..html_report import render_html
+        from ..output import reason_of, write_atomically
+        from ..report import ReportError, load_report
+
+        baseline = None
+        if self.run.settings.baseline is not None:
+            try:
+                baseline = load_report(self.run.settings.baseline)
+            except ReportError:  # said already by the baseline's own check
+                baseline = None
+        try:
+            self.html_path = write_atomically(path, render_html(report, baseline))
+        except OSError as error:  # the path's problem, not ours
+            self.run.notices.append(
+                f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"
+            )
+        except Exception as error:
+            self.run.error("writing the HTML report", error)
 
     def save_now(self, abort: str) -> Path | None:
         """The guard is ending the process for a test (``abort``: why): the report now,
@@ -111,6 +139,8 @@ class RunEnd:
                 run.error("summing up the run", failure)
             else:
                 terminal.write_summary(terminalreporter, summary, run.settings, self.path)
+                if self.html_path is not None:
+                    terminalreporter.write_line(f"HTML report: {self.html_path}")
         for line in run.notices:
             terminalreporter.write_line(line, yellow=True)
         for error in run.errors:

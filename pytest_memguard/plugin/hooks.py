@@ -127,7 +127,7 @@ class MemguardPlugin:
             upper_bound=rss_upper_bound() if self.meter.exact else None,
             peak_meter=self.meter,
             on_event=self._on_event,
-            on_growth=self.crashlog.grew,
+            on_growth=self._grew,
             on_escalate=self._on_escalate,
             escalate_fd=self.escalate_fd,
             memory=self.run.memory.total,  # a container's limit: the kernel's wall
@@ -437,6 +437,11 @@ class MemguardPlugin:
         return self._leaks
 
     # -- the watchdog's callbacks (watchdog thread) -------------------------------------
+
+    def _grew(self, nodeid: str, rss: int) -> None:
+        """The running test grew by a step: a record line, and a sample of the timeline."""
+        self.crashlog.grew(nodeid, rss)
+        self.run.samples.add(time.time(), rss)
 
     def _on_event(self, event: LevelEvent) -> None:
         alert = {

@@ -63,6 +63,11 @@ _OPTIONS: Final = (
     ),
     ("json", "PATH", "Write the JSON report to PATH"),
     (
+        "html",
+        "PATH",
+        "Write the HTML report to PATH: one self-contained page (charts, a sortable table)",
+    ),
+    (
         "top",
         "N",
         f"Rows of the heaviest-tests table in the summary (default {DEFAULT_TOP}; 0 hides it)",

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..timeline import SampleBuffer
+
 if TYPE_CHECKING:
     from ..probe.system import SystemMemory
     from .distributed.controller import Controller
@@ -60,6 +62,8 @@ class Run:
         #: The test in progress (from the start of its protocol to its end), or None.
         self.running: TestState | None = None
         self.alerts: list[dict[str, Any]] = []
+        #: This process's RSS as the watchdog saw a test grow, for the report's timeline.
+        self.samples = SampleBuffer()
         #: Failures inside memguard, reported at the end; the run went on.
         self.errors: list[str] = []
         #: Lines for the terminal summary (e.g. what was freed under pressure).

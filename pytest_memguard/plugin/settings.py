@@ -72,6 +72,8 @@ class Settings(NamedTuple):
     #: The report packing takes its predictions from (None: pytest's cache).
     history: Path | None = None
     sources: Mapping[str, str] = MappingProxyType({})
+    #: Where the self-contained HTML report goes (None: nowhere).
+    html_path: Path | None = None
 
     @property
     def enforce(self) -> bool:
@@ -102,6 +104,7 @@ class Settings(NamedTuple):
             "history": str(self.history) if self.history else None,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
+            "html": str(self.html_path) if self.html_path else None,
             "sources": dict(self.sources),
         }
 
@@ -171,12 +174,9 @@ def resolve_settings(
         sources["pack"] = pack_source
     history = _resolve_path(config, "history", env, sources)
 
-    raw_json, json_source = lookup(config, "json", env)
-    json_path = None
-    if raw_json is not None:
-        sources["json"] = json_source
-        if enabled:
-            json_path = _check_writable(Path(raw_json).expanduser().absolute(), json_source)
+    json_path, html_path = (
+        _resolve_output(config, name, env, sources, enabled) for name in ("json", "html")
+    )
 
     raw_top, top_source = lookup(config, "top", env)
     top = DEFAULT_TOP if raw_top is None else _parse_int(raw_top, top_source)
@@ -200,7 +200,21 @@ def resolve_settings(
         pack=pack,
         history=history,
         sources=sources,
+        html_path=html_path,
     )
+
+
+def _resolve_output(
+    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str], enabled: bool
+) -> Path | None:
+    """The path of a report (``json``, ``html``), checked now when the guard is on."""
+    raw, source = lookup(config, name, env)
+    if raw is None:
+        return None
+    sources[name] = source
+    if not enabled:
+        return None
+    return _check_writable(Path(raw).expanduser().absolute(), source)
 
 
 def _resolve_thresholds(

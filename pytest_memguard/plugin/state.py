@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_BUDGET", "TestState"]
 
+#: ``time.time()`` minus ``time.perf_counter()``: a test's start as a date, for the
+#: report's timeline, without a second clock read per test.
+_EPOCH: Final = time.time() - time.perf_counter()
+
 #: What a run of a test measures and decides: forgotten when another run starts.
 _PER_RUN: Final = (
     "rss_start",
@@ -135,6 +139,7 @@ class TestState:
             message=message or None,
             reruns=max(0, self.runs - 1),
             leak_check=self.leak_check,
+            started=_EPOCH + self.started,
         )
 
     def entry(self, worker: str) -> dict[str, Any]:

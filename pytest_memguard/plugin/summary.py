@@ -39,6 +39,7 @@ def run_report(
     :param ended: when the run ended (``time.time()``; default: now)
     """
     from ..report import build_report, environment
+    from ..timeline import build_timeline
 
     worker = run.worker
     peak = run.max_rss()
@@ -64,12 +65,14 @@ def run_report(
         }
     ]
     not_run = f"not run ({reason})" if reason else "not run"
+    samples = {worker: run.samples.samples()}
     controller = run.controller
     if controller is not None and controller.active:
         tests, collected = controller.tests(), controller.collected
         alerts = [*alerts, *controller.alerts()]
         workers = controller.workers()
         not_run = controller.not_run_reason()
+        samples = controller.samples()
     report = build_report(
         tests=tests,
         collected=collected,
@@ -86,6 +89,9 @@ def run_report(
         duration_s=(time.time() if ended is None else ended) - run.started,
         interrupted=interrupted,
         not_run_reason=not_run,
+    )
+    report["timeline"] = build_timeline(
+        tests=report["tests"], alerts=report["alerts"], workers=report["workers"], samples=samples
     )
     try:
         extras = run.config.hook.pytest_memguard_report(

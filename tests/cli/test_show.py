@@ -96,7 +96,7 @@ def test_a_missing_or_corrupt_report_is_one_line_and_exit_2(
         (["--top", "many"], "argument --top: invalid count 'many' (expected a whole number >= 0"),
         (["--top", "-1"], "argument --top: invalid count '-1'"),
         (["--sort", "size"], "argument --sort: invalid choice: 'size'"),
-        (["--format", "html"], "argument --format: invalid choice: 'html'"),
+        (["--format", "pdf"], "argument --format: invalid choice: 'pdf'"),
     ],
 )
 def test_bad_arguments_are_usage_errors(
@@ -106,3 +106,27 @@ def test_bad_arguments_are_usage_errors(
     err = capsys.readouterr().err
     assert err.startswith("usage: memguard show")
     assert f"memguard show: error: {message}" in err
+
+
+def test_html_is_the_page_of_every_test(
+    report: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["show", report, "--format", "html", "--top", "1"]) == 0
+    page, err = capsys.readouterr()
+    assert err == ""
+    assert page.startswith("<!DOCTYPE html>")
+    for name in ("t.py::light", "t.py::heavy", "t.py::middle"):
+        assert name in page, "--top cuts the table, not the page"
+    assert "vs baseline" not in page
+    assert main(["show", report, "--format", "html", "--baseline", report]) == 0
+    assert "vs baseline" in capsys.readouterr().out
+
+
+def test_html_with_a_missing_baseline_is_one_line_and_exit_2(
+    report: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.json"
+    assert main(["show", report, "--format", "html", "--baseline", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == f"memguard show: error: {missing}: no such file"

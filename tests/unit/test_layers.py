@@ -19,6 +19,7 @@ def test_the_package_imports_without_pytest() -> None:
         "import sys, pytest_memguard, pytest_memguard.report, pytest_memguard.crashlog;"
         "import pytest_memguard.compare, pytest_memguard.render, pytest_memguard.cli.reports;"
         "import pytest_memguard.cli.run, pytest_memguard.cli.machine;"
+        "import pytest_memguard.html_report, pytest_memguard.timeline;"
         "assert 'pytest' not in sys.modules, 'pytest was imported';"
         "assert '_pytest' not in sys.modules"
     )

@@ -430,6 +430,12 @@ class Controller:
         alerts.extend(self._watch.alerts)
         return sorted(alerts, key=lambda alert: float(alert.get("timestamp") or 0))
 
+    def samples(self) -> dict[str, list[tuple[float, int]]]:
+        """Each worker's RSS as the controller sampled it, for the report's timeline."""
+        if self._watch is None:
+            return {}
+        return {worker: state.samples.samples() for worker, state in self._watch.workers.items()}
+
     def workers(self) -> list[dict[str, Any]]:
         """The report's ``workers`` list."""
         if self._watch is None:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +24,7 @@ from ...core.levels import MemoryThresholds
 from ...core.sizes import format_size
 from ...crashlog import ProcessRecords, read_records
 from ...monitor import MonitorEvent, ProcessMonitor
+from ...timeline import SampleBuffer
 
 __all__ = ["WorkerState", "WorkerWatch", "exit_status"]
 
@@ -56,6 +57,8 @@ class WorkerState:
     recycled: str | None = None
     over_since: float | None = None
     process: psutil.Process | None = None
+    #: The RSS sampled at each sweep, for the report's timeline.
+    samples: SampleBuffer = field(default_factory=SampleBuffer)
 
     def to_json(self) -> dict[str, Any]:
         """The worker's entry in the report's ``workers`` list."""
@@ -225,6 +228,8 @@ class WorkerWatch:
                     continue
                 stats = self.monitor.stats(state.id)
                 rss = stats.get("end") or 0
+                if rss:
+                    state.samples.add(time.time(), rss)
                 state.peak_rss = max(state.peak_rss, stats.get("peak") or 0)
                 state.test_peak = max(state.test_peak, rss)
                 state.rss = rss

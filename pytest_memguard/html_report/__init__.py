@@ -1,0 +1,301 @@
+"""The HTML report: one self-contained page rendered from a JSON report's dict.
+
+Inline CSS, inline SVG and a little inline script; no address outside the page (no
+font, image, style sheet or script is fetched), so it opens from a CI artifact as it is.
+It shows the summary (counts per status, peak RSS, the limits and where each came
+from), the memory failures, a bar chart of the heaviest tests against their budgets, a
+timeline of each process's RSS (:mod:`.charts`), a sortable, filterable table of every
+test, and the allocation sites of confirmed leaks.  Every text from the report is
+escaped.  No pytest import here: the plugin and ``memguard show`` both render it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any, Final
+
+from ..core.sizes import format_size
+from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
+from .assets import ERROR_TRAP, SCRIPT, STYLE
+from .charts import bar_chart, timeline_chart
+
+__all__ = ["render_html"]
+
+#: The limits of the summary: report config key, label, settings source key.
+_LIMITS: Final = (
+    ("warning", "warning threshold", "warning"),
+    ("critical", "critical threshold", "critical"),
+    ("max", "hard limit", "max"),
+    ("aggregate", "aggregate limit (xdist)", "aggregate"),
+    ("budget", "default peak budget", "budget"),
+    ("leak_budget", "leak budget", "leak_budget"),
+    ("min_free", "pre-flight free memory", "min_free"),
+    ("recycle", "recycle workers above", "recycle"),
+)
+#: Table columns: key (for sorting and the address fragment), heading, numeric.
+_COLUMNS: Final = (
+    ("status", "Status", False),
+    ("test", "Test", False),
+    ("peak", "Peak growth", True),
+    ("rss", "Peak RSS", True),
+    ("heap", "Heap peak", True),
+    ("retained", "Retained", True),
+    ("duration", "Duration", True),
+    ("budget", "Budget", True),
+    ("worker", "Worker", False),
+)
+#: Sorting by status: the worst first (descending).
+_RANK: Final[dict[str, int]] = {status: i for i, status in enumerate(reversed(STATUSES))}
+_WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)
+
+
+def _word(status: str) -> str:
+    return _WORDS.get(status, status)
+
+
+def _css(status: str) -> str:
+    return "fail" if status in FAILING_STATUSES else status
+
+
+def _num(value: object) -> str:
+    return "" if not isinstance(value, (int, float)) else repr(value)
+
+
+def _summary(report: Mapping[str, Any]) -> str:
+    summary = report.get("summary") or {}
+    counts: Mapping[str, int] = summary.get("statuses") or {}
+    chips = "".join(
+        f'<span class="chip {_css(status)}" data-status="{status}">{escape(_word(status))}'
+        f"<b>{int(counts.get(status, 0))}</b></span>"
+        for status in STATUSES
+    )
+    worst = summary.get("worst") or None
+    figures = [
+        ("tests", str(summary.get("tests", 0))),
+        ("failed", str(summary.get("failed", 0))),
+        ("peak RSS", format_size(summary.get("peak_rss"))),
+        ("duration", f"{float(report.get('duration_s') or 0):.2f} s"),
+    ]
+    if worst:
+        figures.append(("largest peak growth", format_size(worst.get("peak_delta"))))
+    blocks = "".join(f"<div><span>{escape(k)}</span><b>{escape(v)}</b></div>" for k, v in figures)
+    worst_line = (
+        f'<p class="meta">Largest peak growth: {escape(str(worst["nodeid"]))}</p>' if worst else ""
+    )
+    return (
+        f'<section id="summary"><h2>Summary</h2><div class="chips">{chips}</div>'
+        f'<div class="figures">{blocks}</div>{worst_line}{_limits(report)}</section>'
+    )
+
+
+def _limits(report: Mapping[str, Any]) -> str:
+    config = report.get("config") or {}
+    sources: Mapping[str, str] = config.get("sources") or {}
+    environment = report.get("environment") or {}
+    workers = [w for w in report.get("workers") or () if w.get("id") != "main"]
+    rows = []
+    for key, label, source in _LIMITS:
+        value = config.get(key)
+        if key == "aggregate" and not workers:
+            continue  # one process: nothing to add up
+        if key == "leak_budget" and value is None and config.get("leaks"):
+            value = _default_leak_budget(report)
+        if value is None and key != "max":
+            continue
+        shown = format_size(value) if value is not None else "none"
+        rows.append(
+            f"<tr><td>{escape(label)}</td><td class='num'>{escape(shown)}</td>"
+            f"<td>{escape(str(sources.get(source, 'default')))}</td></tr>"
+        )
+    memory = environment.get("memory_total")
+    if memory is not None:
+        where = str(environment.get("memory_source") or "host")
+        rows.append(
+            f"<tr><td>memory the process can use</td><td class='num'>"
+            f"{escape(format_size(memory))}</td><td>{escape(where)}</td></tr>"
+        )
+    mode = str(config.get("mode") or "enforce")
+    return (
+        f'<h2>Limits</h2><p class="meta">mode: {escape(mode)}</p>'
+        "<table id='limits'><thead><tr><th>limit</th><th class='num'>value</th>"
+        f"<th>source</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _default_leak_budget(report: Mapping[str, Any]) -> int | None:
+    """The leak budget leak mode gave the tests without a marker (the most common one)."""
+    budgets = [(t.get("budget") or {}).get("leak") for t in report.get("tests") or ()]
+    found = [b for b in budgets if isinstance(b, int)]
+    return max(set(found), key=found.count) if found else None
+
+
+def _failures(tests: Sequence[Mapping[str, Any]]) -> str:
+    failing = [test for test in tests if test.get("status") in FAILING_STATUSES]
+    if not failing:
+        return '<section id="failures"><h2>Memory failures</h2><p class="empty">None.</p></section>'
+    items = "".join(
+        f'<tr class="fail"><td class="status">{escape(_word(str(test["status"])))}</td>'
+        f'<td class="test">{escape(str(test["nodeid"]))}</td>'
+        f"<td>{escape(str(test.get('message') or ''))}</td></tr>"
+        for test in failing
+    )
+    return (
+        '<section id="failures"><h2>Memory failures</h2><table><thead><tr><th>status</th>'
+        f"<th>test</th><th>what memguard said</th></tr></thead><tbody>{items}</tbody></table>"
+        "</section>"
+    )
+
+
+def _baseline_peaks(baseline: Mapping[str, Any] | None) -> dict[str, int] | None:
+    if baseline is None:
+        return None
+    return {
+        str(test["nodeid"]): int(test["peak_delta"])
+        for test in baseline.get("tests") or ()
+        if isinstance(test.get("peak_delta"), int)
+    }
+
+
+def _change(now: object, before: int | None) -> tuple[str, str]:
+    """The cell of the change of peak growth against the baseline: (sort value, html)."""
+    if before is None or not isinstance(now, int):
+        return "", "-"
+    delta = now - before
+    share = f" ({delta / before:+.0%})" if before > 0 else ""
+    css = "worse" if delta > 0 else "better" if delta < 0 else ""
+    text = ("+" if delta > 0 else "") + format_size(delta) + share
+    return str(delta), f'<span class="{css}">{escape(text)}</span>'
+
+
+def _table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> str:
+    columns = list(_COLUMNS)
+    if peaks is not None:
+        columns.append(("baseline", "vs baseline", True))
+    head = "".join(
+        f'<th data-key="{key}"{" class=num" if numeric else ""}>{escape(label)}</th>'
+        for key, label, numeric in columns
+    )
+    rows = []
+    for test in tests:
+        status = str(test.get("status") or "ok")
+        budget = (test.get("budget") or {}).get("peak")
+        duration = float(test.get("duration_s") or 0.0)
+        cells = [
+            f'<td class="status" data-v="{_RANK.get(status, 0)}">{escape(_word(status))}</td>',
+            f'<td class="test">{escape(str(test["nodeid"]))}</td>',
+        ]
+        for field in ("peak_delta", "rss_peak", "heap_peak", "leaked"):
+            value = test.get(field)
+            cells.append(
+                f'<td class="num" data-v="{_num(value)}">{escape(format_size(value))}</td>'
+            )
+        cells.append(f'<td class="num" data-v="{duration!r}">{duration:.3f} s</td>')
+        cap = (test.get("budget") or {}).get("rss")
+        shown = format_size(budget) + (f" (RSS cap {format_size(cap)})" if cap else "")
+        cells.append(f'<td class="num" data-v="{_num(budget)}">{escape(shown)}</td>')
+        cells.append(f"<td>{escape(str(test.get('worker') or 'main'))}</td>")
+        if peaks is not None:
+            value, html = _change(test.get("peak_delta"), peaks.get(str(test["nodeid"])))
+            cells.append(f'<td class="num" data-v="{value}">{html}</td>')
+        title = escape(str(test.get("message") or ""), quote=True)
+        rows.append(
+            f'<tr class="{_css(status)}" data-status="{status}" title="{title}">'
+            + "".join(cells)
+            + "</tr>"
+        )
+    options = "".join(
+        f'<option value="{status}">{escape(_word(status))}</option>' for status in STATUSES
+    )
+    return (
+        '<section id="all-tests"><h2>Every test</h2><div class="controls">'
+        '<input id="filter" type="search" placeholder="Filter by name or message"'
+        ' aria-label="Filter the tests">'
+        f'<select id="status-filter" aria-label="Status"><option value="">every status</option>'
+        f'{options}</select><span><span id="shown">{len(tests)}</span> of {len(tests)}'
+        "</span></div>"
+        f'<table id="tests"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+        '</table><p class="legend">Click a heading to sort. Sizes are bytes in IEC units;'
+        " peak growth is the body's peak RSS over its start; retained is what a leak"
+        " suspect kept on its rerun.</p></section>"
+    )
+
+
+def _leak_sites(tests: Sequence[Mapping[str, Any]]) -> str:
+    leaks = [test for test in tests if test.get("status") == "leak"]
+    if not leaks:
+        return ""
+    blocks = []
+    for test in leaks:
+        sites = test.get("sites") or ()
+        lines = "".join(
+            f"<tr><td>{escape(str(site.get('file')))}:{int(site.get('line') or 0)}</td>"
+            f"<td class='num'>{escape(format_size(site.get('size')))}</td>"
+            f"<td class='num'>{int(site.get('count') or 0)}</td></tr>"
+            for site in sites
+        )
+        table = (
+            f"<table><thead><tr><th>allocated at</th><th class='num'>size</th>"
+            f"<th class='num'>blocks</th></tr></thead><tbody>{lines}</tbody></table>"
+            if sites
+            else '<p class="empty">No site was traced.</p>'
+        )
+        blocks.append(
+            f"<h3>{escape(str(test['nodeid']))}</h3>"
+            f"<p>retained {escape(format_size(test.get('leaked')))}</p>{table}"
+        )
+    return f'<section id="leaks"><h2>Leak sites</h2>{"".join(blocks)}</section>'
+
+
+def _alerts(report: Mapping[str, Any]) -> str:
+    alerts = report.get("alerts") or ()
+    if not alerts:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(alert.get('level')))}</td><td>{escape(str(alert.get('process')))}"
+        f"</td><td class='num'>{escape(format_size(alert.get('rss')))}</td>"
+        f"<td>{escape(str(alert.get('message') or ''))}</td></tr>"
+        for alert in alerts
+    )
+    return (
+        '<section id="alerts"><h2>Alerts</h2><table><thead><tr><th>level</th><th>process</th>'
+        f"<th class='num'>RSS</th><th>message</th></tr></thead><tbody>{rows}</tbody></table>"
+        "</section>"
+    )
+
+
+def _environment(report: Mapping[str, Any]) -> str:
+    env = report.get("environment") or {}
+    words = [
+        f"Python {env.get('python')} ({env.get('implementation')})",
+        f"pytest {env.get('pytest')}",
+        f"{env.get('platform')} {env.get('machine')}",
+        f"{env.get('cpu_count')} CPU(s)",
+        f"peak: {env.get('peak_method')}",
+    ]
+    return f"<footer>{escape('; '.join(words))}. Written by pytest-memguard.</footer>"
+
+
+def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
+    """The HTML page of ``report`` (a loaded JSON report); with ``baseline`` (another
+    report), the table also shows each test's change of peak growth against it.
+
+    ASCII only (other characters are character references), so it can go to any stream.
+    """
+    tests: list[Mapping[str, Any]] = list(report.get("tests") or ())
+    interrupted = " (interrupted)" if report.get("interrupted") else ""
+    created = escape(str(report.get("created") or ""))
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>pytest-memguard report {created}</title>"
+        f"<script>{ERROR_TRAP}</script><style>{STYLE}</style></head><body>"
+        f"<header><h1>pytest-memguard report</h1><p class='meta'>{created}{interrupted};"
+        f" {len(tests)} tests</p></header>"
+        f"{_summary(report)}{_failures(tests)}"
+        f'<section id="heaviest"><h2>Heaviest tests</h2>{bar_chart(tests)}</section>'
+        f'<section id="timeline"><h2>RSS over the run</h2>{timeline_chart(report)}</section>'
+        f"{_table(tests, _baseline_peaks(baseline))}{_leak_sites(tests)}{_alerts(report)}"
+        f"{_environment(report)}<script>{SCRIPT}</script></body></html>\n"
+    )
+    return page.encode("ascii", "xmlcharrefreplace").decode("ascii")

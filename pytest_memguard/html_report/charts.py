@@ -1,0 +1,277 @@
+"""The report page's two charts, as inline SVG: the heaviest tests' peak growth against
+their budgets, and each process's RSS over the run.
+
+Every text that comes from the report is escaped; a chart is drawn from the report's
+numbers only and needs no script.  Sizes on the axes are IEC units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any, Final
+
+from ..core.sizes import format_size
+from ..results import FAILING_STATUSES, STATUS_WORDS
+
+__all__ = ["bar_chart", "timeline_chart"]
+
+WIDTH: Final = 960
+#: Bars of the bar chart.
+TOP_BARS: Final = 15
+_BAR: Final = 22
+_LABEL: Final = 360
+_LANE: Final = 170
+_LEFT: Final = 72
+#: A threshold line is drawn when it is at most this many times the highest RSS sampled
+#: (else it is named above the chart, which would be flat under it).
+_IN_RANGE: Final = 3.0
+#: Threshold name, report key, CSS class.
+_THRESHOLDS: Final = (("warning", "warn"), ("critical", "crit"), ("max", "max"))
+_MARKS: Final = {"stop": "\u25bc", "kill": "\u2716", "recycle": "\u21bb"}
+
+
+def _attr(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _status_class(status: str) -> str:
+    return "fail" if status in FAILING_STATUSES else status
+
+
+def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
+    """A horizontal bar per test with the largest peak growth (``top`` of them), its peak
+    budget marked on the bar's scale; empty when no test was measured."""
+    measured = [test for test in tests if isinstance(test.get("peak_delta"), int)]
+    heaviest = sorted(measured, key=lambda test: -int(test["peak_delta"]))[:top]
+    if not heaviest:
+        return '<p class="empty">No test has a measured peak growth.</p>'
+    budgets = [(test.get("budget") or {}).get("peak") for test in heaviest]
+    scale = max([int(test["peak_delta"]) for test in heaviest] + [b for b in budgets if b]) or 1
+    plot = WIDTH - _LABEL - 90
+    height = len(heaviest) * _BAR + 24
+    parts = [
+        f'<svg class="chart" id="bars" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}"'
+        f' height="{height}" role="img" aria-label="Peak growth of the heaviest tests">'
+    ]
+    for index, (test, budget) in enumerate(zip(heaviest, budgets, strict=True)):
+        y = index * _BAR + 4
+        delta = max(0, int(test["peak_delta"]))
+        width = max(1.0, plot * delta / scale)
+        name = str(test["nodeid"])
+        short = name if len(name) <= 58 else "\u2026" + name[-57:]
+        status = str(test.get("status") or "ok")
+        tip = f"{name}: peak growth {format_size(delta)}"
+        tip += f", budget {format_size(budget)}" if budget else ", no peak budget"
+        tip += f" ({STATUS_WORDS.get(status, status)})"
+        parts.append(
+            f'<g class="bar {_status_class(status)}"><title>{escape(tip)}</title>'
+            f'<text x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">{escape(short)}</text>'
+            f'<rect x="{_LABEL}" y="{y}" width="{width:.1f}" height="{_BAR - 6}"></rect>'
+            f'<text class="value" x="{_LABEL + width + 4:.1f}" y="{y + 15}">'
+            f"{escape(format_size(delta))}</text>"
+        )
+        if budget:
+            x = _LABEL + plot * budget / scale
+            parts.append(
+                f'<line class="budget" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 2}"'
+                f' y2="{y + _BAR - 4}"></line>'
+            )
+        parts.append("</g>")
+    parts.append(
+        f'<text class="legend" x="{_LABEL}" y="{height - 4}">bar: peak growth of the body'
+        " over its start; tick: the test's peak budget</text></svg>"
+    )
+    return "".join(parts)
+
+
+class _Scale:
+    """Maps times (seconds) and sizes (bytes) to a lane's pixels."""
+
+    def __init__(self, start: float, end: float, top: int) -> None:
+        self.start = start
+        self.span = max(end - start, 1e-3)
+        self.top = max(top, 1)
+        self.plot = WIDTH - _LEFT - 12
+        self.height = _LANE - 34
+
+    def x(self, time: float) -> float:
+        return _LEFT + self.plot * (time - self.start) / self.span
+
+    def y(self, rss: int) -> float:
+        return 8 + self.height * (1 - min(rss, self.top) / self.top)
+
+
+def _time_range(
+    processes: Sequence[Mapping[str, Any]],
+    tests: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+) -> tuple[float, float]:
+    times = [float(s[0]) for p in processes for s in p.get("samples") or ()]
+    for test in tests:
+        started = test.get("started")
+        if isinstance(started, (int, float)):
+            times += [float(started), float(started) + float(test.get("duration_s") or 0)]
+    times += [float(event["time"]) for event in events]
+    return (min(times), max(times)) if times else (0.0, 1.0)
+
+
+def _axes(scale: _Scale, name: str) -> list[str]:
+    bottom = 8 + scale.height
+    parts = [
+        f'<text class="lane-name" x="4" y="18">{escape(name)}</text>',
+        f'<line class="axis" x1="{_LEFT}" x2="{_LEFT + scale.plot}" y1="{bottom}"'
+        f' y2="{bottom}"></line>',
+    ]
+    for step in range(0, 5):
+        rss = scale.top * step // 4
+        y = scale.y(rss)
+        parts.append(
+            f'<text class="tick" x="{_LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(format_size(rss))}</text>"
+            f'<line class="grid" x1="{_LEFT}" x2="{_LEFT + scale.plot}" y1="{y:.1f}"'
+            f' y2="{y:.1f}"></line>'
+        )
+    for step in range(0, 6):
+        seconds = scale.span * step / 5
+        x = _LEFT + scale.plot * step / 5
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{bottom + 14}" text-anchor="middle">'
+            f"{seconds:.1f} s</text>"
+        )
+    return parts
+
+
+def _lane(
+    name: str,
+    samples: Sequence[Sequence[Any]],
+    tests: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    config: Mapping[str, Any],
+    start: float,
+    end: float,
+    highest: int,
+) -> str:
+    lines = [
+        (label, css, int(config[label]))
+        for label, css in _THRESHOLDS
+        if isinstance(config.get(label), int)
+    ]
+    shown = [line for line in lines if line[2] <= highest * _IN_RANGE]
+    top = int(max([highest, *(value for _, _, value in shown)]) * 1.08)
+    scale = _Scale(start, end, top)
+    parts = [
+        f'<svg class="chart lane" data-process="{_attr(name)}" viewBox="0 0 {WIDTH} {_LANE}"'
+        f' width="{WIDTH}" height="{_LANE}" role="img" aria-label="RSS of {_attr(name)}">'
+    ]
+    parts += _axes(scale, name)
+    for test in tests:  # a test's span, its peak as a band; the nodeid on hover
+        started = test.get("started")
+        if not isinstance(started, (int, float)):
+            continue
+        x1, x2 = scale.x(float(started)), scale.x(float(started) + float(test["duration_s"] or 0))
+        width = max(x2 - x1, 0.8)
+        peak = test.get("rss_peak")
+        status = str(test.get("status") or "ok")
+        tip = (
+            f"{test['nodeid']}\nstarted at {float(started) - start:.3f} s,"
+            f" took {float(test['duration_s'] or 0):.3f} s"
+            f"\nRSS {format_size(test.get('rss_start'))}"
+            f" -> peak {format_size(peak)} -> {format_size(test.get('rss_end'))}"
+            f" ({STATUS_WORDS.get(status, status)})"
+        )
+        parts.append(
+            f'<g class="test {_status_class(status)}"><title>{escape(tip)}</title>'
+            f'<rect class="span" x="{x1:.1f}" y="8" width="{width:.1f}"'
+            f' height="{scale.height}"></rect>'
+        )
+        if isinstance(peak, int):
+            y = scale.y(peak)
+            parts.append(
+                f'<rect class="peak" x="{x1:.1f}" y="{y:.1f}" width="{width:.1f}"'
+                f' height="{8 + scale.height - y:.1f}"></rect>'
+            )
+        parts.append(
+            f'<line class="boundary" x1="{x1:.1f}" x2="{x1:.1f}" y1="8"'
+            f' y2="{8 + scale.height}"></line></g>'
+        )
+    if samples:
+        points = " ".join(f"{scale.x(float(t)):.1f},{scale.y(int(r)):.1f}" for t, r in samples)
+        parts.append(f'<polyline class="rss" points="{points}"></polyline>')
+    above = []
+    for label, css, value in lines:
+        if (label, css, value) not in shown:
+            above.append(f"{label} {format_size(value)}")
+            continue
+        y = scale.y(value)
+        parts.append(
+            f'<line class="threshold {css}" x1="{_LEFT}" x2="{_LEFT + scale.plot}"'
+            f' y1="{y:.1f}" y2="{y:.1f}"><title>{escape(label)} threshold'
+            f" {escape(format_size(value))}</title></line>"
+            f'<text class="threshold-label {css}" x="{_LEFT + scale.plot - 2}" y="{y - 3:.1f}"'
+            f' text-anchor="end">{escape(label)} {escape(format_size(value))}</text>'
+        )
+    if above:
+        parts.append(
+            f'<text class="above" x="{_LEFT + scale.plot - 2}" y="20" text-anchor="end">'
+            "above the chart: "
+            f"{escape(', '.join(above))}</text>"
+        )
+    for event in events:
+        x = scale.x(float(event["time"]))
+        kind = str(event["kind"])
+        tip = f"{kind}: {event.get('nodeid') or name}\n{event.get('message') or ''}".strip()
+        parts.append(
+            f'<g class="mark {_attr(kind)}"><title>{escape(tip)}</title>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="8" y2="{8 + scale.height}"></line>'
+            f'<text x="{x:.1f}" y="{8 + scale.height - 4}" text-anchor="middle">'
+            f"{_MARKS.get(kind, '*')}</text></g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline_chart(report: Mapping[str, Any]) -> str:
+    """One lane per process (``main``, or each xdist worker): its RSS over the run, the
+    thresholds, each test's span and peak (its name on hover), and the marks of stops,
+    kills and recycles."""
+    timeline = report.get("timeline") or {}
+    processes: list[Mapping[str, Any]] = list(timeline.get("processes") or ())
+    events: list[Mapping[str, Any]] = list(timeline.get("events") or ())
+    tests: list[Mapping[str, Any]] = list(report.get("tests") or ())
+    by_process: dict[str, list[Mapping[str, Any]]] = {}
+    for test in tests:
+        if isinstance(test.get("started"), (int, float)):
+            by_process.setdefault(str(test.get("worker") or "main"), []).append(test)
+    names = sorted({*(str(p["process"]) for p in processes), *by_process})
+    if not names:
+        return '<p class="empty">This report has no timeline (written by an older version).</p>'
+    start, end = _time_range(processes, tests, events)
+    samples = {str(p["process"]): p.get("samples") or [] for p in processes}
+    config = report.get("config") or {}
+    # One scale for every lane: the workers are compared at a glance.
+    highest = max(
+        [int(s[1]) for lane in samples.values() for s in lane]
+        + [int(test.get("rss_peak") or 0) for test in tests]
+        + [1]
+    )
+    lanes = [
+        _lane(
+            name,
+            samples.get(name, []),
+            by_process.get(name, []),
+            [event for event in events if event.get("process") == name],
+            config,
+            start,
+            end,
+            highest,
+        )
+        for name in names
+    ]
+    legend = (
+        "<p class=\"legend\">Line: RSS sampled (each test's start and end, the watchdogs'"
+        " readings); shaded: each test's span up to its peak (hover for its name);"
+        f" marks: {_MARKS['stop']} stopped by memguard, {_MARKS['kill']} worker killed,"
+        f" {_MARKS['recycle']} worker recycled.</p>"
+    )
+    return legend + "".join(lanes)

@@ -1,0 +1,186 @@
+"""The HTML report page: self-contained, escaped, every test in its table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema
+
+from pytest_memguard import load_schema
+from pytest_memguard.html_report import render_html
+from pytest_memguard.probe.system import SystemMemory
+from pytest_memguard.report import build_report, environment
+from pytest_memguard.results import Budget, TestMemory
+from pytest_memguard.timeline import build_timeline
+
+MiB = 2**20
+
+
+def _report(*tests: TestMemory) -> dict[str, Any]:
+    report = build_report(
+        tests=[test.to_json() for test in tests],
+        environment=environment(
+            SystemMemory(8 * 2**30, 4 * 2**30, "cgroup"), peak_method="exact", interrupt="signal"
+        ),
+        config={
+            "mode": "enforce",
+            "max": 2 * 2**30,
+            "warning": 2**30,
+            "critical": None,
+            "budget": None,
+            "aggregate": 8 * 2**30,
+            "leaks": True,
+            "leak_budget": None,
+            "sources": {"max": "--memguard-max", "warning": "MEMGUARD_WARN"},
+        },
+        started=1000.0,
+        duration_s=3.0,
+        interrupted=False,
+    )
+    report["timeline"] = build_timeline(tests=report["tests"])
+    return report
+
+
+def _tests() -> list[TestMemory]:
+    return [
+        TestMemory(
+            "t.py::test_light",
+            "passed",
+            "ok",
+            "main",
+            0.1,
+            rss_start=50 * MiB,
+            rss_end=50 * MiB,
+            rss_peak=60 * MiB,
+            peak_delta=10 * MiB,
+            started=1000.1,
+        ),
+        TestMemory(
+            "t.py::test_heavy",
+            "failed",
+            "over_budget",
+            "main",
+            0.3,
+            rss_start=50 * MiB,
+            rss_end=51 * MiB,
+            rss_peak=350 * MiB,
+            peak_delta=300 * MiB,
+            budget=Budget(peak=100 * MiB),
+            message="over the budget",
+            started=1000.3,
+        ),
+        TestMemory(
+            't.py::test_x[<script>alert("x")</script>]',
+            "passed",
+            "ok",
+            "main",
+            0.01,
+            peak_delta=0,
+            started=1000.7,
+        ),
+    ]
+
+
+def test_the_page_is_self_contained_and_escapes_the_reports_text() -> None:
+    page = render_html(_report(*_tests()))
+    assert page.isascii()
+    assert not re.search(r"(src|href)\s*=|url\(|@import|https?://(?!www\.w3\.org)", page)
+    assert '<script>alert("x")</script>' not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert page.count("<script>") == 2, "the error trap and the table's script, inline"
+
+
+def test_the_summary_names_the_counts_limits_and_their_sources() -> None:
+    page = render_html(_report(*_tests()))
+    summary = page[page.index('id="summary"') : page.index('id="failures"')]
+    assert 'data-status="over_budget">OVER BUDGET<b>1</b>' in summary
+    assert 'data-status="ok">ok<b>2</b>' in summary
+    assert "<td>hard limit</td><td class='num'>2.0 GiB</td><td>--memguard-max</td>" in summary
+    assert "<td>warning threshold</td><td class='num'>1.0 GiB</td><td>MEMGUARD_WARN</td>" in summary
+    assert "350.0 MiB" in summary, "the run's peak RSS"
+    assert "aggregate" not in summary, "one process: no sum of workers"
+    failures = page[page.index('id="failures"') : page.index('id="heaviest"')]
+    assert "t.py::test_heavy" in failures
+    assert "over the budget" in failures
+
+
+def test_the_charts_draw_a_bar_per_measured_test_and_a_lane_per_process() -> None:
+    page = render_html(_report(*_tests()))
+    bars = page[page.index('id="bars"') : page.index("</svg>", page.index('id="bars"'))]
+    assert bars.count('<g class="bar') == 3
+    assert bars.count('class="budget"') == 1
+    assert page.count('class="chart lane"') == 1
+    assert 'data-process="main"' in page
+    assert "max 2.0 GiB" in page, "the hard limit is in range: drawn with its label"
+
+
+def test_the_table_has_every_test_and_the_change_against_a_baseline() -> None:
+    tests = _tests()
+    base = _report(
+        TestMemory("t.py::test_heavy", "passed", "ok", "main", 0.3, peak_delta=200 * MiB)
+    )
+    page = render_html(_report(*tests), baseline=base)
+    table = page[page.index('id="tests"') : page.index("</table>", page.index('id="tests"'))]
+    assert table.count("<tr class=") == len(tests)
+    assert 'data-key="baseline"' in table
+    assert "+100.0 MiB (+50%)" in table
+    assert "+100.0 MiB" not in render_html(_report(*tests))
+
+
+def test_a_report_written_with_the_timeline_validates_and_an_old_one_still_renders() -> None:
+    report = _report(*_tests())
+    jsonschema.validate(report, load_schema())
+    del report["timeline"]
+    for test in report["tests"]:
+        test.pop("started")
+    jsonschema.validate(report, load_schema())
+    page = render_html(report)
+    assert "This report has no timeline" in page
+    assert page.count('<g class="bar') == 3
+
+
+def test_kills_and_recycles_are_marked_in_their_workers_lanes() -> None:
+    tests = [
+        TestMemory(
+            "t.py::a", "passed", "ok", "gw0", 0.2, rss_start=MiB, rss_end=MiB, started=1000.0
+        ),
+        TestMemory("t.py::b", "failed", "killed", "gw1", 0.0, message="worker gw1 was killed"),
+    ]
+    report = _report(*tests)
+    report["workers"] = [
+        {
+            "id": "gw0",
+            "pid": 1,
+            "peak_rss": MiB,
+            "killed": False,
+            "reason": "recycled at RSS 2 GiB",
+            "recycled": True,
+        },
+        {"id": "gw1", "pid": 2, "peak_rss": 3 * 2**30, "killed": True, "reason": "killed"},
+    ]
+    report["alerts"] = [
+        {
+            "timestamp": 1000.1,
+            "level": "abort",
+            "process": "gw1 (seen by the controller)",
+            "pid": 2,
+            "rss": 3 * 2**30,
+            "threshold": None,
+            "nodeid": None,
+            "message": "gw1: killed by memguard: RSS 3.0 GiB passed 1.5 x the hard limit",
+        },
+    ]
+    report["config"]["aggregate"] = 4 * 2**30
+    report["timeline"] = build_timeline(
+        tests=report["tests"], alerts=report["alerts"], workers=report["workers"]
+    )
+    jsonschema.validate(report, load_schema())
+    page = render_html(report)
+    lanes = dict(re.findall(r'data-process="(\w+)"(.*?)</svg>', page, re.S))
+    assert set(lanes) == {"gw0", "gw1"}
+    assert '<g class="mark recycle">' in lanes["gw0"]
+    assert '<g class="mark kill">' in lanes["gw1"]
+    assert "killed by memguard" in lanes["gw1"]
+    limits = page[page.index("id='limits'") : page.index('id="failures"')]
+    assert "<td>aggregate limit (xdist)</td><td class='num'>4.0 GiB</td>" in limits
