@@ -77,6 +77,7 @@ class PackScheduling:
         #: The predicted peak of each test of the collection, by index.
         self.predictions: list[int] = []
         self.default_estimate = history.default_estimate()
+        self._index: dict[str, int] = {}
 
     # -- xdist's Scheduling protocol ------------------------------------------------------
 
@@ -114,7 +115,7 @@ class PackScheduling:
 
     def mark_test_pending(self, item: str) -> None:
         assert self.collection is not None
-        self.pending.insert(0, self.collection.index(item))
+        self.pending.insert(0, self._index[item])
         self._refill_all()
 
     def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
@@ -139,6 +140,7 @@ class PackScheduling:
                 return
             self.collection = collections[0]
             self.predictions = [self.predict(nodeid) for nodeid in self.collection]
+            self._index = {nodeid: index for index, nodeid in enumerate(self.collection)}
             self.pending = list(range(len(self.collection)))
             self._announce()
         self._refill_all()
@@ -152,12 +154,8 @@ class PackScheduling:
 
     def prediction_of(self, nodeid: str) -> int | None:
         """The prediction a collected test was scheduled with (None: not collected)."""
-        if self.collection is None:
-            return None
-        try:
-            return self.predictions[self.collection.index(nodeid)]
-        except ValueError:
-            return None
+        index = self._index.get(nodeid)
+        return self.predictions[index] if index is not None else None
 
     def expected(self, worker: str) -> int | None:
         """The RSS a worker is expected to have now: its base and the prediction of the
