@@ -1,9 +1,7 @@
-"""``memory_app``'s routes as an aiohttp sub-application (the ``aiohttp`` extra).
+"""``memory_app``'s routes as an aiohttp sub-application (the ``aiohttp`` extra), mounted
+with ``aiohttp_memory_app`` of this module::
 
-    from aiohttp import web
-    from pytest_memguard.web.aiohttp_app import aiohttp_memory_app
-
-    app = web.Application()
+    app = aiohttp.web.Application()
     app.add_subapp("/memory", aiohttp_memory_app(token=os.environ["MEMORY_API_TOKEN"]))
 
 The same routes, answers and token rules as the ASGI and WSGI faces: each request is

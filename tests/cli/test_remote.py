@@ -18,7 +18,7 @@ from pytest_memguard.cli import main
 from pytest_memguard.pressure import MemoryPressureCoordinator
 from pytest_memguard.web import memory_app
 
-from ..web.helpers import TOKEN, Server, start_server
+from ..web.helpers import TOKEN, Server, example_service
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -26,12 +26,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("service") / "stderr.log"
-    served = start_server("examples.service:app", log, env={"MEMORY_API_TOKEN": TOKEN})
-    try:
+    with example_service(tmp_path_factory.mktemp("service")) as served:
         yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -122,3 +122,17 @@ def test_predictions_are_the_history_or_its_median() -> None:
     assert sched.predict("b") == 50 * MB
     assert sched.predict("new") == 30 * MB  # the median of 10 and 50
     assert sched.prediction_of("a") is None  # nothing collected yet
+
+
+def test_tests_a_worker_gives_back_are_pending_again_first() -> None:
+    history = PeakHistory({}, "none")
+    sched = PackScheduling(1, history, 10**12, lambda worker: 0, lambda line: None)
+    node = Worker(0)
+    collection = [f"test_{i}" for i in range(40)]
+    sched.add_node(node)
+    sched.add_node_collection(node, collection)
+    sched.schedule()
+    given_back = sched.node2pending[node][-2:]
+    sched.remove_pending_tests_from_node(node, given_back)
+    assert sched.pending[:2] == given_back, "they run next"
+    assert not set(given_back) & set(sched.node2pending[node])

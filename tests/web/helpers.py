@@ -10,9 +10,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,16 @@ def start_server(target: str, log: Path, env: Mapping[str, str] | None = None) -
         process.wait()
         raise RuntimeError(f"{target} did not start:\n{log.read_text()}")
     return Server(process, int(first.split()[1]), log)
+
+
+@contextmanager
+def example_service(folder: Path) -> Iterator[Server]:
+    """``examples/service.py`` under uvicorn, with :data:`TOKEN` as its API token; its
+    stderr goes to ``folder``."""
+    served = start_server(
+        "examples.service:app", folder / "stderr.log", env={"MEMORY_API_TOKEN": TOKEN}
+    )
+    try:
+        yield served
+    finally:
+        served.stop()

@@ -6,17 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import TOKEN, Server, start_server
+from .helpers import Server, example_service
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("service") / "stderr.log"
-    served = start_server("examples.service:app", log, env={"MEMORY_API_TOKEN": TOKEN})
-    try:
+    with example_service(tmp_path_factory.mktemp("service")) as served:
         yield served
-    finally:
-        served.stop()
 
 
 def test_the_example_service_answers_and_measures(service: Server) -> None:

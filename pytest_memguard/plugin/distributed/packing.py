@@ -119,7 +119,14 @@ class PackScheduling:
         self._refill_all()
 
     def remove_pending_tests_from_node(self, node: Any, indices: Sequence[int]) -> None:
-        raise NotImplementedError("--memguard-pack does not steal tests")
+        """A worker gave tests back (xdist's answer to a steal, which this scheduler never
+        sends): they are pending again, first."""
+        queue = self.node2pending[node]
+        returned = [index for index in indices if index in queue]
+        for index in returned:
+            queue.remove(index)
+        self.pending[:0] = returned
+        self._refill_all()
 
     def remove_node(self, node: Any) -> str | None:
         queue = self.node2pending.pop(node)
