@@ -123,24 +123,34 @@ class RecordWriter:
         """The running test's RSS reached ``rss`` bytes."""
         self._append(f'{{"event":"rss","nodeid":{_quote(nodeid)},"rss":{rss}}}\n'.encode())
 
-    def end(self, status: str, rss: int | None, then: str | None = None) -> None:
-        """The test started last ended with ``status`` and ``rss`` bytes resident.
+    def end(
+        self,
+        status: str,
+        rss: int | None,
+        *,
+        outcome: str = "passed",
+        start: int | None = None,
+        peak: int | None = None,
+        delta: int | None = None,
+        children: int | None = None,
+        duration: float = 0.0,
+        message: str | None = None,
+    ) -> None:
+        """The test started last ended with ``status`` and ``rss`` bytes resident, and
+        these figures (what ``memguard recover`` puts in a report when the run is killed
+        before it writes its own).
 
-        The full result is not written here: it goes into the report (and, under xdist,
-        travels with the test's report), so the per-test line stays short and cheap.
-
-        :param then: the node id of the next test, whose start line (with the same RSS)
-            goes out in the same copy
+        Formatted by hand, not by ``json.dumps``: one line per test of large suites.
+        The message is written only for a test that did not end ``ok``.
         """
-        size = "null" if rss is None else str(rss)
-        if then is None:
-            line = f'{{"event":"end","status":"{status}","rss":{size}}}\n'
-        else:
-            line = (
-                f'{{"event":"end","status":"{status}","rss":{size}}}\n'
-                f'{{"event":"start","nodeid":{_quote(then)},"rss":{size}}}\n'
-            )
-        self._append(line.encode())
+        line = (
+            f'{{"event":"end","status":"{status}","rss":{_number(rss)},"outcome":"{outcome}",'
+            f'"start":{_number(start)},"peak":{_number(peak)},"delta":{_number(delta)},'
+            f'"children":{_number(children)},"duration":{duration:.6f}'
+        )
+        if message is not None:
+            line += f',"message":{_quote(message)}'
+        self._append(f"{line}}}\n".encode())
 
     def close(self) -> None:
         """Cut the file to its content and close it; later lines are dropped."""
@@ -164,6 +174,14 @@ class ProcessRecords:
         self.pid = pid
         #: node id -> status of the tests that finished
         self.finished: dict[str, str] = {}
+        #: The end lines of the tests that finished, with their node ids, in order.
+        self.ends: list[dict[str, Any]] = []
+        #: The run's own line (written by the process that owns the report), if here.
+        self.run: dict[str, Any] | None = None
+        #: The node ids collected (the process that owns the report writes them).
+        self.collected: list[str] = []
+        #: When this process's last line was written (the file's modification time).
+        self.last_time: float | None = None
         self.alerts: list[dict[str, Any]] = []
         self.running: str | None = None
         self.last_rss: int | None = None
@@ -198,6 +216,10 @@ class ProcessRecords:
         )
 
 
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
 def last_rss(recorded: int | None, seen: int | None) -> tuple[int | None, str]:
     """The highest RSS known of a dead process's last test, and words for it:
     ``recorded`` in its own records, ``seen`` from outside (the xdist controller)."""
@@ -229,6 +251,8 @@ def read_records(paths: Iterable[Path]) -> list[ProcessRecords]:
     processes = []
     for path in sorted(paths):
         current = ProcessRecords(worker=path.stem.rsplit("-", 1)[0], pid=None)
+        with contextlib.suppress(OSError):
+            current.last_time = path.stat().st_mtime
         for data in _lines(path):
             event = data.get("event")
             rss = data.get("rss")
@@ -240,7 +264,14 @@ def read_records(paths: Iterable[Path]) -> list[ProcessRecords]:
             elif event == "end":
                 if current.running is not None:
                     current.finished[current.running] = str(data.get("status"))
+                    current.ends.append({**data, "nodeid": current.running})
                 current.running = None
+            elif event == "run":
+                current.run = data
+            elif event == "collected":
+                nodeids = data.get("nodeids")
+                if isinstance(nodeids, list):
+                    current.collected = [str(nodeid) for nodeid in nodeids]
             elif event == "process":
                 current.worker = data.get("worker", current.worker)
                 current.pid = data.get("pid", current.pid)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .markers import MARKER_LINE
-from .options import add_options, is_enabled, lookup
+from .options import VALUE_OPTIONS, add_options, is_enabled, lookup, spaced_values
 
 if TYPE_CHECKING:  # the import stays lazy at run time
     from .hooks import MemguardPlugin
@@ -27,6 +27,17 @@ PLUGIN_KEY: pytest.StashKey[MemguardPlugin] = pytest.StashKey()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """A memguard option's value in the space form is no test path (see :mod:`.rootdir`)."""
+    if spaced_values(early_config.invocation_params.args, VALUE_OPTIONS) or os.environ.get(
+        "PYTEST_ADDOPTS"
+    ):
+        from .rootdir import resettle
+
+        resettle(early_config, args, VALUE_OPTIONS)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -7,12 +7,14 @@ the :class:`~.run.Run` and nothing else.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
+from ..core.stopsignals import StopSignals, signal_name
 from . import terminal
 from .run import Run
 from .summary import run_report, run_summary
@@ -25,10 +27,13 @@ PLUGIN_NAME: Final = "memguard-report"
 class RunEnd:
     """Writes the run's report and shows its summary."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, signals: StopSignals) -> None:
         self.run = run
+        self.signals = signals
         #: How the session ended: (interrupted, time); None until it did.
         self._ending: tuple[bool, float] | None = None
+        #: The baseline report, read before a stale report at its path is removed.
+        self._baseline: dict[str, Any] | None = None
         self._report: dict[str, Any] | None = None
         self.path: Path | None = None
         #: Where the HTML report was written, once it was.
@@ -40,9 +45,38 @@ class RunEnd:
         with the crash-proof logs, is no longer needed)."""
         return self._ending is not None
 
+    def pytest_sessionstart(self) -> None:
+        """A report left at the report paths by an earlier run is emptied now (the file
+        keeps its mode and links): a run killed before it writes its own leaves no report
+        that passes for this run's, only an empty file."""
+        run = self.run
+        if not run.owns_work_dir:
+            return
+        settings = run.settings
+        if settings.html_path is not None and settings.baseline is not None:
+            from ..report import ReportError, load_report
+
+            try:  # the baseline may be the report this run replaces
+                self._baseline = load_report(settings.baseline)
+            except ReportError:  # said already by the baseline's own check
+                self._baseline = None
+        for path in (settings.json_path, settings.html_path):
+            if path is None:
+                continue
+            if path.is_file() and path.stat().st_size:  # a link's target is the report
+                try:
+                    os.truncate(path, 0)
+                except OSError as error:
+                    run.notices.append(
+                        f"memguard: cannot empty the earlier report {str(path)!r}"
+                        f" ({error.strerror or error}): it is not this run's"
+                    )
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist stops its workers: a Ctrl-C may cut that
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         run = self.run
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        signals = self.signals
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(signals.received)
         self._ending = (interrupted, time.time())
         # The full report (an entry per test) is built only when something reads it.
         wanted = (
@@ -52,25 +86,55 @@ class RunEnd:
             or run.controller is not None
             or interrupted
         )
-        if wanted and self.report is not None:
-            try:
-                self.save(self.report)
-            except OSError as error:  # the path's problem (it became a folder...), not ours
-                from ..output import reason_of
+        signals.holding = True  # a second signal waits until the report is written
+        try:
+            if wanted and self.report is not None:
+                self._write(self.report)
+            if run.owns_work_dir and getattr(run.config, "cache", None) is not None:
+                from .history import save_history
 
-                run.notices.append(
-                    f"memguard: cannot write the report to {str(run.settings.json_path)!r}"
-                    f" ({reason_of(error)})"
-                )
-            except Exception as error:
-                run.error("writing the report", error)
-        if run.owns_work_dir and getattr(run.config, "cache", None) is not None:
-            from .history import save_history
+                try:
+                    save_history(run.config, run, self._report)
+                except Exception as error:
+                    run.error("keeping the tests' peaks in pytest's cache", error)
+        finally:
+            signals.holding = False
+        if not run.owns_work_dir:
+            return
+        status = signals.exit_status()
+        if status is not None:  # as a shell reports a process that signal ended
+            session.exitstatus = status
+        elif exitstatus == 0 and self._missing():
+            run.notices.append(
+                f"memguard: the report asked for was not written ({self._missing()}):"
+                " the exit status says so (3)"
+            )
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
-            try:
-                save_history(run.config, run, self._report)
-            except Exception as error:
-                run.error("keeping the tests' peaks in pytest's cache", error)
+    def _missing(self) -> str:
+        """The report paths asked for and not written, or ""."""
+        settings = self.run.settings
+        missing = []
+        if settings.json_path is not None and self.path is None:
+            missing.append(str(settings.json_path))
+        if settings.html_path is not None and self.html_path is None:
+            missing.append(str(settings.html_path))
+        return ", ".join(missing)
+
+    def _write(self, report: dict[str, Any]) -> None:
+        """Save the report; a path that cannot be written is a notice."""
+        run = self.run
+        try:
+            self.save(report)
+        except OSError as error:  # the path's problem (it became a folder...), not ours
+            from ..output import reason_of
+
+            run.notices.append(
+                f"memguard: cannot write the report to {str(run.settings.json_path)!r}"
+                f" ({reason_of(error)})"
+            )
+        except Exception as error:
+            run.error("writing the report", error)
 
     @property
     def report(self) -> dict[str, Any] | None:
@@ -78,10 +142,14 @@ class RunEnd:
         (None before, and in an xdist worker, whose results went to the controller)."""
         if self._report is None and self._ending is not None and self.run.owns_work_dir:
             interrupted, ended = self._ending
-            reason = "interrupted" if interrupted else ""
+            first = self.signals.first
+            signal = signal_name(first) if first is not None else None
+            reason = ""
+            if interrupted:
+                reason = f"interrupted by {signal}" if signal else "interrupted"
             try:
                 self._report = run_report(
-                    self.run, interrupted=interrupted, reason=reason, ended=ended
+                    self.run, interrupted=interrupted, reason=reason, ended=ended, signal=signal
                 )
             except Exception as error:
                 self.run.error("building the report", error)
@@ -104,16 +172,9 @@ class RunEnd:
         """Write the HTML report (with the baseline's figures when there is one)."""
         from ..html_report import render_html
         from ..output import reason_of, write_atomically
-        from ..report import ReportError, load_report
 
-        baseline = None
-        if self.run.settings.baseline is not None:
-            try:
-                baseline = load_report(self.run.settings.baseline)
-            except ReportError:  # said already by the baseline's own check
-                baseline = None
         try:
-            self.html_path = write_atomically(path, render_html(report, baseline))
+            self.html_path = write_atomically(path, render_html(report, self._baseline))
         except OSError as error:  # the path's problem, not ours
             self.run.notices.append(
                 f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"
@@ -143,6 +204,8 @@ class RunEnd:
                     terminalreporter.write_line(f"HTML report: {self.html_path}")
         for line in run.notices:
             terminalreporter.write_line(line, yellow=True)
+        for text in run.hook_errors:
+            terminalreporter.write_line(f"memguard: error: {text}", red=True)
         for error in run.errors:
             terminalreporter.write_line(
                 f"memguard: internal error, the guard went on: {error}", yellow=True

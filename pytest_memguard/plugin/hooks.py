@@ -13,8 +13,7 @@ import contextlib
 import gc
 import json
 import os
-import shutil
-import tempfile
+import signal
 import time
 import traceback
 from collections.abc import Generator
@@ -25,6 +24,7 @@ import pytest
 
 from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
+from ..core.stopsignals import StopSignals
 from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import (
@@ -42,6 +42,7 @@ from . import terminal
 from .ending import PLUGIN_NAME as END_NAME
 from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
+from .records import records_folder
 from .relief import Pressure
 from .run import Run
 from .runner import find_runner
@@ -89,6 +90,7 @@ class MemguardPlugin:
         workerinput = getattr(config, "workerinput", None)
         # An xdist worker logs into the controller's work folder.
         shared = workerinput.get(DIR_KEY) if workerinput else None
+        self.records = None if shared else records_folder(settings)
         self.reader = RssReader()
         self.has_children = ChildrenCheck()
         self.meter = open_peak_meter(read=self.reader)
@@ -96,7 +98,7 @@ class MemguardPlugin:
             config,
             settings,
             worker=workerinput["workerid"] if workerinput else "main",
-            work_dir=Path(shared or tempfile.mkdtemp(prefix="pytest-memguard-")),
+            work_dir=self.records.folder if self.records is not None else Path(str(shared)),
             owns_work_dir=shared is None,
             memory=read_system_memory(),
             peak_method=self.meter.method,
@@ -106,6 +108,14 @@ class MemguardPlugin:
         self.crashlog = RecordWriter(
             self.run.work_dir / f"{self.run.worker}-{os.getpid()}.jsonl", self.run.worker
         )
+        self.run.record = self.crashlog.write
+        if self.run.owns_work_dir:  # what memguard recover needs to know of the run
+            self.crashlog.write(
+                "run",
+                started=self.run.started,
+                config=settings.to_json(),
+                environment=self.run.environment(),
+            )
         self.runner = find_runner(config)
         #: The guard interrupts only while pytest's own work of a phase runs.
         self._work = self.runner.code()
@@ -116,7 +126,8 @@ class MemguardPlugin:
         self._ask_budget = self._tell_result = True
         self._leaks: LeakCheck | None = None
         self.pressure = Pressure(config, self.reader, self.run.pressure, self.run.notices)
-        self.end = RunEnd(self.run)
+        self.signals = StopSignals(on_signal=self._signalled).install()
+        self.end = RunEnd(self.run, self.signals)
         config.pluginmanager.register(self.end, END_NAME)
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
@@ -137,7 +148,8 @@ class MemguardPlugin:
         self.guard.start()
 
     def close(self) -> None:
-        """Undo what the constructor did: thread, signal handler, files, work folder."""
+        """Undo what the constructor did: thread, signal handlers, files, work folder."""
+        self.signals.restore()
         self.guard.stop()
         self.crashlog.close()
         self.meter.close()
@@ -150,8 +162,8 @@ class MemguardPlugin:
         # The crash-proof records are kept only when a session that ran tests did not
         # end (what they say is not in a report) or the guard ended the process.
         nothing_ran = not run.results and run.running is None
-        if run.owns_work_dir and not run.escalated and (self.end.ended or nothing_ran):
-            shutil.rmtree(run.work_dir, ignore_errors=True)
+        if self.records is not None and not run.escalated and (self.end.ended or nothing_ran):
+            self.records.remove()
         self.end.close()
         self.config.pluginmanager.unregister(self.end, END_NAME)
 
@@ -164,6 +176,8 @@ class MemguardPlugin:
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
         self._shared = self._default_budget()
         self.run.collected.extend([item.nodeid for item in session.items])
+        if self.run.owns_work_dir and self.run.controller is None:
+            self.crashlog.write("collected", nodeids=self.run.collected)
         for item in marked(session.items, MARKER):
             try:
                 self._budgets[item.nodeid] = budget_of(item, self._shared)
@@ -203,7 +217,13 @@ class MemguardPlugin:
         if isinstance(budget, str):  # a bad marker: the test errors at its setup
             error, budget = budget, NO_BUDGET
         elif self._ask_budget:
-            budget = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
+            answer = self.config.hook.pytest_memguard_budget(item=item, budget=budget)
+            if isinstance(answer, Budget):
+                budget = answer
+            else:  # the test errors at its setup, naming the hook and who answered
+                from .hookcalls import wrong_budget
+
+                error, budget = wrong_budget(self.config, answer, self), NO_BUDGET
         state = self.run.running = TestState(item.nodeid, budget, error)
         self.crashlog.start(item.nodeid, self.guard.last_rss)
         return state
@@ -382,7 +402,18 @@ class MemguardPlugin:
             if state.abort is not None:
                 gc.collect()
                 trim_heap()
-            self.crashlog.end(state.final_status(), state.rss_end)
+            status = state.final_status()
+            self.crashlog.end(
+                status,
+                state.rss_end,
+                outcome=state.outcome,
+                start=state.rss_start,
+                peak=state.rss_peak,
+                delta=state.peak_delta,
+                children=state.children_peak,
+                duration=state.duration_s,
+                message=None if status == "ok" else state.message,
+            )
             if self._tell_result:
                 result = state.result(run.worker)
                 self.config.hook.pytest_memguard_test_result(item=item, result=result)
@@ -457,6 +488,12 @@ class MemguardPlugin:
         self.run.alerts.append(alert)
         self.crashlog.write("alert", **alert)
 
+    def _signalled(self, signum: int) -> None:
+        """SIGTERM or SIGHUP reached the xdist controller: its workers end as it does
+        (signal handler, main thread)."""
+        if self.run.controller is not None and signum != signal.SIGINT:
+            self.run.controller.signal_workers(signum)
+
     def _on_escalate(self, info: AbortInfo) -> None:
         self.run.escalated = True
         _kill_descendants()  # they would outlive the process, holding their memory
@@ -470,8 +507,8 @@ class MemguardPlugin:
         path = self.end.save_now(message)
         if path is not None:
             os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
-            if self.run.owns_work_dir:  # the report says what the records say
-                shutil.rmtree(self.run.work_dir, ignore_errors=True)
+            if self.records is not None:  # the report says what the records say
+                self.records.remove()
 
     # -- the end -----------------------------------------------------------------------
 

@@ -7,12 +7,20 @@ off, nothing but these declarations and ``memguard`` itself is ever read.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import pytest
 
-__all__ = ["DEFAULT_TOP", "add_options", "is_enabled", "lookup", "parse_bool"]
+__all__ = [
+    "DEFAULT_TOP",
+    "VALUE_OPTIONS",
+    "add_options",
+    "is_enabled",
+    "lookup",
+    "parse_bool",
+    "spaced_values",
+]
 
 DEFAULT_TOP: Final = 10
 
@@ -61,7 +69,19 @@ _OPTIONS: Final = (
         "--memguard-pack: take each test's peak from this JSON report instead of pytest's"
         " cache of the last guarded run",
     ),
-    ("json", "PATH", "Write the JSON report to PATH"),
+    (
+        "json",
+        "PATH",
+        "Write the JSON report to PATH (a report an earlier run left there is emptied"
+        " when the run starts)",
+    ),
+    (
+        "records",
+        "DIR",
+        "Where the crash-proof records go while the run lasts (default: beside the JSON"
+        " report, named after it, e.g. memguard.records; else a temporary folder);"
+        " memguard recover DIR makes a report of what a killed run left there",
+    ),
     (
         "html",
         "PATH",
@@ -84,6 +104,22 @@ _OPTIONS: Final = (
         " both (default 10%%+1MB)",
     ),
 )
+
+
+#: The options that take a value, as written on the command line.
+VALUE_OPTIONS: Final = tuple(f"--memguard-{name}" for name, _, _ in _OPTIONS)
+
+
+def spaced_values(args: Sequence[str], options: Iterable[str]) -> list[str]:
+    """The values given to ``options`` in the space form (``--opt VALUE``) in ``args``."""
+    wanted = set(options)
+    found = []
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--":
+            break
+        if arg in wanted:
+            found.append(args[index + 1])
+    return found
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -129,7 +165,10 @@ def lookup(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tupl
     option = f"memguard_{key}" if name else "memguard"
     cli = config.getoption(option, default=None)
     if cli is not None:
-        return str(cli), f"--memguard-{name}" if name else "--memguard"
+        label = f"--memguard-{name}" if name else "--memguard"
+        if not str(cli).strip():
+            raise pytest.UsageError(f"{label}: empty value (give one, or leave the option out)")
+        return str(cli), label
     env_name = f"MEMGUARD_{key.upper()}" if name else "MEMGUARD"
     env = environ.get(env_name, "").strip()
     if env:

@@ -66,6 +66,8 @@ class Run:
         self.samples = SampleBuffer()
         #: Failures inside memguard, reported at the end; the run went on.
         self.errors: list[str] = []
+        #: What a conftest's or plugin's memguard hook did wrong (named, with the hook).
+        self.hook_errors: list[str] = []
         #: Lines for the terminal summary (e.g. what was freed under pressure).
         self.notices: list[str] = []
         #: What the run's coordinator freed when memory was tight, for the report.
@@ -74,6 +76,20 @@ class Run:
         self.escalated = False
         #: The xdist controller's side, when this process is one.
         self.controller: Controller | None = None
+        #: Appends a line to this process's crash-proof records (event, then fields).
+        self.record: Callable[..., None] = lambda event, **fields: None
+
+    def environment(self) -> dict[str, Any]:
+        """The report's ``environment`` section for this run."""
+        from ..core.guard import describe_platform
+        from ..report import environment
+
+        return environment(
+            self.memory,
+            peak_method=self.peak_method,
+            interrupt=describe_platform(),
+            pytest_version=pytest.__version__,
+        )
 
     def error(self, where: str, error: BaseException) -> None:
         """A failure inside memguard: remembered and reported, never fatal to the run."""

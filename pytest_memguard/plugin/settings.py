@@ -74,6 +74,9 @@ class Settings(NamedTuple):
     sources: Mapping[str, str] = MappingProxyType({})
     #: Where the self-contained HTML report goes (None: nowhere).
     html_path: Path | None = None
+    #: Where the crash-proof records go (None: beside the JSON report, else a temporary
+    #: folder; see :func:`records_folder`).
+    records: Path | None = None
 
     @property
     def enforce(self) -> bool:
@@ -105,6 +108,7 @@ class Settings(NamedTuple):
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "html": str(self.html_path) if self.html_path else None,
+            "records": str(self.records) if self.records else None,
             "sources": dict(self.sources),
         }
 
@@ -147,7 +151,7 @@ def resolve_settings(
     sources: dict[str, str] = {"memguard": enabled_source}
 
     raw_mode, mode_source = lookup(config, "mode", env)
-    mode = (raw_mode or "enforce").lower()
+    mode = ("enforce" if raw_mode is None else raw_mode).strip().lower()
     if mode not in MODES:
         raise pytest.UsageError(
             f"{mode_source}: invalid mode {raw_mode!r} (expected enforce or report)"
@@ -173,6 +177,7 @@ def resolve_settings(
     if raw_pack is not None:
         sources["pack"] = pack_source
     history = _resolve_path(config, "history", env, sources)
+    records = _resolve_path(config, "records", env, sources)
 
     json_path, html_path = (
         _resolve_output(config, name, env, sources, enabled) for name in ("json", "html")
@@ -201,6 +206,7 @@ def resolve_settings(
         history=history,
         sources=sources,
         html_path=html_path,
+        records=records.absolute() if records is not None else None,
     )
 
 

@@ -12,9 +12,6 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-import pytest
-
-from ..core.guard import describe_platform
 from ..results import FAILING_STATUSES, TestMemory
 from .run import Run
 
@@ -31,14 +28,16 @@ def run_report(
     reason: str,
     abort: str | None = None,
     ended: float | None = None,
+    signal: str | None = None,
 ) -> dict[str, Any]:
     """The report of the run so far.
 
     :param reason: why the run ended early ("" when it did not)
+    :param signal: the name of the signal that ended it (``SIGTERM``), if one did
     :param abort: the message of a test the guard is ending the process for, if any
     :param ended: when the run ended (``time.time()``; default: now)
     """
-    from ..report import build_report, environment
+    from ..report import build_report
     from ..timeline import build_timeline
 
     worker = run.worker
@@ -71,39 +70,33 @@ def run_report(
         tests, collected = controller.tests(), controller.collected
         alerts = [*alerts, *controller.alerts()]
         workers = controller.workers()
-        not_run = controller.not_run_reason()
+        not_run = controller.not_run_reason() or not_run
         samples = controller.samples()
     report = build_report(
         tests=tests,
         collected=collected,
         alerts=alerts,
         workers=workers,
-        environment=environment(
-            run.memory,
-            peak_method=run.peak_method,
-            interrupt=describe_platform(),
-            pytest_version=pytest.__version__,
-        ),
+        environment=run.environment(),
         config=run.settings.to_json(),
         started=run.started,
         duration_s=(time.time() if ended is None else ended) - run.started,
         interrupted=interrupted,
         not_run_reason=not_run,
     )
+    if signal is not None:
+        report["signal"] = signal
     report["timeline"] = build_timeline(
         tests=report["tests"], alerts=report["alerts"], workers=report["workers"], samples=samples
     )
-    try:
-        extras = run.config.hook.pytest_memguard_report(
-            config=run.config, report=MappingProxyType(report)
-        )
-    except Exception as error:  # a broken listener costs its extras, not the report
-        run.error("calling pytest_memguard_report", error)
-        extras = []
+    from .hookcalls import report_extras
+
+    extras, hook_errors = report_extras(run.config, MappingProxyType(report))
+    run.hook_errors.extend(text for text in hook_errors if text not in run.hook_errors)
     if extras:
-        report["extra"] = {k: v for extra in extras for k, v in dict(extra).items()}
-    if run.errors:
-        report["errors"] = list(run.errors)
+        report["extra"] = extras
+    if run.errors or run.hook_errors:
+        report["errors"] = [*run.errors, *run.hook_errors]
     if run.pressure:
         report["pressure"] = list(run.pressure)
     return report

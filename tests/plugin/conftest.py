@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,17 +23,23 @@ Run = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
 def run(pytester: pytest.Pytester) -> Run:
     """Run pytest with the guard on and a JSON report; returns the result and the report.
 
-    The report is validated against the shipped JSON Schema every time.  Runs are in a
+    The report is validated against the shipped JSON Schema every time, and holds no
+    ``errors`` unless the test says it expects some.  Runs are in a
     subprocess by default, because real RSS, threads and signals matter.
     """
 
-    def _run(*args: str, inprocess: bool = False) -> tuple[pytest.RunResult, dict[str, Any]]:
+    def _run(
+        *args: str, inprocess: bool = False, errors: bool = False
+    ) -> tuple[pytest.RunResult, dict[str, Any]]:
+        """:param errors: the test expects memguard to report errors (else none may be)."""
         path = pytester.path / "memguard.json"
         argv = ("--memguard", f"--memguard-json={path}", "-p", "no:cacheprovider", *args)
         result = pytester.runpytest(*argv) if inprocess else pytester.runpytest_subprocess(*argv)
         assert path.exists(), "the JSON report was not written"
         report: dict[str, Any] = json.loads(path.read_text())
         jsonschema.validate(report, load_schema())
+        if not errors:  # memguard swallows its own errors so a run goes on: not here
+            assert "errors" not in report, report["errors"]
         return result, report
 
     return _run
@@ -115,3 +126,41 @@ def test_hold_{name}():
         time.sleep(0.05)
     Path("{name}.done").write_text("")
 """
+
+
+def start_session(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``pytest -p no:cacheprovider ARGS`` in its own process group (as a shell
+    starts a job, or a CI runner a step), with SIGINT at its default."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    return subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_files(
+    pytester: pytest.Pytester, pattern: str, count: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Wait until ``count`` files match ``pattern`` (the tests made them), at most 60 s."""
+    deadline = time.monotonic() + 60
+    while len(list(pytester.path.glob(pattern))) < count:
+        assert time.monotonic() < deadline, f"never {count} files {pattern}"
+        assert process.poll() is None, process.communicate()[0].decode()
+        time.sleep(0.05)
+
+
+def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """The output of a session started by :func:`start_session`, once it ended (it is
+    killed, with its group, if it does not end in ``timeout`` seconds)."""
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return stdout.decode()

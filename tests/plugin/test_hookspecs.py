@@ -134,13 +134,85 @@ def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) 
             "*= memguard =*",
             "peak RSS of the run *",
             "JSON report: *mem.json",
-            "memguard: internal error, the guard went on:"
-            " calling pytest_memguard_report: RuntimeError: broken conftest",
+            "memguard: error: pytest_memguard_report in conftest.py raised RuntimeError:"
+            " broken conftest",
         ]
     )
     report = json.loads((pytester.path / "mem.json").read_text())
     assert [test["nodeid"] for test in report["tests"]] == [
         "test_a_failing_report_hook_does_not_lose_the_run.py::test_a"
     ]
-    assert report["errors"] == ["calling pytest_memguard_report: RuntimeError: broken conftest"]
+    assert report["errors"] == [
+        "pytest_memguard_report in conftest.py raised RuntimeError: broken conftest"
+    ]
     assert "extra" not in report
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["[1, 2]", "'a string'", "{'when': object()}"],
+    ids=["list", "string", "not-json"],
+)
+def test_a_report_hook_with_the_wrong_answer_is_named_and_the_report_written(
+    pytester: pytest.Pytester, run: Run, answer: str
+) -> None:
+    pytester.makeconftest(
+        f"""
+        def pytest_memguard_report(config, report):
+            return {answer}
+        """
+    )
+    pytester.makepyfile("def test_ok(): pass")
+    result, report = run(inprocess=True, errors=True)
+    assert result.ret == pytest.ExitCode.OK
+    (error,) = report["errors"]
+    assert error.startswith("pytest_memguard_report in conftest.py ")
+    assert "extra" not in report
+    result.stdout.fnmatch_lines(["memguard: error: pytest_memguard_report in conftest.py *"])
+
+
+def test_a_report_hook_that_answers_well_beside_a_wrong_one_keeps_its_fields(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_memguard_report(config, report):
+            return {"build": 7}
+        """
+    )
+    pytester.makepyfile(
+        other_plugin="""
+        def pytest_memguard_report(config, report):
+            return ["oops"]
+        """,
+        test_one="def test_ok(): pass",
+    )
+    pytester.syspathinsert()
+    _result, report = run("-p", "other_plugin", inprocess=True, errors=True)
+    assert report["extra"] == {"build": 7}
+    assert report["errors"] == [
+        "pytest_memguard_report in other_plugin.py returned list ['oops'], expected a"
+        " mapping of extra fields or None; the report is written without it"
+    ]
+
+
+def test_a_budget_hook_with_the_wrong_answer_errors_that_test_only(
+    pytester: pytest.Pytester, run: Run
+) -> None:
+    pytester.makeconftest(
+        """
+        def pytest_memguard_budget(item, budget):
+            return "100MB" if "bad" in item.name else None
+        """
+    )
+    pytester.makepyfile("def test_bad(): pass\ndef test_good(): pass")
+    result, report = run(inprocess=True)
+    result.assert_outcomes(passed=1, errors=1)
+    assert "Traceback" not in result.stdout.str()
+    message = (
+        "memguard: pytest_memguard_budget in conftest.py returned str '100MB' for this test,"
+        " expected a pytest_memguard.Budget or None"
+    )
+    result.stdout.fnmatch_lines([f"*{message}*"])
+    assert entry(report, "test_bad")["message"] == message
+    assert entry(report, "test_good")["status"] == "ok"

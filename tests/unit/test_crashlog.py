@@ -21,7 +21,8 @@ MiB = 2**20
 def test_records_survive_a_death_mid_test(tmp_path: Path) -> None:
     writer = RecordWriter(tmp_path / "main-123.jsonl", "main")
     writer.start("t::a", 40 * MiB)
-    writer.end("ok", 41 * MiB, then="t::b")
+    writer.end("ok", 41 * MiB)
+    writer.start("t::b", 41 * MiB)
     writer.grew("t::b", 700 * MiB)
     writer.close()
     with (tmp_path / "main-123.jsonl").open("ab") as handle:
@@ -53,7 +54,8 @@ def test_a_process_killed_without_closing_leaves_its_lines(tmp_path: Path) -> No
         from pytest_memguard.crashlog import RecordWriter
         writer = RecordWriter(Path({str(path)!r}), "gw0")
         writer.start("t::a", 10)
-        writer.end("ok", 11, then="t::b")
+        writer.end("ok", 11)
+        writer.start("t::b", 11)
         writer.grew("t::b", 500)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -74,7 +76,8 @@ def test_records_grow_past_their_reserved_block_and_close_to_their_content(
     writer.start("t::0", 1)
     count = 3 * RecordWriter.BLOCK // 60  # lines of about 60 bytes: three blocks
     for index in range(count):
-        writer.end("ok", index, then=f"t::{index + 1}")
+        writer.end("ok", index)
+        writer.start(f"t::{index + 1}", index)
     writer.close()
     data = path.read_bytes()
     assert b"\0" not in data
@@ -118,7 +121,8 @@ def test_two_threads_write_whole_lines_across_growth(tmp_path: Path) -> None:
     watchdog = threading.Thread(target=grow)
     watchdog.start()
     for index in range(count):
-        writer.end("ok", index, then=f"t::{index + 1}")
+        writer.end("ok", index)
+        writer.start(f"t::{index + 1}", index)
     watchdog.join()
     writer.close()
     lines = [json.loads(line) for line in path.read_bytes().splitlines()]
@@ -142,7 +146,8 @@ def test_a_full_disk_at_growth_switches_to_written_lines(
     count = 2 * RecordWriter.BLOCK // 60
     writer.start("t::0", 1)
     for index in range(count):
-        writer.end("ok", index, then=f"t::{index + 1}")
+        writer.end("ok", index)
+        writer.start(f"t::{index + 1}", index)
     (process,) = read_records([path])  # readable while the writer is open
     assert (len(process.finished), process.running) == (count, f"t::{count}")
     writer.close()

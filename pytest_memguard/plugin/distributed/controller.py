@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -216,10 +217,25 @@ class Controller:
             self.run.error("watching a worker", error)
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        first = not self.collected
         for nodeid in ids:
             if nodeid not in self._known:
                 self._known.add(nodeid)
                 self.collected.append(nodeid)
+        if first and self.collected:  # for memguard recover, should the run be killed
+            try:
+                self.run.record("collected", nodeids=self.collected)
+            except Exception as error:
+                self.run.error("recording the collection", error)
+
+    def signal_workers(self, signum: int) -> None:
+        """Pass a signal on to every worker still up (signal handler, main thread)."""
+        if self._watch is None:
+            return
+        for state in list(self._watch.workers.values()):
+            if state.pid is not None and not state.crashed:
+                with contextlib.suppress(OSError):
+                    os.kill(state.pid, signum)
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         try:
@@ -442,8 +458,9 @@ class Controller:
             return []
         return [state.to_json() for state in list(self._watch.workers.values())]
 
-    def not_run_reason(self) -> str:
-        """Why tests without a result did not run."""
+    def not_run_reason(self) -> str | None:
+        """Why tests without a result did not run, when a worker's end says it (None:
+        the run's own reason)."""
         states = list(self._watch.workers.values()) if self._watch else []
         crashed = [s.id for s in states if s.crashed]
         if not crashed and any(s.recycled for s in states):
@@ -456,4 +473,4 @@ class Controller:
                 f"not run: worker(s) {', '.join(crashed)} died and could not all be replaced"
                 " (see --max-worker-restart)"
             )
-        return "not run"
+        return None
