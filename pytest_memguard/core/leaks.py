@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 
 from ..probe.process import c_heap_in_use
 from .sites import DEFAULT_EXCLUDES, Site, display_path, site_rules
-from .sizes import format_size
+from .sizes import format_limit, format_size
 from .tracing import DEFAULT_NFRAMES, Tracer, take_snapshot
 
 __all__ = [
@@ -265,7 +265,7 @@ def leak_message(
     counts' bound, the second the rerun's measure.  Of the ``top`` largest sites, those
     under 1% of the growth are left out (the largest is always named).
     """
-    first, budget = format_size(verdict.retained), f"leak budget {format_size(verdict.budget)}"
+    first, budget = format_size(verdict.retained), f"leak budget {format_limit(verdict.budget)}"
     if verdict.kind == "clean":
         return f"kept up to {first} ({budget})"
     head = f"kept up to {first} on its first run"

@@ -23,7 +23,15 @@ from typing import Final
 
 from ..errors import SizeError
 
-__all__ = ["EXAMPLE", "MAX_SIZE", "PAGE_SIZE", "format_size", "parse_limit", "parse_size"]
+__all__ = [
+    "EXAMPLE",
+    "MAX_SIZE",
+    "PAGE_SIZE",
+    "format_limit",
+    "format_size",
+    "parse_limit",
+    "parse_size",
+]
 
 EXAMPLE: Final = "4GB or 3.5GiB"
 #: The largest size accepted, in bytes: 2**63-1, the most a signed 64-bit count holds.
@@ -192,3 +200,21 @@ def format_size(n: int | float | None) -> str:
         if size < 1024 or unit == _IEC[-1]:
             return f"{sign}{size:.1f} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_SI: Final = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3))
+
+
+def format_limit(n: int | None) -> str:
+    """A budget or limit as the user most likely wrote it: a whole number of decimal
+    units first, its IEC figure beside (``100_000_000`` -> ``"100 MB (95.4 MiB)"``);
+    other sizes as :func:`format_size` writes them."""
+    if n is None or n <= 0:
+        return format_size(n)
+    binary = format_size(n)
+    if not binary.endswith(" B") and float(binary.split()[0]).is_integer():
+        return binary  # 1.0 GiB: written in binary units
+    for unit, factor in _SI:
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit} ({binary})"
+    return binary

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ..core.levels import Level
-from ..core.sizes import format_size
+from ..core.sizes import format_limit, format_size
 from ..results import NO_BUDGET, Budget, Status
 
 if TYPE_CHECKING:
@@ -161,19 +161,19 @@ class TestState:
                         f" ({format_size(self.peak_delta + children)})"
                     )
                 return (
-                    f"memguard: {what} is over the budget of {format_size(budget.peak)}"
+                    f"memguard: {what} is over the budget of {format_limit(budget.peak)}"
                     f" ({budget.source('peak')})"
                 )
         if budget.rss is not None and self.rss_peak is not None and self.rss_peak > budget.rss:
             # Reached in report mode only: in enforce mode the guard stops the test first.
             return (
                 f"memguard: RSS {format_size(self.rss_peak)} went over the cap of"
-                f" {format_size(budget.rss)} ({budget.source('rss')})"
+                f" {format_limit(budget.rss)} ({budget.source('rss')})"
             )
         if budget.heap is not None and self.heap_peak is not None and self.heap_peak > budget.heap:
             return (
                 f"memguard: Python heap peak {format_size(self.heap_peak)} is over the budget of"
-                f" {format_size(budget.heap)} ({budget.source('heap')})"
+                f" {format_limit(budget.heap)} ({budget.source('heap')})"
             )
         return None
 
@@ -192,7 +192,7 @@ class TestState:
         budget = self.budget
         if budget:
             kinds = [
-                f"{kind} {format_size(getattr(budget, kind))} ({budget.source(kind)})"
+                f"{kind} {format_limit(getattr(budget, kind))} ({budget.source(kind)})"
                 for kind in ("peak", "rss", "heap", "leak")
                 if getattr(budget, kind) is not None
             ]

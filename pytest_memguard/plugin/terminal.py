@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ..core.sizes import format_size
+from ..core.sizes import format_limit, format_size
 from ..probe.system import SystemMemory
 from ..results import STATUS_WORDS
 from .settings import Settings
@@ -36,7 +36,7 @@ def header_lines(settings: Settings, peak_method: str, memory: SystemMemory) -> 
         value = getattr(thresholds, name)
         if value is not None:
             parts.append(f"{name} {format_size(value)} ({thresholds.sources.get(name, name)})")
-    budget = format_size(settings.budget) if settings.budget is not None else "none"
+    budget = format_limit(settings.budget) if settings.budget is not None else "none"
     parts.append(f"budget {budget}")
     line2 = (
         f"memguard: peak {peak_method}; memory {format_size(memory.total)}"

@@ -52,11 +52,11 @@ def test_over_budget_fails_with_its_own_letter_and_word(
             "*::test_over MEMORY*",
             "*::test_under PASSED*",
             "*_ test_over _*",
-            "memguard: peak growth 19?.? MiB is over the budget of 95.4 MiB"
+            "memguard: peak growth 19?.? MiB is over the budget of 100 MB (95.4 MiB)"
             " (memory_budget(peak='100 MB'))",
             "*- memguard -*",
             "RSS at start *, peak *, growth 19?.? MiB (exact (kernel VmHWM))",
-            "budget: peak 95.4 MiB (memory_budget(peak='100 MB'))",
+            "budget: peak 100 MB (95.4 MiB) (memory_budget(peak='100 MB'))",
             "MEMORY *::test_over - *",
         ]
     )

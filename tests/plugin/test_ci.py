@@ -192,7 +192,7 @@ def test_github_actions_annotations_and_job_summary(
     result.stdout.fnmatch_lines(
         [
             "::error file=pkg/test_gh.py,line=6,title=memguard MEMORY::memguard: peak growth"
-            " 3?.? MiB is over the budget of 9.5 MiB (memory_budget(peak='10MB'))",
+            " 3?.? MiB is over the budget of 10 MB (9.5 MiB) (memory_budget(peak='10MB'))",
         ]
     )
     assert sum(line.startswith("::") for line in result.outlines) == 1

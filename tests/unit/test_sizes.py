@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from pytest_memguard import SizeError, format_size, parse_size
-from pytest_memguard.core.sizes import MAX_SIZE, PAGE_SIZE, parse_limit
+from pytest_memguard.core.sizes import MAX_SIZE, PAGE_SIZE, format_limit, parse_limit
 
 PAGE = f"{PAGE_SIZE // 1024}KiB"
 LIMIT = f"a limit must be at least one memory page, {PAGE}"
@@ -227,3 +227,20 @@ def test_every_hint_is_itself_accepted(
     assert hints
     for hint in hints:
         parse(hint, percent_of=percent_of)
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (100 * 10**6, "100 MB (95.4 MiB)"),
+        (3 * 10**9, "3 GB (2.8 GiB)"),
+        (1500 * 10**6, "1500 MB (1.4 GiB)"),
+        (2**30, "1.0 GiB"),
+        (1536 * 2**20, "1.5 GiB"),
+        (1000, "1 KB (1000 B)"),
+        (512, "512 B"),
+        (None, "-"),
+    ],
+)
+def test_a_limit_is_said_as_it_was_most_likely_written(size: int | None, shown: str) -> None:
+    assert format_limit(size) == shown
