@@ -16,6 +16,7 @@ import pytest
 
 from ..core.stopsignals import StopSignals, signal_name
 from . import terminal
+from .records import Records
 from .run import Run
 from .summary import run_report, run_summary
 
@@ -27,9 +28,11 @@ PLUGIN_NAME: Final = "memguard-report"
 class RunEnd:
     """Writes the run's report and shows its summary."""
 
-    def __init__(self, run: Run, signals: StopSignals) -> None:
+    def __init__(self, run: Run, signals: StopSignals, records: Records | None) -> None:
         self.run = run
         self.signals = signals
+        #: The run's records folder, where this process owns it.
+        self.records = records
         #: How the session ended: (interrupted, time); None until it did.
         self._ending: tuple[bool, float] | None = None
         #: The baseline report, read before a stale report at its path is removed.
@@ -98,9 +101,16 @@ class RunEnd:
                 except Exception as error:
                     run.error("keeping the tests' peaks in pytest's cache", error)
         finally:
-            signals.holding = False
+            # An xdist worker keeps holding: it ends when its controller lets it go.
+            signals.holding = not run.owns_work_dir
         if not run.owns_work_dir:
             return
+        if self.ended:
+            # The report has what the records say, and the job may now end at once: a
+            # signal from here on ends the process as it would without memguard.
+            if self.records is not None:
+                self.records.remove()
+            signals.restore()
         status = signals.exit_status()
         if status is not None:  # as a shell reports a process that signal ended
             session.exitstatus = status

@@ -127,7 +127,7 @@ class MemguardPlugin:
         self._leaks: LeakCheck | None = None
         self.pressure = Pressure(config, self.reader, self.run.pressure, self.run.notices)
         self.signals = StopSignals(on_signal=self._signalled).install()
-        self.end = RunEnd(self.run, self.signals)
+        self.end = RunEnd(self.run, self.signals, self.records)
         config.pluginmanager.register(self.end, END_NAME)
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
