@@ -35,7 +35,7 @@ def header_lines(settings: Settings, peak_method: str, memory: SystemMemory) -> 
     for name in ("max", "critical", "warning"):
         value = getattr(thresholds, name)
         if value is not None:
-            parts.append(f"{name} {format_size(value)} ({thresholds.sources.get(name, name)})")
+            parts.append(f"{name} {format_limit(value)} ({thresholds.sources.get(name, name)})")
     budget = format_limit(settings.budget) if settings.budget is not None else "none"
     parts.append(f"budget {budget}")
     line2 = (

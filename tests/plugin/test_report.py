@@ -128,7 +128,7 @@ def test_the_header_shows_the_effective_settings(pytester: pytest.Pytester, run:
     result, _ = run("--memguard-max=2GB", "--memguard-budget=100MB", inprocess=True)
     result.stdout.fnmatch_lines(
         [
-            "memguard: enforce, max 1.9 GiB (--memguard-max), budget 95.4 MiB",
+            "memguard: enforce, max 2 GB (1.9 GiB) (--memguard-max), budget 100 MB (95.4 MiB)",
             "memguard: peak *; memory *, * available",
         ]
     )
