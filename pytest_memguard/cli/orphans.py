@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import psutil
 
+from ..core.sizes import format_size
 from ..monitor import ProcessMonitor
 
 __all__ = ["Adopted", "Leftovers", "child_subreaper", "wait_for_leftovers"]
@@ -122,6 +123,25 @@ class Leftovers:
             "ended_by": self.ended_by,
             "still_running": self.running,
         }
+
+    def describe(self, name: str, wait: float, *, stopped: bool) -> str:
+        """What became of them, in a line (``stopped``: at the hard limit)."""
+        count = len(self.pids)
+        them = "it" if count == 1 else "them"
+        pids = ", ".join(map(str, self.pids))
+        line = (
+            f"{name} left {count} process{'' if count == 1 else 'es'} running (pid"
+            f"{'' if count == 1 else 's'} {pids}; peak RSS {format_size(self.peak)}"
+            f"{'' if count == 1 else ' together'}): "
+        )
+        if stopped:
+            return line + f"stopped {them} at the hard limit"
+        if self.ended_by is None:
+            return line + f"waited for {them} to end"
+        line += f"still running after --wait-children {wait:g} s: sent {them} {self.ended_by}"
+        if self.running:
+            line += f"; {self.running} still running"
+        return line
 
 
 def wait_for_leftovers(

@@ -289,32 +289,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{format_size(stats.get('peak'))}; exit status {code}"
         )
     if left.pids:
-        _say(_leftovers_line(name, left, args.wait_children, aborted and command_reason is None))
+        _say(left.describe(name, args.wait_children, stopped=aborted))
     if args.json and not _summary(
         args.json, command, popen, code, returncode, stats, reason, started, thresholds, left
     ):
         code = code or EXIT_ERROR  # the command's own failure says more than ours
     return code
-
-
-def _leftovers_line(name: str, left: Leftovers, wait: float, stopped: bool) -> str:
-    """What became of the processes the command left running."""
-    count = len(left.pids)
-    them = "it" if count == 1 else "them"
-    pids = ", ".join(map(str, left.pids))
-    line = (
-        f"{name} left {count} process{'' if count == 1 else 'es'} running (pid"
-        f"{'' if count == 1 else 's'} {pids}; peak RSS {format_size(left.peak)}"
-        f"{'' if count == 1 else ' together'}): "
-    )
-    if stopped:
-        return line + f"stopped {them} at the hard limit"
-    if left.ended_by is None:
-        return line + f"waited for {them} to end"
-    line += f"still running after --wait-children {wait:g} s: sent {them} {left.ended_by}"
-    if left.running:
-        line += f"; {left.running} still running"
-    return line
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

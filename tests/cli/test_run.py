@@ -376,7 +376,8 @@ with open(sys.argv[1] + ".tmp", "w") as out:
 os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 """
 LEFTOVERS = {
-    "ends": "",
+    # Runs on for a second (many readings at --interval 0.05), then leaves a mark.
+    "ends": "time.sleep(1)\nopen(sys.argv[1] + '.done', 'w').close()",
     # Grows 20 MB every 50 ms; bounded at 1.2 GB and exit 99, so a broken guard fails.
     "grows": "hold = []\nfor step in range(60):\n"
     "    hold.append(b'\\x01' * 20_000_000)\n    time.sleep(0.05)\nsys.exit(99)",
@@ -451,9 +452,10 @@ def test_a_short_lived_leftover_is_waited_for(
     leave_behind: Callable[[str, int], list[str]],
 ) -> None:
     summary = tmp_path / "run.json"
-    argv = ["run", "--max", "2GB", "--json", str(summary), *leave_behind("ends", 3)]
-    assert main(argv) == 3, "the command's own status"
-    pid = _leftover(tmp_path)  # it got as far as this once orphaned: memguard waited
+    argv = ["run", "--max", "2GB", "--interval", "0.05", "--json", str(summary)]
+    assert main([*argv, *leave_behind("ends", 3)]) == 3, "the command's own status"
+    assert (tmp_path / "leftover-0.pid.done").exists(), "memguard waited for it to end"
+    pid = _leftover(tmp_path)
     assert not psutil.pid_exists(pid), "reaped"
     err = capfd.readouterr().err
     assert fnmatch.fnmatch(
