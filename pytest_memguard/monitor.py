@@ -8,6 +8,11 @@ an alert when a process reaches a new level, terminates a process at its hard li
 in ``memory-alerts.log``, final statistics in ``subprocess-stats.jsonl`` and system-wide
 samples in ``memory-monitor.log`` (bounded in size); :mod:`.monitorlog` has the format.
 
+A process tracked with ``leftovers=True`` is guarded as a tree that outlives it: the
+descendants it leaves behind (orphaned, or still running after it ended) stay counted
+and signalled at its hard limit until the last of them ended; :meth:`~ProcessMonitor.adopt`
+adds orphans reparented to the caller (a child subreaper, as ``memguard run`` is).
+
 A process that vanishes mid-read is normal; one we may not read has an unknown RSS.
 """
 
@@ -18,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,9 +110,11 @@ class _Tracked:
         "end",
         "ended_at",
         "id",
+        "keep",
         "killed",
         "last",
         "level",
+        "members",
         "peak",
         "pid",
         "popen",
@@ -128,6 +135,7 @@ class _Tracked:
         popen: subprocess.Popen[Any] | None,
         thresholds: MemoryThresholds,
         now: float,
+        keep: bool = False,
     ) -> None:
         self.id = ident
         self.pid = process.pid
@@ -147,6 +155,10 @@ class _Tracked:
         self.ended_at: float | None = None
         self.returncode: int | None = None
         self.reason: str | None = None
+        #: ``leftovers``: count descendants after they were orphaned or the process ended.
+        self.keep = keep
+        #: The running descendants seen (and adopted), by pid; only when ``keep``.
+        self.members: dict[int, psutil.Process] = {}
 
     def observe(self, rss: int) -> None:
         if self.start is None:
@@ -182,6 +194,14 @@ class _Gone:
 
 
 _GONE: Final = _Gone()
+
+
+def _running(process: psutil.Process) -> bool:
+    """Whether the process runs (not ended, not a zombie, its pid not reused)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
+        return False
 
 
 def _default_thresholds() -> MemoryThresholds:
@@ -273,8 +293,14 @@ class ProcessMonitor(Threaded):
         pid_or_popen: int | subprocess.Popen[Any],
         name: str | None = None,
         thresholds: MemoryThresholds | None = None,
+        *,
+        leftovers: bool = False,
     ) -> str:
         """Start tracking a process; returns its id (``name``, or ``"pid-<pid>"``).
+
+        With ``leftovers`` (and ``include_children``), the descendants it leaves behind
+        stay counted, and signalled at its hard limit, after they were orphaned or it
+        ended: it ends when the last of them ended (see :meth:`leftovers`, :meth:`adopt`).
 
         :raises ProcessGoneError: when the process does not exist
         :raises MonitorError: when the name or the process is already tracked
@@ -292,12 +318,43 @@ class ProcessMonitor(Threaded):
             for other in self._tracked.values():
                 if other.pid == pid and other.ended_at is None:
                     raise MonitorError(f"process {pid} is already tracked as {other.id!r}")
-            entry = _Tracked(ident, process, popen, thresholds or self.thresholds, self._clock())
+            entry = _Tracked(
+                ident,
+                process,
+                popen,
+                thresholds or self.thresholds,
+                self._clock(),
+                keep=leftovers and self.include_children,
+            )
             self._tracked[ident] = entry
             rss = self._read(entry)
             if isinstance(rss, int):
                 entry.observe(rss)
         return ident
+
+    def adopt(self, ident: str, pids: Iterable[int]) -> None:
+        """Count these processes (and their descendants) as the tracked process's: its
+        tree's orphans, reparented to this process, a child subreaper.  Only for a
+        process tracked with ``leftovers``; one that already ended is skipped.
+
+        :raises MonitorError: when the process was not tracked with ``leftovers``
+        """
+        with self._lock:
+            entry = self._entry(ident)
+            if not entry.keep:
+                raise MonitorError(f"{ident!r} was not tracked with leftovers=True")
+            for pid in pids:
+                try:
+                    entry.members.setdefault(pid, psutil.Process(pid))
+                except (psutil.Error, OSError):
+                    continue
+
+    def leftovers(self, ident: str) -> list[psutil.Process]:
+        """The descendants of a process tracked with ``leftovers`` that are still
+        running, as last seen (orphaned ones included; read again at each poll)."""
+        with self._lock:
+            entry = self._entry(ident)
+            return [process for process in entry.members.values() if _running(process)]
 
     def tracked(self) -> list[str]:
         """Ids of the tracked processes (ended ones stay until :meth:`untrack`)."""
@@ -318,6 +375,8 @@ class ProcessMonitor(Threaded):
 
     def _read(self, entry: _Tracked) -> int | _Gone | None:
         """RSS in bytes (children included if asked), None when unknown, or ``_GONE``."""
+        if entry.keep:
+            return self._read_tree(entry)
         if entry.popen is not None and entry.popen.poll() is not None:
             entry.returncode = entry.popen.returncode
             return _GONE
@@ -341,6 +400,47 @@ class ProcessMonitor(Threaded):
             except (psutil.Error, OSError):
                 continue  # a child that ended or hides its memory adds nothing known
         return rss
+
+    def _read_tree(self, entry: _Tracked) -> int | _Gone | None:
+        """:meth:`_read` of a process tracked with ``leftovers``: it, while it runs, and
+        every running process of its tree; ``_GONE`` once none runs."""
+        processes = self._tree(entry)
+        if not processes:
+            return _GONE
+        total, known = 0, False
+        for process in processes:
+            try:
+                with process.oneshot():
+                    total += int(process.memory_info().rss)
+                known = True
+            except (psutil.Error, OSError):
+                continue  # ended meanwhile, or hides its memory
+        return total if known and total > 0 else None
+
+    def _tree(self, entry: _Tracked) -> list[psutil.Process]:
+        """The running processes of a ``leftovers`` entry, the tracked one first (if it
+        runs); remembers its descendants as members, so that they stay counted once
+        orphaned, and forgets the members that ended."""
+        roots: list[psutil.Process] = []
+        if entry.popen is not None and entry.popen.poll() is not None:
+            entry.returncode = entry.popen.returncode
+        elif _running(entry.process):
+            roots.append(entry.process)
+        roots += [process for process in entry.members.values() if _running(process)]
+        found: dict[int, psutil.Process] = {}
+        for root in roots:
+            found.setdefault(root.pid, root)
+            try:
+                descendants = root.children(recursive=True)
+            except (psutil.Error, OSError):
+                continue
+            for process in descendants:
+                if _running(process):
+                    found.setdefault(process.pid, process)
+        entry.members = {
+            pid: process for pid, process in found.items() if process is not entry.process
+        }
+        return list(found.values())
 
     def check(self, ident: str) -> tuple[float, Level]:
         """The process's RSS in MB (10**6 bytes) and its level, read now.
@@ -480,6 +580,8 @@ class ProcessMonitor(Threaded):
 
     def _targets(self, entry: _Tracked) -> list[psutil.Process]:
         """The process and (if counted) its descendants, children first."""
+        if entry.keep:
+            return list(reversed(self._tree(entry))) or [entry.process]
         children: list[psutil.Process] = []
         if self.include_children:
             try:

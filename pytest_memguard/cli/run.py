@@ -1,7 +1,15 @@
 """``memguard run``: run a command under the :class:`ProcessMonitor`, stop it at the hard limit.
 
 The command inherits stdin, stdout and stderr, so its output passes through untouched;
-memguard's own lines go to stderr and start with ``memguard:``.  Exit status: the command's
+memguard's own lines go to stderr and start with ``memguard:``.
+
+The guard covers the command's whole process tree, also what it leaves behind: on Linux
+memguard is the child subreaper of what it starts (``PR_SET_CHILD_SUBREAPER``), so an
+orphan (``sh -c 'work &'``) is reparented to memguard, not to init; elsewhere the
+descendants seen at a reading stay guarded once orphaned.  After the command exited,
+memguard waits up to ``--wait-children`` seconds for its leftovers (still guarded: they
+count toward the limits and are stopped at the hard limit, exit 137), then ends them
+(SIGTERM, then SIGKILL after ``--grace``), reaps them and reports them.  Exit status: the command's
 own; ``128 + N`` when a signal N ended it (as a shell reports it); :data:`EXIT_MEMORY_LIMIT`
 (137) when memguard stopped it; 126/127 when it cannot be started; 2 on a usage error, an
 output path (``--json``, ``--log-dir``) that cannot be written (checked before the command
@@ -36,6 +44,7 @@ from ..monitor import (
     ProcessMonitor,
 )
 from .common import EXIT_ERROR, CommandError, seconds, threshold
+from .orphans import Adopted, Leftovers, child_subreaper, wait_for_leftovers
 
 __all__ = ["EXIT_CANNOT_EXECUTE", "EXIT_MEMORY_LIMIT", "EXIT_NOT_FOUND", "add_parser", "exit_code"]
 
@@ -59,8 +68,11 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         description="Run CMD with its children under the process monitor. At the hard limit "
         "it is terminated (SIGTERM, then SIGKILL after --grace seconds) and memguard exits "
         f"{EXIT_MEMORY_LIMIT}; otherwise memguard exits with the command's status (128+N "
-        "when signal N ended it). Limits not given come from MEMGUARD_WARN, "
-        "MEMGUARD_CRITICAL and MEMGUARD_MAX; none are set by default.",
+        "when signal N ended it). Processes the command leaves behind (e.g. sh -c 'work "
+        "&') stay guarded: memguard waits for them up to --wait-children seconds after "
+        "the command exited, then ends them (SIGTERM, then SIGKILL after --grace), and "
+        "reports them. Limits not given come from MEMGUARD_WARN, MEMGUARD_CRITICAL and "
+        "MEMGUARD_MAX; none are set by default.",
         allow_abbrev=False,
     )
     for name, (flag, _) in _NAMES.items():
@@ -76,6 +88,11 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument(
         "--grace", type=seconds(0, inclusive=True), default=5.0, metavar="S",
         help="Seconds between SIGTERM and SIGKILL at the hard limit (default 5)",
+    )  # fmt: skip
+    run.add_argument(
+        "--wait-children", type=seconds(0, inclusive=True), default=10.0, metavar="S",
+        help="Seconds to wait, still guarded, for the processes the command left behind "
+        "before ending them (default 10)",
     )  # fmt: skip
     run.add_argument(
         "--log-dir", metavar="DIR",
@@ -129,14 +146,16 @@ def _in_foreground() -> bool:
 
 
 @contextmanager
-def _forwarding(children: list[subprocess.Popen[bytes]]) -> Iterator[None]:
-    """Pass SIGINT and SIGTERM on to the command (the last of ``children``) while it runs.
+def _forwarding(children: list[subprocess.Popen[bytes]], stop: threading.Event) -> Iterator[None]:
+    """Pass SIGINT and SIGTERM on to the command (the last of ``children``) while it runs,
+    and set ``stop``: the processes it leaves behind are not waited for.
 
     A Ctrl-C typed in our terminal already reached the command (same process group), so
     SIGINT is forwarded only when it did not come that way.
     """
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        stop.set()
         if not children or (signum == signal.SIGINT and _in_foreground()):
             return
         with suppress(OSError):  # it has just ended
@@ -171,24 +190,37 @@ def _say(text: str) -> None:
     print(f"memguard: {text}", file=sys.stderr, flush=True)
 
 
-def _watch(monitor: ProcessMonitor, ident: str, popen: subprocess.Popen[bytes]) -> str | None:
-    """Poll until the command ends; returns why memguard stopped it (None if it did not)."""
-    reason: str | None = None
-    failed = False
-    while True:
+class _Watch:
+    """Reads the monitor and says what it saw; keeps why memguard stopped the command."""
+
+    def __init__(self, monitor: ProcessMonitor, ident: str, adopted: Adopted) -> None:
+        self.monitor = monitor
+        self.ident = ident
+        self.adopted = adopted
+        self.reason: str | None = None
+        self.failed = False
+
+    def poll(self) -> None:
         try:
-            events = monitor.poll()
+            events = self.monitor.poll()
         except Exception as error:  # a broken reading must not lose the command's run
             events = []
-            if not failed:
+            if not self.failed:
                 _say(f"reading memory failed ({error!r}); the command goes on")
-            failed = True
+            self.failed = True
         for event in events:
-            reason = _report(event, reason)
-        if popen.poll() is not None:
-            return reason
-        with suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=monitor.interval)
+            self.reason = _report(event, self.reason)
+
+    def until_exit(self, popen: subprocess.Popen[bytes]) -> None:
+        """Poll until the command ends (its orphans are adopted meanwhile)."""
+        while True:
+            self.adopted.adopt(self.monitor, self.ident)
+            self.poll()
+            self.adopted.reap()
+            if popen.poll() is not None:
+                return
+            with suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=self.monitor.interval)
 
 
 def _report(event: MonitorEvent, reason: str | None) -> str | None:
@@ -222,29 +254,44 @@ def _run(args: argparse.Namespace) -> int:
     name = Path(command[0]).name or command[0]
     started = time.monotonic()
     children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
     reason: str | None = None
+    command_reason: str | None = None  # why memguard stopped it while it ran
     stats: dict[str, Any] = {}
-    with _quiet_monitor_log(), _forwarding(children):
+    left = Leftovers()
+    with _quiet_monitor_log(), _forwarding(children, stop), child_subreaper() as subreaper:
+        adopted = Adopted(subreaper)
         popen = _start(command)
         children.append(popen)
+        adopted.command = popen.pid
         try:
-            ident = monitor.track(popen, name=name)
+            ident = monitor.track(popen, name=name, leftovers=True)
         except ProcessGoneError:  # ended and reaped before it could be tracked
             popen.wait()
         else:
-            reason = _watch(monitor, ident, popen)
+            watch = _Watch(monitor, ident, adopted)
+            watch.until_exit(popen)
+            command_reason = watch.reason
+            left = wait_for_leftovers(monitor, ident, adopted, watch.poll, args.wait_children, stop)
+            reason = watch.reason
             stats = monitor.untrack(ident)
+            adopted.reap()
     returncode = popen.wait()
     aborted = bool(stats.get("aborted"))
     code = exit_code(returncode, aborted)
     if aborted:
         limit = f" ({shown['max']})" if "max" in shown and "hard limit" in (reason or "") else ""
+        whom = f"{name} (pid {popen.pid})"
+        if command_reason is None:  # the command had exited: what it left behind was
+            whom = f"what {name} (pid {popen.pid}) left behind"
         _say(
-            f"stopped {name} (pid {popen.pid}): {reason}{limit}; peak RSS "
+            f"stopped {whom}: {reason}{limit}; peak RSS "
             f"{format_size(stats.get('peak'))}; exit status {code}"
         )
+    if left.pids:
+        _say(left.describe(name, args.wait_children, stopped=aborted))
     if args.json and not _summary(
-        args.json, command, popen, code, returncode, stats, reason, started, thresholds
+        args.json, command, popen, code, returncode, stats, reason, started, thresholds, left
     ):
         code = code or EXIT_ERROR  # the command's own failure says more than ours
     return code
@@ -279,6 +326,7 @@ def _summary(
     reason: str | None,
     started: float,
     thresholds: MemoryThresholds,
+    left: Leftovers,
 ) -> bool:
     """Write the ``--json`` summary; False (and a line saying why) when it cannot be."""
     from ..output import reason_of
@@ -299,6 +347,7 @@ def _summary(
         "thresholds": {"warning": thresholds.warning, "critical": thresholds.critical,
                        "max": thresholds.max},
         "warnings": stats.get("warnings", []),
+        "leftovers": left.record(),
     }  # fmt: skip
     try:
         write_report(data, path)

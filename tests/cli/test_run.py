@@ -9,9 +9,12 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from pytest_memguard.cli import main
@@ -355,3 +358,152 @@ def test_the_summary_goes_through_a_symlink_and_keeps_the_file_mode(tmp_path: Pa
     assert link.is_symlink()
     assert json.loads(target.read_text())["exit_code"] == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o664
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="a child subreaper (prctl) adopts orphans"
+)
+#: The start of a process a shell leaves behind: it waits until the shell (pid argv[2])
+#: exited and it was orphaned, then writes its pid to argv[1].  What follows runs after.
+ORPHANED = """
+import os, signal, sys, time
+shell = int(sys.argv[2])
+deadline = time.monotonic() + 20
+while os.getppid() == shell and time.monotonic() < deadline:
+    time.sleep(0.01)
+with open(sys.argv[1] + ".tmp", "w") as out:
+    out.write(str(os.getpid()))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+LEFTOVERS = {
+    # Runs on for a second (many readings at --interval 0.05), then leaves a mark.
+    "ends": "time.sleep(1)\nopen(sys.argv[1] + '.done', 'w').close()",
+    # Grows 20 MB every 50 ms; bounded at 1.2 GB and exit 99, so a broken guard fails.
+    "grows": "hold = []\nfor step in range(60):\n"
+    "    hold.append(b'\\x01' * 20_000_000)\n    time.sleep(0.05)\nsys.exit(99)",
+    "lingers": "time.sleep(20)\nsys.exit(97)",
+    "ignores SIGTERM": "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "time.sleep(20)\nsys.exit(98)",
+}
+
+
+@pytest.fixture
+def leave_behind(tmp_path: Path) -> Iterator[Callable[[str, int], list[str]]]:
+    """``sh -c '<python leftover> & exit CODE'``: a command that leaves a process behind
+    (one of :data:`LEFTOVERS`); any such process still running at the end is killed
+    (found by its pid file's name on its command line)."""
+    pidfiles: list[Path] = []
+
+    def command(kind: str, code: int = 0) -> list[str]:
+        pidfile = tmp_path / f"leftover-{len(pidfiles)}.pid"
+        pidfiles.append(pidfile)
+        script = '"$1" -c "$2" "$3" $$ & exit "$4"'
+        leftover = ORPHANED + LEFTOVERS[kind]
+        return ["--", "sh", "-c", script, "sh", sys.executable, leftover, str(pidfile), str(code)]
+
+    yield command
+    names = {str(pidfile) for pidfile in pidfiles}
+    for process in psutil.process_iter(["cmdline"]):  # a failing test must not leave one
+        if names & set(process.info["cmdline"] or ()):
+            with suppress(psutil.Error):
+                process.kill()
+            with suppress(ChildProcessError):
+                os.waitpid(process.pid, 0)
+
+
+def _leftover(tmp_path: Path) -> int:
+    """The pid the (first) leftover wrote once it was orphaned."""
+    return int((tmp_path / "leftover-0.pid").read_text())
+
+
+@linux_only
+def test_a_leftover_growing_past_the_hard_limit_is_stopped_and_reported(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    leave_behind: Callable[[str, int], list[str]],
+) -> None:
+    summary = tmp_path / "run.json"
+    argv = ["run", "--max", "100MB", "--interval", "0.05", "--json", str(summary)]
+    assert main([*argv, *leave_behind("grows", 0)]) == 137
+    pid = _leftover(tmp_path)
+    assert not psutil.pid_exists(pid), "the grower was ended and reaped"
+    err = capfd.readouterr().err.splitlines()
+    stopped = [line for line in err if line.startswith("memguard: stopped")]
+    assert len(stopped) == 1
+    assert fnmatch.fnmatch(
+        stopped[0],
+        "memguard: stopped what sh (pid *) left behind: RSS * reached the hard limit"
+        " 95.4 MiB (--max 100MB); peak RSS *; exit status 137",
+    ), stopped[0]
+    assert err[-1].startswith(f"memguard: sh left 1 process running (pid {pid}; peak RSS ")
+    assert err[-1].endswith("): stopped it at the hard limit")
+    data = json.loads(summary.read_text())
+    assert (data["exit_code"], data["returncode"], data["aborted"]) == (137, 0, True)
+    assert "hard limit" in data["reason"]
+    left = data["leftovers"]
+    assert (left["count"], left["pids"], left["ended_by"]) == (1, [pid], None)
+    assert 100 * MB <= left["peak_rss"] <= 400 * MB
+
+
+@linux_only
+def test_a_short_lived_leftover_is_waited_for(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    leave_behind: Callable[[str, int], list[str]],
+) -> None:
+    summary = tmp_path / "run.json"
+    argv = ["run", "--max", "2GB", "--interval", "0.05", "--json", str(summary)]
+    assert main([*argv, *leave_behind("ends", 3)]) == 3, "the command's own status"
+    assert (tmp_path / "leftover-0.pid.done").exists(), "memguard waited for it to end"
+    pid = _leftover(tmp_path)
+    assert not psutil.pid_exists(pid), "reaped"
+    err = capfd.readouterr().err
+    assert fnmatch.fnmatch(
+        err, f"memguard: sh left 1 process running (pid {pid}; peak RSS *): waited for it to end\n"
+    ), err
+    left = json.loads(summary.read_text())["leftovers"]
+    assert (left["count"], left["ended_by"], left["still_running"]) == (1, None, 0)
+    assert 1 * MB <= left["peak_rss"] <= 200 * MB
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("kind", "signal_name"), [("lingers", "SIGTERM"), ("ignores SIGTERM", "SIGKILL")]
+)
+def test_a_leftover_still_running_after_the_wait_is_ended(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    leave_behind: Callable[[str, int], list[str]],
+    kind: str,
+    signal_name: str,
+) -> None:
+    summary = tmp_path / "run.json"
+    argv = ["run", "--wait-children", "0.3", "--grace", "0.2", "--json", str(summary)]
+    assert main([*argv, *leave_behind(kind, 0)]) == 0, "the command's own status"
+    pid = _leftover(tmp_path)
+    assert not psutil.pid_exists(pid), "ended and reaped"
+    err = capfd.readouterr().err
+    assert fnmatch.fnmatch(
+        err,
+        f"memguard: sh left 1 process running (pid {pid}; peak RSS *): still running after"
+        f" --wait-children 0.3 s: sent it {signal_name}\n",
+    ), err
+    data = json.loads(summary.read_text())
+    assert data["aborted"] is False
+    assert data["leftovers"]["ended_by"] == signal_name
+
+
+def test_a_command_that_leaves_nothing_behind_says_nothing_of_it(tmp_path: Path) -> None:
+    summary = tmp_path / "run.json"
+    assert main(["run", "--json", str(summary), *_python("pass")]) == 0
+    assert json.loads(summary.read_text())["leftovers"] == {
+        "count": 0, "pids": [], "peak_rss": None, "ended_by": None, "still_running": 0
+    }  # fmt: skip
+
+
+def test_help_says_what_happens_to_leftovers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Processes the command leaves behind (e.g. sh -c 'work &') stay guarded" in out
+    assert "--wait-children S" in out
+    assert "before ending them (default 10)" in out

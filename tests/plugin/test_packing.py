@@ -219,3 +219,50 @@ def test_in_one_process_there_is_nothing_to_pack(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(["*--memguard-pack packs pytest-xdist workers*-n N*"])
     cached = Path(pytester.path, ".pytest_cache/d/memguard/peaks.json")
     assert "test_one" in cached.read_text(), "its peak is kept for a packed run"
+
+
+#: One test kills its worker on its first run only, one on every run: as an OOM kill does.
+CRASHING = """
+import os
+import signal
+from pathlib import Path
+
+def test_crashes_once():
+    first = Path("crashed-once")
+    if not first.exists():
+        first.write_text("")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def test_crashes_always():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def test_fine():
+    pass
+"""
+
+
+@pytest.mark.neighbours
+@pytest.mark.parametrize("pack", [[], ["--memguard-pack"]], ids=["load", "packed"])
+def test_a_worker_crash_under_rerunfailures_is_rerun_as_without_packing(
+    pytester: pytest.Pytester, pack: list[str]
+) -> None:
+    """pytest-rerunfailures reschedules a crashed test through the scheduler
+    (``sched.config``, ``sched.mark_test_pending``): packed, the run ends as xdist's own
+    scheduler ends it, not in an internal error."""
+    pytester.makepyfile(test_crash=CRASHING)
+    report = run(pytester, "-n", "2", *pack, "-p", "rerunfailures", "--reruns", "1")
+    result = report["_result"]
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes() == {"passed": 2, "failed": 1, "rerun": 2}
+    result.stdout.fnmatch_lines(
+        [
+            "*worker 'gw*' crashed while running 'test_crash.py::test_crashes_always'",
+            "FAILED test_crash.py::test_crashes_always - worker 'gw*' crashed*",
+        ]
+    )
+    assert report["config"]["pack"] is bool(pack)
+    once, always = entry(report, "test_crashes_once"), entry(report, "test_crashes_always")
+    assert (once["status"], always["status"]) == ("killed", "killed")
+    assert once["message"].endswith(": passed")
+    assert always["message"].endswith(": failed")

@@ -554,3 +554,49 @@ def test_the_tracked_ids_length_and_membership(clock: FakeClock) -> None:
     assert "self" in mon
     mon.untrack("self")
     assert (len(mon), "self" in mon) == (1, False)
+
+
+# Starts a child that holds 60 MB (at most 30 s), says its pid, and exits on "go".
+LEAVER = """
+import subprocess, sys
+code = "import time; d = b'\\\\x01' * 60_000_000; print('ready', flush=True); time.sleep(30)"
+child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+child.stdout.readline()
+print(child.pid, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_with_leftovers_a_process_tree_is_guarded_until_its_last_process_ended(
+    clock: FakeClock,
+) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    with _spawn(LEAVER) as parent:
+        assert parent.stdout is not None
+        left = psutil.Process(int(parent.stdout.readline()))
+        try:
+            ident = mon.track(parent, name="tree", leftovers=True)
+            assert mon.leftovers(ident) == [left]
+            _say(parent, b"go\n")
+            assert parent.wait(timeout=30) == 0
+            assert mon.poll() == [], "its leftover runs on: the entry is not over"
+            assert mon.leftovers(ident) == [left]
+            assert 60 < mon.check(ident)[0] < 100, "the orphan's RSS is counted"
+            assert mon.stats(ident)["running"] is True
+        finally:
+            left.kill()
+            left.wait(timeout=30)
+    assert [event.kind for event in mon.poll()] == ["exit"]
+    assert mon.leftovers(ident) == []
+    assert mon.stats(ident)["returncode"] == 0
+
+
+def test_only_a_tree_tracked_with_leftovers_adopts(clock: FakeClock) -> None:
+    mon = ProcessMonitor(clock=clock, memory=fake_memory)
+    with _spawn(STUBBORN) as child:
+        _expect(child, b"ready\n")
+        mon.track(child, name="plain")
+        with pytest.raises(MonitorError, match=r"^'plain' was not tracked with leftovers=True$"):
+            mon.adopt("plain", [os.getpid()])
+        child.kill()
+        child.wait(timeout=30)

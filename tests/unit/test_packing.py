@@ -3,7 +3,9 @@ runs once the next one is known or the worker was told to shut down."""
 
 from __future__ import annotations
 
+import inspect
 import random
+from typing import Any
 
 import pytest
 
@@ -21,22 +23,40 @@ class Worker:
         self.workerinput = {"workerid": f"gw{number}"}
         self.shutting_down = False
         self.sent: list[int] = []
+        self.batches: list[list[int]] = []
 
     def send_runtest_some(self, indices: list[int]) -> None:
         self.sent.extend(indices)
+        self.batches.append(list(indices))
 
     def shutdown(self) -> None:
         self.shutting_down = True
 
 
+class Config:
+    """A stand-in for the controller's pytest.Config: the options the scheduler reads."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+
+def fake_config(**options: Any) -> Any:
+    """A :class:`Config` where the scheduler takes a pytest.Config."""
+    return Config(**options)
+
+
 def simulate(
-    peaks: dict[str, int], workers: int, limit: int, seed: int = 0
+    peaks: dict[str, int], workers: int, limit: int, seed: int = 0, config: Any = None
 ) -> tuple[PackScheduling, list[list[str]], list[str]]:
     """Run ``peaks``' tests (node id -> peak) through the scheduler to the end; the sets
     of tests that ran at once at each step, and what the scheduler said."""
+    config = config or fake_config()
     history = PeakHistory({nodeid: Peak(peak) for nodeid, peak in peaks.items()}, "test")
     said: list[str] = []
-    sched = PackScheduling(workers, history, limit, lambda worker: BASE, said.append)
+    sched = PackScheduling(config, workers, history, limit, lambda worker: BASE, said.append)
     nodes = [Worker(i) for i in range(workers)]
     collection = list(peaks)
     for node in nodes:
@@ -104,7 +124,7 @@ def test_few_tests_go_one_to_each_worker() -> None:
 
 def test_a_dead_workers_queue_runs_on_the_others() -> None:
     history = PeakHistory({}, "none")
-    sched = PackScheduling(2, history, 10**12, lambda worker: 0, lambda line: None)
+    sched = PackScheduling(fake_config(), 2, history, 10**12, lambda worker: 0, lambda line: None)
     one, two = Worker(0), Worker(1)
     collection = [f"test_{i}" for i in range(20)]
     for node in (one, two):
@@ -118,7 +138,7 @@ def test_a_dead_workers_queue_runs_on_the_others() -> None:
 
 def test_predictions_are_the_history_or_its_median() -> None:
     history = PeakHistory({"a": Peak(10 * MB), "b": Peak(30 * MB, children=20 * MB)}, "x")
-    sched = PackScheduling(1, history, 10**12, lambda worker: 0, lambda line: None)
+    sched = PackScheduling(fake_config(), 1, history, 10**12, lambda worker: 0, lambda line: None)
     assert sched.predict("b") == 50 * MB
     assert sched.predict("new") == 30 * MB  # the median of 10 and 50
     assert sched.prediction_of("a") is None  # nothing collected yet
@@ -126,7 +146,7 @@ def test_predictions_are_the_history_or_its_median() -> None:
 
 def test_tests_a_worker_gives_back_are_pending_again_first() -> None:
     history = PeakHistory({}, "none")
-    sched = PackScheduling(1, history, 10**12, lambda worker: 0, lambda line: None)
+    sched = PackScheduling(fake_config(), 1, history, 10**12, lambda worker: 0, lambda line: None)
     node = Worker(0)
     collection = [f"test_{i}" for i in range(40)]
     sched.add_node(node)
@@ -136,3 +156,50 @@ def test_tests_a_worker_gives_back_are_pending_again_first() -> None:
     sched.remove_pending_tests_from_node(node, given_back)
     assert sched.pending[:2] == given_back, "they run next"
     assert not set(given_back) & set(sched.node2pending[node])
+
+
+def test_the_scheduler_has_what_xdists_load_scheduler_offers_other_plugins() -> None:
+    """pytest-rerunfailures reads ``sched.config`` and calls ``sched.mark_test_pending``
+    when a worker crashes; any name xdist's own scheduler has, ours has too."""
+    from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
+
+    config = fake_config(tx=["2*popen"], maxschedchunk=None)
+    config.getvalue = config.getoption
+    load = LoadScheduling(config)
+    history = PeakHistory({}, "none")
+    sched = PackScheduling(config, 2, history, 10**12, lambda worker: 0, lambda line: None)
+    for name in [name for name in dir(load) if not name.startswith("_")]:
+        assert hasattr(sched, name), f"PackScheduling has no {name!r}"
+        theirs = getattr(load, name)
+        assert callable(getattr(sched, name)) == callable(theirs), name
+        if inspect.ismethod(theirs):  # not ``log``, a callable producer
+            ours = inspect.signature(getattr(sched, name)).parameters
+            assert list(ours) == list(inspect.signature(theirs).parameters), name
+    assert sched.config is config
+    assert (sched.numnodes, sched.maxschedchunk, sched.collection) == (2, None, None)
+    assert (sched.node2pending, sched.node2collection) == ({}, {})
+    assert (sched.pending, sched.nodes) == ([], [])
+    assert (sched.collection_is_completed, sched.tests_finished) == (False, False)
+    assert sched.has_pending is False
+    assert callable(sched.log)
+    one, two = Worker(0), Worker(1)
+    collection = [f"test_{i}" for i in range(20)]
+    for node in (one, two):
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    assert (sched.nodes, sched.collection_is_completed) == ([one, two], True)
+    sched.schedule()
+    assert sched.collection == collection
+    assert (sched.has_pending, sched.tests_finished) == (True, False)
+    assert isinstance(sched.node2pending[one], list)
+    sched.check_schedule(one)
+    assert isinstance(sched.pending, list)
+
+
+def test_maxschedchunk_bounds_a_batch_as_it_does_loads() -> None:
+    peaks = {f"test_{i}": MB for i in range(400)}
+    sched, _, _ = simulate(peaks, 2, 10**12, config=fake_config(maxschedchunk=5))
+    assert sched.maxschedchunk == 5
+    assert max(len(batch) for node in sched.node2collection for batch in node.batches) <= 5
+    unbounded, _, _ = simulate(peaks, 2, 10**12)
+    assert max(len(batch) for node in unbounded.node2collection for batch in node.batches) > 5

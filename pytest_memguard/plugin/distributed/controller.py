@@ -167,6 +167,7 @@ class Controller:
         settings = self.run.settings
         limit = settings.aggregate or self.run.memory.total
         self.scheduler = PackScheduling(
+            config,
             len(parse_tx_spec_config(config)),
             self.history,
             limit,

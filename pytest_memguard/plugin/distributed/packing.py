@@ -23,16 +23,23 @@ reservation is not held while a batch runs before it.  The predictions come from
 history of measured peaks (:mod:`pytest_memguard.history`); a test without one is
 predicted at the history's median.
 
-No import of xdist: the scheduler is duck-typed to its ``Scheduling`` protocol.
+No import of xdist: the scheduler is duck-typed to its ``Scheduling`` protocol, and it
+has every attribute xdist's ``LoadScheduling`` offers other plugins (``config``,
+``numnodes``, ``node2collection``, ``log``, ``maxschedchunk``, ``check_schedule``...):
+pytest-rerunfailures, for one, reads ``sched.config`` and calls
+``sched.mark_test_pending`` when a worker crashes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...core.sizes import format_size
 from ...history import PeakHistory
+
+if TYPE_CHECKING:
+    import pytest
 
 __all__ = ["PackScheduling"]
 
@@ -47,6 +54,8 @@ def _worker_id(node: Any) -> str:
 class PackScheduling:
     """The scheduler of ``--memguard-pack`` (``--dist load`` only; see the module).
 
+    :param config: the controller's config (plugins read ``sched.config`` in xdist's hooks);
+        ``--maxschedchunk``, when given, bounds a batch as it bounds ``load``'s
     :param numnodes: how many workers take part (their collections are awaited)
     :param history: the measured peaks the predictions come from
     :param limit: bytes all workers may use together
@@ -57,6 +66,7 @@ class PackScheduling:
 
     def __init__(
         self,
+        config: pytest.Config,
         numnodes: int,
         history: PeakHistory,
         limit: int,
@@ -64,7 +74,10 @@ class PackScheduling:
         say: Callable[[str], None],
         log: Callable[..., None] | None = None,
     ) -> None:
+        self.config = config
         self.numnodes = numnodes
+        #: At most this many tests are sent to a worker at once (None: no bound but ours).
+        self.maxschedchunk: int | None = config.getoption("maxschedchunk", None)
         self.history = history
         self.limit = limit
         self.base = base
@@ -111,6 +124,10 @@ class PackScheduling:
 
     def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
         self.node2pending[node].remove(item_index)
+        self._refill_all(first=node)
+
+    def check_schedule(self, node: Any, duration: float = 0) -> None:
+        """Send tests where the limit allows, to ``node`` first (``load``'s name for it)."""
         self._refill_all(first=node)
 
     def mark_test_pending(self, item: str) -> None:
@@ -257,7 +274,7 @@ class PackScheduling:
         if not queue and len(self.pending) < 2 * len(self.node2pending):
             wanted = 1  # few tests: one to each worker first, as xdist's load sends them
         else:
-            wanted = min(_MAX_BATCH, max(2, share // 2))
+            wanted = max(2, min(self.maxschedchunk or _MAX_BATCH, _MAX_BATCH, share // 2))
         fair = max(0, self.limit - self._bases()) // max(1, len(self.node2pending))
         sent: list[int] = []
         while self.pending and len(queue) < wanted:
