@@ -124,6 +124,9 @@ class Controller:
         #: arrive (yet).
         self.outcomes: dict[str, tuple[str, str, bool]] = {}
         self._watch: WorkerWatch | None = None
+        #: Tests whose worker crashed and that another plugin runs again
+        #: (pytest-rerunfailures): their next entry is theirs too.
+        self.crash_reruns: set[str] = set()
         #: worker id -> why it ends after its current test (``--memguard-recycle``).
         self.recycling: dict[str, str] = {}
         #: The run's memory cgroup, and its count of OOM kills already accounted for.
@@ -392,16 +395,26 @@ class Controller:
                 self.times.setdefault(report.nodeid, [time.time()]).append(time.time())
             if isinstance(entry, dict):
                 self.outcomes.pop(report.nodeid, None)
-                entry["outcome"] = outcome
+                # A crash another plugin runs again (pytest-rerunfailures): it failed.
+                entry["outcome"] = "failed" if report.outcome == "rerun" else outcome
                 if worker and isinstance(entry.get("rss_start"), int):
                     self.bases[worker] = entry["rss_start"]
                 self._predicted(entry)
                 old = self.entries.get(report.nodeid)
-                if old is not None and old["status"] == "killed":
+                if old is not None and report.nodeid in self.crash_reruns:
+                    # The run after a crash: one entry, with the runs counted and the crash said.
+                    self.crash_reruns.discard(report.nodeid)
+                    entry["reruns"] = int(old.get("reruns") or 0) + 1 + int(entry["reruns"] or 0)
+                    said = f"{entry['message']}; " if entry.get("message") else ""
+                    entry["message"] = f"{said}an earlier run crashed: {old['message']}"
+                    self.entries[report.nodeid] = entry
+                elif old is not None and old["status"] == "killed":
                     # Run again after its worker died (e.g. --dist loadscope): the kill stays.
                     old["message"] += f"; it ran again on {entry['worker']}: {outcome}"
                 else:
                     self.entries[report.nodeid] = entry
+                if report.outcome == "rerun":
+                    self.crash_reruns.add(report.nodeid)
             else:
                 self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
         except Exception as error:
