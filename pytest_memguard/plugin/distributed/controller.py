@@ -396,7 +396,8 @@ class Controller:
             if isinstance(entry, dict):
                 self.outcomes.pop(report.nodeid, None)
                 # A crash another plugin runs again (pytest-rerunfailures): it failed.
-                entry["outcome"] = "failed" if report.outcome == "rerun" else outcome
+                rerun = str(report.outcome) == "rerun"  # not one of pytest's own outcomes
+                entry["outcome"] = "failed" if rerun else outcome
                 if worker and isinstance(entry.get("rss_start"), int):
                     self.bases[worker] = entry["rss_start"]
                 self._predicted(entry)
@@ -413,7 +414,7 @@ class Controller:
                     old["message"] += f"; it ran again on {entry['worker']}: {outcome}"
                 else:
                     self.entries[report.nodeid] = entry
-                if report.outcome == "rerun":
+                if rerun:
                     self.crash_reruns.add(report.nodeid)
             else:
                 self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
