@@ -104,14 +104,16 @@ class InputFileError(MemguardError, ValueError):
         return type(self), (self.path, self.reason)
 
 
-def read_text(path: str | os.PathLike[str], *, limit: int = MAX_READ) -> str:
+def read_text(path: str | os.PathLike[str], *, limit: int | None = None) -> str:
     """The UTF-8 text of the regular file at ``path`` (a symlink is followed).
 
     Never blocks: the file is opened without waiting (a FIFO's writer is not awaited)
     and read only when :func:`os.fstat` says it is a regular file.  Raises
     :class:`InputFileError` when it is missing, not a regular file, unreadable, larger
-    than ``limit`` bytes or not UTF-8.
+    than ``limit`` bytes (default :data:`MAX_READ`) or not UTF-8.
     """
+    if limit is None:
+        limit = MAX_READ
     try:
         fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK | _BINARY)
     except FileNotFoundError:
@@ -154,7 +156,7 @@ def _read_at_most(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_json(path: str | os.PathLike[str], *, limit: int = MAX_READ) -> Any:
+def read_json(path: str | os.PathLike[str], *, limit: int | None = None) -> Any:
     """The JSON value of the regular file at ``path``: :func:`read_text`, then parsed.
 
     Raises :class:`InputFileError` for whatever :func:`read_text` refuses and for text
