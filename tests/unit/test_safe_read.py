@@ -31,7 +31,7 @@ def _refused(read: Callable[[Path], Any], path: Path) -> str:
     def target() -> None:
         try:
             read(path)
-        except BaseException as error:  # noqa: BLE001 - the one that is asserted
+        except BaseException as error:  # the one that is asserted
             failure.append(error)
 
     thread = threading.Thread(target=target, daemon=True)
@@ -129,5 +129,9 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 def test_the_error_pickles_with_its_parts() -> None:
     error = pickle.loads(pickle.dumps(InputFileError("r.json", "no such file")))
-    assert (str(error), error.path, error.reason) == ("r.json: no such file", "r.json", "no such file")
+    assert (str(error), error.path, error.reason) == (
+        "r.json: no such file",
+        "r.json",
+        "no such file",
+    )
     assert isinstance(error, ValueError)
