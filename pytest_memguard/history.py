@@ -19,8 +19,10 @@ It stays small, whatever the suite once was:
   left out and counted (:attr:`PeakHistory.dropped`), never guessed at.
 
 Its own JSON form (version 2) is ``{"version": 2, "runs": N, "tests": {node id:
-[growth, children, rss_start, last run]}}``; version 1 (no run numbers) is still read,
-its tests taken as last seen before the first counted run.
+[growth, children, rss_start, last run]}}``.  Version 1 (no run numbers, written before
+0.1.0) is still read, but with nothing to tell a stale test from a current one: its
+tests count as last seen :data:`KEEP_RUNS` - 1 runs ago, so the next run keeps those it
+collects and forgets the rest (a million stale entries cost one run, not a hundred).
 
 No pytest import: the plugin keeps it in pytest's cache folder (:mod:`.plugin.history`).
 """
@@ -61,7 +63,7 @@ class HistoryError(MemguardError, ValueError):
     left out and counted)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Peak:
     """What one test added to its process at its highest, in bytes.
 
@@ -146,6 +148,8 @@ class PeakHistory(Mapping[str, Peak]):
             raise HistoryError(f"a memguard history of version {version!r} {expected}")
         if not isinstance(tests, Mapping) or not (type(runs) is int and runs >= 0):
             raise HistoryError(f"not a memguard history {expected}")
+        if version == 1:  # no run numbers: each test one run from being forgotten
+            runs = KEEP_RUNS - 1
         history = cls(source=source, runs=runs)
         peaks, seen = history._peaks, history._seen
         width = 3 if version == 1 else 4

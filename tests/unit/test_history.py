@@ -58,10 +58,12 @@ def test_its_json_round_trips_with_the_runs_that_saw_each_test() -> None:
     assert (again.runs, again.last_seen("a"), again.dropped) == (7, 6, 0)
 
 
-def test_version_1_is_read_as_seen_before_the_first_counted_run() -> None:
-    old = PeakHistory.from_json({"version": 1, "tests": {"a": [1, 2, None]}})
-    assert old["a"] == Peak(1, 2, None)
-    assert (old.runs, old.last_seen("a")) == (0, 0)
+def test_version_1_is_read_and_its_tests_the_next_run_does_not_collect_are_forgotten() -> None:
+    old = PeakHistory.from_json({"version": 1, "tests": {"a": [1, 2, None], "b": [3, 0, 5]}})
+    assert (old["a"], old["b"]) == (Peak(1, 2, None), Peak(3, 0, 5))
+    old.add_run([_entry("c", peak_delta=4)], collected=["a"])
+    assert set(old) == {"a", "c"}
+    assert old.to_json()["tests"] == {"a": [1, 2, None, KEEP_RUNS], "c": [4, 0, None, KEEP_RUNS]}
 
 
 @pytest.mark.parametrize(
