@@ -94,10 +94,13 @@ def load_history(
             where = "" if text.startswith(f"{settings.history}:") else f"{settings.history}: "
             raise pytest.UsageError(f"{option}: {where}{text}") from None
         if history.dropped and notices is not None:
+            from ..core.sizes import format_size
+            from ..history import MAX_FIGURE
+
             notices.append(
                 f"memguard: {option}: {_entries(history.dropped)} of {settings.history} not"
                 " understood, left out (a test entry needs its nodeid and peak_delta, and"
-                " sizes in bytes from 0 to 1 PiB)"
+                f" sizes in bytes from 0 to {format_size(MAX_FIGURE)})"
             )
         return history
     path = _cache_file(config)
