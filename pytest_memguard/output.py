@@ -1,4 +1,5 @@
-"""The files memguard writes: check a path before the work starts, then write it safely.
+"""The files memguard writes and reads: check a path before the work starts, then write
+it safely; read a file only when it is a regular one, and only so much of it.
 
 One set of rules for every output (the JSON report, ``memguard run --json`` and
 ``--log-dir``, the GitHub job summary):
@@ -14,23 +15,37 @@ One set of rules for every output (the JSON report, ``memguard run --json`` and
 :func:`write_atomically` writes a temporary file in the target's own folder and renames
 it onto the target, so a reader sees the old file or the new one, never half of one.
 :func:`append_text` appends (a log), opening without blocking.
+
+And one for every file memguard reads (a report for ``memguard show`` and ``diff``,
+``--memguard-baseline``, ``--memguard-history``, the peaks kept in pytest's cache):
+:func:`read_json` opens it without blocking and reads it only when it is a regular file
+(a FIFO is never waited on, a directory or a device is refused), reads at most ``limit``
+bytes (:data:`MAX_READ`, 1 GiB, unless the caller asks for less), and turns whatever is
+wrong with it (missing, unreadable, too large, not UTF-8, not JSON, nested too deeply
+for the parser) into one :class:`InputFileError`, whose text is one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from .core.sizes import format_size
 from .errors import MemguardError
 
 __all__ = [
+    "MAX_READ",
+    "InputFileError",
     "OutputPathError",
     "append_text",
     "check_output_path",
+    "read_json",
+    "read_text",
     "reason_of",
     "write_atomically",
 ]
@@ -48,6 +63,9 @@ _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
 #: Windows: no newline translation below Python's own.
 _BINARY: Final = getattr(os, "O_BINARY", 0)
+#: The most :func:`read_text` reads of a file unless told otherwise: 1 GiB, far above any
+#: real report (a run of 100,000 tests writes about 60 MB).
+MAX_READ: Final = 1 << 30
 
 
 class OutputPathError(MemguardError, OSError):
@@ -67,6 +85,90 @@ class OutputPathError(MemguardError, OSError):
 
     def __reduce__(self) -> tuple[type[OutputPathError], tuple[str, str, int | None]]:
         return type(self), (self.path, self.reason, self.errno)
+
+
+class InputFileError(MemguardError, ValueError):
+    """A file memguard was asked to read and cannot or will not read.
+
+    ``path`` is the path as given, ``reason`` says why in a few words, e.g. ``no such
+    file`` or ``not valid JSON (Expecting value: line 1 column 1 (char 0))``; ``str()``
+    is ``path: reason``, one line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InputFileError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)
+
+
+def read_text(path: str | os.PathLike[str], *, limit: int | None = None) -> str:
+    """The UTF-8 text of the regular file at ``path`` (a symlink is followed).
+
+    Never blocks: the file is opened without waiting (a FIFO's writer is not awaited)
+    and read only when :func:`os.fstat` says it is a regular file.  Raises
+    :class:`InputFileError` when it is missing, not a regular file, unreadable, larger
+    than ``limit`` bytes (default :data:`MAX_READ`) or not UTF-8.
+    """
+    if limit is None:
+        limit = MAX_READ
+    try:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK | _BINARY)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "it is a directory") from None
+    except OSError as error:
+        raise InputFileError(path, f"cannot read it ({reason_of(error)})") from None
+    try:
+        found = os.fstat(fd)
+        problem = _not_a_file(found.st_mode, path, Path(os.path.realpath(path)))
+        if problem is not None:
+            raise InputFileError(path, problem)
+        # The size first: a larger file is not read at all.  A file that grows, or one
+        # that says it is empty (``/proc``), is still read no further than the limit.
+        data = _read_at_most(fd, limit + 1) if found.st_size <= limit else b""
+    except OSError as error:
+        raise InputFileError(path, f"cannot read it ({reason_of(error)})") from None
+    finally:
+        os.close(fd)
+    if found.st_size > limit or len(data) > limit:
+        raise InputFileError(
+            path, f"it is larger than {format_size(limit)}, the most memguard reads of it"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputFileError(path, f"not valid UTF-8 (byte {error.start})") from None
+
+
+def _read_at_most(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes of ``fd``, fewer only at its end."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_json(path: str | os.PathLike[str], *, limit: int | None = None) -> Any:
+    """The JSON value of the regular file at ``path``: :func:`read_text`, then parsed.
+
+    Raises :class:`InputFileError` for whatever :func:`read_text` refuses and for text
+    that is not JSON, or is nested too deeply for the parser (``[[[[...``).
+    """
+    text = read_text(path, limit=limit)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InputFileError(path, "not valid JSON (nested too deeply)") from None
+    except ValueError as error:
+        raise InputFileError(path, f"not valid JSON ({error})") from None
 
 
 def reason_of(error: OSError) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from .ci_env import detect_ci
 from .errors import MemguardError
-from .output import write_atomically
+from .output import InputFileError, read_json, write_atomically
 from .probe.system import SystemMemory
 from .results import STATUSES, TestMemory
 
@@ -172,15 +172,16 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a report; :class:`ReportError` names the file and what is wrong with it."""
+    """Read a report; :class:`ReportError` names the file and what is wrong with it.
+
+    The rules of :func:`~.output.read_json`: a regular file only (a FIFO is never waited
+    on), at most :data:`~.output.MAX_READ` bytes, UTF-8 JSON; anything else is a
+    :class:`ReportError` of one line.
+    """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file") from None
-    except OSError as error:
-        raise ReportError(f"{path}: cannot read it ({error.strerror})") from None
-    except ValueError as error:
-        raise ReportError(f"{path}: not valid JSON ({error})") from None
+        data = read_json(path)
+    except InputFileError as error:
+        raise ReportError(str(error)) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReportError(f'{path}: not a pytest-memguard report (expected "schema": "{SCHEMA}")')
     return data

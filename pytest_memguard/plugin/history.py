@@ -4,27 +4,49 @@ Every guarded run that ends in this process (a single process, or the xdist cont
 merges its tests' peaks into ``memguard/peaks.json`` in pytest's cache folder, as
 ``--lf`` keeps the last failures; ``--memguard-pack`` reads them back, or reads the
 report named by ``--memguard-history`` (for CI, where the cache is not kept but the last
-report is).  The file is compact JSON written atomically: thousands of tests cost a few
-milliseconds a run.
+report is).
+
+Runs that end together take turns: each holds ``peaks.json.lock`` (beside it) while it
+reads, merges and writes, so no run's peaks are lost; a run that waits more than
+:data:`LOCK_TIMEOUT` seconds keeps nothing and says so.  The file is compact JSON
+written atomically, bounded as :mod:`pytest_memguard.history` says and read no further
+than :data:`CACHE_LIMIT`.  It is memguard's own, not the user's: one that cannot be read
+or understood is started afresh with a notice, and one that cannot be written is a
+notice, never an error of the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
-from collections.abc import Mapping
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
-from ..history import PeakHistory
+from ..history import HistoryError, PeakHistory
 from .run import Run
 from .settings import Settings
 
-__all__ = ["CACHE_FILE", "load_history", "save_history"]
+__all__ = ["CACHE_FILE", "CACHE_LIMIT", "LOCK_TIMEOUT", "load_history", "save_history"]
 
 #: The history's file, in pytest's cache folder.
 CACHE_FILE: Final = "memguard/peaks.json"
+#: The most of it that is read, and written: 64 MiB (100,000 tests of long node ids).
+CACHE_LIMIT: Final = 64 << 20
+#: Seconds a run waits for another run's turn at the file before it keeps nothing.
+LOCK_TIMEOUT: Final = 30.0
+#: Errors of a lock another process holds.
+_HELD: Final = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK})
+_OPEN_FLAGS: Final = (
+    os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 def _cache_file(config: pytest.Config) -> Path | None:
@@ -35,36 +57,67 @@ def _cache_file(config: pytest.Config) -> Path | None:
     return Path(cache.mkdir(folder)) / name
 
 
-def _cached(path: Path) -> PeakHistory:
+def _cached(path: Path) -> tuple[PeakHistory, str | None]:
+    """The history kept at ``path`` and, when it could not be used, why (afresh then)."""
+    from ..output import InputFileError, read_json
+
+    source = "pytest's cache"
+    if not os.path.lexists(path):
+        return PeakHistory(source=source), None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # none yet, or not ours to understand: start again
-        data = None
-    return PeakHistory.from_json(data, source="pytest's cache")
+        history = PeakHistory.from_json(read_json(path, limit=CACHE_LIMIT), source=source)
+    except InputFileError as error:
+        return PeakHistory(source=source), str(error)
+    except HistoryError as error:
+        return PeakHistory(source=source), f"{path}: {error}"
+    return history, None
 
 
-def load_history(config: pytest.Config, settings: Settings) -> PeakHistory:
-    """The history packing predicts from; ``UsageError`` for a bad ``--memguard-history``."""
+def load_history(
+    config: pytest.Config, settings: Settings, notices: list[str] | None = None
+) -> PeakHistory:
+    """The history packing predicts from; ``UsageError`` for a bad ``--memguard-history``.
+
+    :param notices: where to say how many of ``--memguard-history``'s entries were left
+        out (the cache's problems are said when the run keeps its peaks)
+    """
     if settings.history is not None:
         from ..report import ReportError, load_report
 
+        option = settings.source("history")
         try:
-            report = load_report(settings.history)
-        except ReportError as error:
-            raise pytest.UsageError(f"{settings.source('history')}: {error}") from None
-        return PeakHistory.from_report(report, source=str(settings.history))
+            history = PeakHistory.from_report(
+                load_report(settings.history), source=str(settings.history)
+            )
+        except (ReportError, HistoryError) as error:
+            text = str(error)
+            where = "" if text.startswith(f"{settings.history}:") else f"{settings.history}: "
+            raise pytest.UsageError(f"{option}: {where}{text}") from None
+        if history.dropped and notices is not None:
+            from ..core.sizes import format_size
+            from ..history import MAX_FIGURE
+
+            notices.append(
+                f"memguard: {option}: {_entries(history.dropped)} of {settings.history} not"
+                " understood, left out (a test entry needs its nodeid and peak_delta, and"
+                f" sizes in bytes from 0 to {format_size(MAX_FIGURE)})"
+            )
+        return history
     path = _cache_file(config)
     if path is None:
         return PeakHistory(source="none (pytest's cache is off)")
-    return _cached(path)
+    return _cached(path)[0]
 
 
 def save_history(config: pytest.Config, run: Run, report: Mapping[str, Any] | None) -> None:
     """Merge the run's peaks into the history in pytest's cache (if it is on): from the
-    report's entries when it was built, else from the results (no report needed)."""
-    path = _cache_file(config)
-    if path is None:
-        return
+    report's entries when it was built, else from the results (no report needed).
+
+    A file that cannot be read, understood or written is a notice of the run (never an
+    exception): the peaks are memguard's to keep, not the user's.
+    """
+    from ..output import reason_of
+
     if report is not None:
         tests = report["tests"]
     else:
@@ -79,8 +132,108 @@ def save_history(config: pytest.Config, run: Run, report: Mapping[str, Any] | No
             }
             for state in run.results
         ]
-    history = _cached(path)
-    history.learn(tests)
+    where = "pytest's cache"
+    try:
+        path = _cache_file(config)
+        if path is None:
+            return
+        where = str(path)
+        with _locked(path.with_name(path.name + ".lock")):
+            _merge(path, run, tests)
+    except OSError as error:
+        run.notices.append(
+            f"memguard: cannot keep the tests' peaks in {where} ({reason_of(error)})"
+        )
+
+
+def _merge(path: Path, run: Run, tests: list[Mapping[str, Any]]) -> None:
+    """Read, merge and write the history at ``path`` (its lock held)."""
     from ..output import write_atomically
 
-    write_atomically(path, json.dumps(history.to_json(), separators=(",", ":")))
+    history, problem = _cached(path)
+    if problem is not None:
+        if os.path.exists(path) and not os.path.isfile(path):
+            run.notices.append(f"memguard: the tests' peaks were not kept: {problem}")
+            return  # a FIFO, a folder: left alone, and not written either
+        run.notices.append(
+            f"memguard: the tests' peaks in pytest's cache could not be used, started afresh:"
+            f" {problem}"
+        )
+    elif history.dropped:
+        run.notices.append(
+            f"memguard: {_entries(history.dropped)} of the tests' peaks in {path} not"
+            " understood, left out"
+        )
+    history.add_run(tests, run.collected)
+    write_atomically(path, _encoded(history))
+
+
+def _encoded(history: PeakHistory) -> str:
+    """The history as compact JSON, within :data:`CACHE_LIMIT` (the tests seen longest
+    ago go first, when node ids are so long that it is not)."""
+    while True:
+        text = json.dumps(history.to_json(), separators=(",", ":"))  # ASCII: bytes = len
+        if len(text) <= CACHE_LIMIT:
+            return text
+        history.keep(len(history) // 2)
+
+
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the lock file at ``path`` (created if need be, never removed: a run that
+    removed it would let the next two lock two different files)."""
+    fd = os.open(path, _OPEN_FLAGS, 0o666)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another run held {path.name} for {LOCK_TIMEOUT:g} s")
+            time.sleep(0.01)  # another run merges: a few milliseconds
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock ``fd`` for this process alone; False while another holds it.
+
+    Where files cannot be locked (some network file systems) the run goes on unlocked,
+    as it would without this lock.
+    """
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in _HELD:
+            return False
+        if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+    return True
+
+
+def _unlock(fd: int) -> None:
+    """Let the lock go (closing ``fd`` would, but Windows asks for it first)."""
+    with contextlib.suppress(OSError):
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)

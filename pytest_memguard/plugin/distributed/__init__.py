@@ -46,7 +46,7 @@ def register(config: pytest.Config, run: Run, reader: object) -> None:
             from ..history import load_history
 
             check_packable(config)
-            packer = load_history(config, run.settings)
+            packer = load_history(config, run.settings, run.notices)
         run.controller = Controller(run, packer)
         manager.register(run.controller, PLUGIN_NAME)
 
