@@ -450,7 +450,7 @@ class MemguardPlugin:
                 self.run.error(f"sending the result of {report.nodeid}", error)
         yield
         if state.counted is not None:
-            self._leak_check().report_logged()
+            self._leak_check().report_logged(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(

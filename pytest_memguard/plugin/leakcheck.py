@@ -21,7 +21,7 @@ import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -42,6 +42,7 @@ from ..core.leaks import (
 )
 from ..errors import MemoryLimitExceeded
 from ..probe.process import trim_heap
+from .retention import captured_apart, forget_log_records, log_record_lists, section_bytes
 from .runner import Runner
 from .state import TestState
 
@@ -69,12 +70,15 @@ class LeakCheck:
         #: What pytest kept of the counted test's reports so far, by the counts.
         self.reports_kept = 0
         self._report_start: int | None = None
+        #: The lists pytest's log capture keeps the counted test's body's records in.
+        self._log_records: list[list[Any]] = []
 
     def begin(self, state: TestState) -> None:
         """The test body starts: the counts for a leak check, tracing for a heap budget
         (started after the counts: its tables are not the test's)."""
         if state.budget.leak is not None:
             self.reports_kept, self._report_start = 0, None
+            self._log_records = log_record_lists()
             state.counted = HeapCount.now(self.rss)
         if state.budget.heap is not None:
             self.tracer.ensure(1)
@@ -93,11 +97,14 @@ class LeakCheck:
         """pytest starts a report of the counted test (its ``makereport``)."""
         self._report_start = sys.getallocatedblocks()
 
-    def report_logged(self) -> None:
-        """pytest logged that report: the blocks it kept since its start are pytest's."""
+    def report_logged(self, report: pytest.TestReport) -> None:
+        """pytest logged that report: the blocks it kept since its start are pytest's, and
+        so are the sections of captured output and log the report's phase added."""
         start, self._report_start = self._report_start, None
         if start is not None:
             self.reports_kept += max(0, sys.getallocatedblocks() - start) * SMALL_BLOCK_MAX
+        if report.when == "call":
+            self.reports_kept += section_bytes(report)
 
     def check(self, state: TestState, item: pytest.Item, runner: Runner) -> LeakResult:
         """At the start of the real teardown: tear down the test's function-scoped
@@ -108,6 +115,10 @@ class LeakCheck:
         start, state.counted = state.counted, None
         assert start is not None, "only a counted test is checked"
         error = runner.teardown_function(item)
+        # Nobody reads the records pytest's log capture kept once the function's
+        # fixtures (caplog) are torn down: let them go before counting.
+        forget_log_records([*self._log_records, *log_record_lists()])
+        self._log_records = []
         budget = state.budget.leak
         if budget is None or error is not None or state.abort is not None:
             return LeakResult(error, None)
@@ -149,7 +160,8 @@ class LeakCheck:
         traced (with frames beyond the library that allocated: ``np.ones`` is two frames
         above the test), between two snapshots."""
         start = HeapCount.now(self.rss)
-        error = runner.run_again(item)
+        with captured_apart(item.config):
+            error = runner.run_again(item)
         reruns, kept_again, traced, native_leak = 1, None, None, None
         if error is None:
             kept_again, grew = self._screen(start, budget)
@@ -193,7 +205,8 @@ class LeakCheck:
         try:
             before = take_snapshot()
             start = tracer.traced()
-            error = runner.run_again(item)
+            with captured_apart(item.config):
+                error = runner.run_again(item)
             gc.collect()
             growth = tracer.traced() - start
             after = take_snapshot()

@@ -1,0 +1,107 @@
+"""What pytest keeps of a test's run, which a leak check must not charge to the test.
+
+pytest keeps, for the report of each phase, the log records its capture handlers caught
+(the ``caplog`` handler and the report's handler, both on the root logger while a phase
+runs), the text of the captured log, stdout and stderr (report sections), and the
+reports themselves.  A test that logs 20,000 warnings keeps nothing of its own, but
+pytest keeps 20,000 records and their text until the test's last report is made.
+
+- The first run: once the function's fixtures are torn down nobody reads the records
+  any more (``caplog`` is a function fixture), so :func:`forget_log_records` lets them
+  go before the leak check counts; the text of the call's report sections stays (the
+  teardown report repeats it) and is counted apart (:func:`section_bytes`).
+- A suspect's rerun (inside the teardown phase): :func:`captured_apart` rolls back
+  what the capture kept of it (log records, log text, stdout and stderr), so the rerun
+  is measured with pytest's capture out of the way and its output never reaches a
+  report.
+
+The handlers are pytest's own (defined in a module of ``_pytest``, with a ``records``
+list), found without importing pytest's private module; the capture manager by its
+plugin name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ..core.leaks import SMALL_BLOCK_MAX
+
+__all__ = [
+    "captured_apart",
+    "forget_log_records",
+    "log_capture_handlers",
+    "log_record_lists",
+    "section_bytes",
+]
+
+
+def log_capture_handlers() -> list[logging.Handler]:
+    """pytest's log capture handlers on the root logger now (the running phase's)."""
+    return [
+        handler
+        for handler in logging.getLogger().handlers
+        if type(handler).__module__.startswith("_pytest.")  # not a handler of the test's
+        and isinstance(getattr(handler, "records", None), list)
+    ]
+
+
+def log_record_lists() -> list[list[Any]]:
+    """The lists the running phase's capture handlers keep their records in (a handler
+    gets a new list at each phase: these are the phase's)."""
+    return [handler.records for handler in log_capture_handlers()]  # type: ignore[attr-defined]
+
+
+def forget_log_records(lists: list[list[Any]]) -> None:
+    """Let go of the records in ``lists`` (their text stays in the handlers' streams)."""
+    for records in lists:
+        records.clear()
+
+
+def section_bytes(report: pytest.TestReport) -> int:
+    """The bytes of the report sections its phase added (captured log, stdout, stderr):
+    kept by pytest for the later reports, not by the test."""
+    suffix = f" {report.when}"
+    total = 0
+    for title, content in report.sections:
+        if title.endswith(suffix) and isinstance(content, str):
+            total += sys.getsizeof(content) + SMALL_BLOCK_MAX
+    return total
+
+
+@contextlib.contextmanager
+def captured_apart(config: pytest.Config) -> Iterator[None]:
+    """Within: what pytest's capture keeps of the code run is rolled back at the end
+    (log records and text, stdout and stderr): measured apart from pytest, reported
+    nowhere."""
+    handlers = log_capture_handlers()
+    marks = []
+    for handler in handlers:
+        stream = handler.stream
+        position = stream.tell() if isinstance(stream, io.StringIO) else None
+        marks.append((handler, len(getattr(handler, "records", [])), position))
+    capman = config.pluginmanager.getplugin("capturemanager")
+    read = getattr(capman, "read_global_capture", None)
+    before = read() if callable(read) else None  # the phase's output so far
+    try:
+        yield
+    finally:
+        for handler, count, position in marks:
+            del handler.records[count:]  # type: ignore[attr-defined]
+            if position is not None:
+                handler.stream.seek(position)
+                handler.stream.truncate()
+        if callable(read) and before is not None:
+            read()  # the rerun's output, dropped
+            out, err = before
+            # Back where the phase's capture keeps it, for the phase's report.
+            if out:
+                sys.stdout.write(out)
+            if err:
+                sys.stderr.write(err)
