@@ -80,23 +80,23 @@ def captured_apart(config: pytest.Config) -> Iterator[None]:
     """Within: what pytest's capture keeps of the code run is rolled back at the end
     (log records and text, stdout and stderr): measured apart from pytest, reported
     nowhere."""
-    handlers = log_capture_handlers()
     marks = []
-    for handler in handlers:
-        stream = handler.stream
+    for handler in log_capture_handlers():
+        records: list[Any] = getattr(handler, "records", [])
+        stream = getattr(handler, "stream", None)
         position = stream.tell() if isinstance(stream, io.StringIO) else None
-        marks.append((handler, len(getattr(handler, "records", [])), position))
+        marks.append((records, len(records), stream, position))
     capman = config.pluginmanager.getplugin("capturemanager")
     read = getattr(capman, "read_global_capture", None)
     before = read() if callable(read) else None  # the phase's output so far
     try:
         yield
     finally:
-        for handler, count, position in marks:
-            del handler.records[count:]  # type: ignore[attr-defined]
-            if position is not None:
-                handler.stream.seek(position)
-                handler.stream.truncate()
+        for records, count, stream, position in marks:
+            del records[count:]
+            if isinstance(stream, io.StringIO) and position is not None:
+                stream.seek(position)
+                stream.truncate()
         if callable(read) and before is not None:
             read()  # the rerun's output, dropped
             out, err = before
