@@ -258,30 +258,32 @@ def relative_sites(sites: Iterable[Site], root: str | os.PathLike[str]) -> tuple
 def leak_message(
     verdict: Verdict, *, root: str | os.PathLike[str] | None = None, top: int = 3
 ) -> str:
-    """One line for users: what was kept, the budget and, for a leak, the top sites.
+    """One line for users: what was measured, the budget and, for a leak, the top sites.
 
-    e.g. ``kept up to 30.0 MiB on its first run and 20.0 MiB on a rerun (leak budget
-    1.0 MiB): leak at tests/test_a.py:12 (20.0 MiB, 1 block)``; the first figure is the
-    counts' bound, the second the rerun's measure.  Of the ``top`` largest sites, those
-    under 1% of the growth are left out (the largest is always named).
+    e.g. ``kept 20.0 MiB when run again (leak budget 1.0 MiB): leak at tests/test_a.py:12
+    (20.0 MiB, 1 block); its first run: at most 30.0 MiB by the allocators' counts``.
+    What a rerun kept is a measure (the least of the reruns', the traced one's for a
+    leak); the first run's figure is the counts' bound, said as a bound.  Of the ``top``
+    largest sites, those under 1% of the growth are left out (the largest is named).
     """
-    first, budget = format_size(verdict.retained), f"leak budget {format_limit(verdict.budget)}"
+    budget = f"leak budget {format_limit(verdict.budget)}"
+    bound = f"at most {format_size(verdict.retained)} by the allocators' counts"
     if verdict.kind == "clean":
-        return f"kept up to {first} ({budget})"
-    head = f"kept up to {first} on its first run"
+        return f"kept {bound} ({budget})"
     if verdict.kind == "unconfirmed":
         why = f"the rerun failed: {verdict.error}" if verdict.error else "no rerun"
-        return f"{head} ({budget}); not confirmed as a leak: {why}"
+        return f"kept {bound} on its first run ({budget}); not judged: {why}"
     again = format_size(verdict.growth)
     if verdict.kind == "warm_up":
         if verdict.framework > max(verdict.growth or 0, 0):
             budget += f"; pytest's own bookkeeping grew {format_size(verdict.framework)}"
-        return f"{head} but {again} on a rerun ({budget}): a warm-up, not a leak"
+        first = f"{bound} on its first run"
+        return f"kept {again} when run again ({budget}; {first}): a warm-up, not a leak"
     largest = verdict.sites[: max(top, 0)]
     growth = verdict.growth or 0
     shown = [site for site in largest if site.size * 100 >= growth] or largest[:1]
     where = format_sites(shown, root=root) or "no allocation site found"
-    return f"{head} and {again} on a rerun ({budget}): leak at {where}"
+    return f"kept {again} on every rerun ({budget}): leak at {where}; its first run: {bound}"
 
 
 def native_leak_message(

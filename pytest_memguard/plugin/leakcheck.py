@@ -6,9 +6,9 @@ fixtures (:class:`~pytest_memguard.core.leaks.HeapCount`, a few microseconds eac
 What pytest keeps of the test's reports (one per subtest too) is counted apart, from
 the start of each report to the end of its logging, and is not the test's.  Only a test
 the counts say may have kept more than its budget is collected (``gc.collect()``) and
-counted again; one still over its budget, a suspect, runs again, counted, and only a
-suspect that keeps too much again runs a third time, with tracemalloc on, to measure
-what the run keeps and where.  A suspect runs again while the fixtures of every scope
+counted again; one still over its budget, a suspect, runs again, counted, up to twice,
+and only a suspect that keeps too much on every rerun runs once more, with tracemalloc
+on, to measure what the run keeps and where.  A suspect runs again while the fixtures of every scope
 above the function are still set up (:class:`~.runner.Runner`), so that the rerun
 measures the test, not a fixture set up anew, and works for the last test of a session
 as for any other.  A heap budget traces the body of its test (one frame: the peak needs
@@ -21,7 +21,7 @@ import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import pytest
 
@@ -49,6 +49,12 @@ from .state import TestState
 __all__ = ["LeakCheck", "LeakResult"]
 
 
+#: How many times a suspect runs again, counted, before the traced run that finds where
+#: it leaks: each must keep more than the budget.  A leak keeps as much on every run; a
+#: cache that random examples fill (hypothesis) keeps less and less, and is let go early.
+COUNTED_RERUNS: Final = 2
+
+
 class LeakResult(NamedTuple):
     """What the leak check of a test found before its real teardown."""
 
@@ -72,13 +78,18 @@ class LeakCheck:
         self._report_start: int | None = None
         #: The lists pytest's log capture keeps the counted test's body's records in.
         self._log_records: list[list[Any]] = []
+        #: A counted doctest's namespace as its body began (a doctest clears it as it ends).
+        self._doctest_globs: dict[str, Any] | None = None
 
-    def begin(self, state: TestState) -> None:
+    def begin(self, state: TestState, item: pytest.Item) -> None:
         """The test body starts: the counts for a leak check, tracing for a heap budget
         (started after the counts: its tables are not the test's)."""
         if state.budget.leak is not None:
             self.reports_kept, self._report_start = 0, None
             self._log_records = log_record_lists()
+            # A doctest runs in a namespace that its run clears: kept for its reruns.
+            globs = getattr(getattr(item, "dtest", None), "globs", None)
+            self._doctest_globs = dict(globs) if isinstance(globs, dict) else None
             state.counted = HeapCount.now(self.rss)
         if state.budget.heap is not None:
             self.tracer.ensure(1)
@@ -156,18 +167,27 @@ class LeakCheck:
         item: pytest.Item,
         runner: Runner,
     ) -> str | None:
-        """Run a suspect again, counted; one that keeps too much again runs once more,
-        traced (with frames beyond the library that allocated: ``np.ones`` is two frames
-        above the test), between two snapshots."""
-        start = HeapCount.now(self.rss)
-        with captured_apart(item.config):
-            error = runner.run_again(item)
-        reruns, kept_again, traced, native_leak = 1, None, None, None
-        if error is None:
-            kept_again, grew = self._screen(start, budget)
+        """Run a suspect again, counted, up to :data:`COUNTED_RERUNS` times: a run that
+        keeps no more than the budget makes it a warm-up (a cache filling with random
+        examples keeps less and less).  One that kept too much on every counted rerun
+        runs once more, traced (with frames beyond the library that allocated:
+        ``np.ones`` is two frames above the test), for what it keeps and where."""
+        reruns, kept_again, traced, native_leak, error = 0, None, None, None, None
+        while reruns < COUNTED_RERUNS and error is None:
+            start = HeapCount.now(self.rss)
+            self._renew_doctest(item)
+            with captured_apart(item.config):
+                error = runner.run_again(item)
+            reruns += 1
+            if error is not None:
+                break
+            again, grew = self._screen(start, budget)
+            kept_again = again if kept_again is None else min(kept_again, again)
             native = grew >= NATIVE_LEAK_THRESHOLD
-            if kept_again > budget or native:
-                reruns = 2
+            if again <= budget and not native:
+                break
+            if reruns == COUNTED_RERUNS:
+                reruns += 1
                 traced, traced_growth, error = self._traced_rerun(item, runner)
                 if native and error is None:
                     native_leak = native_leak_message(grew, traced_growth)
@@ -195,14 +215,22 @@ class LeakCheck:
             state.notes += (message,)
         return None
 
+    def _renew_doctest(self, item: pytest.Item) -> None:
+        """Give a doctest back the namespace its last run cleared."""
+        if self._doctest_globs is not None:
+            item.dtest.globs.update(self._doctest_globs)  # type: ignore[attr-defined]
+
     def _traced_rerun(
         self, item: pytest.Item, runner: Runner
     ) -> tuple[LeakDiff | None, int, str | None]:
         """Run ``item`` again between two snapshots: what grew, the traced bytes it kept
         (pytest's included), and what went wrong."""
+        gc.collect()
+        trim_heap()  # what the runs before freed goes back first: tracing costs memory
         tracer = self.tracer
         tracer.ensure(DEFAULT_NFRAMES)
         try:
+            self._renew_doctest(item)
             before = take_snapshot()
             start = tracer.traced()
             with captured_apart(item.config):

@@ -111,6 +111,9 @@ class RunSummary(NamedTuple):
     measured: int
     #: The entries of the memory failures, in run order.
     violations: list[dict[str, Any]]
+    #: The entries of the tests with a warning that says why (a leak suspect not judged,
+    #: a possible native leak), in run order.
+    warned: list[dict[str, Any]]
     not_run: int
     peak_rss: int
     #: ``{"nodeid", "peak_delta"}`` of the test with the largest growth, or None.
@@ -141,6 +144,7 @@ def run_summary(run: Run, top: int, report: Mapping[str, Any] | None = None) -> 
         heaviest=[state.entry(run.worker) for state in heaviest],
         measured=len(measured),
         violations=[state.entry(run.worker) for state in failing],
+        warned=[state.entry(run.worker) for state in results if state.warnings],
         not_run=len(set(run.collected).difference([s.nodeid for s in results]))
         + sum(1 for state in results if state.status == "not_run"),
         peak_rss=peak_rss,
@@ -160,6 +164,7 @@ def _summary_of_report(report: Mapping[str, Any], top: int) -> RunSummary:
         heaviest=heapq.nlargest(top, measured, key=lambda test: test["peak_delta"]) if top else [],
         measured=len(measured),
         violations=[test for test in tests if test["status"] in FAILING_STATUSES],
+        warned=[test for test in tests if test["status"] == "warning" and test["message"]],
         not_run=summary["statuses"]["not_run"],
         peak_rss=summary["peak_rss"],
         worst=summary["worst"],

@@ -85,6 +85,12 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
         )
         for t in violations:
             tr.write_line(f"  {STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
+    if summary.warned:
+        tr.write_line(f"{len(summary.warned)} warning(s):", yellow=True)
+        for t in summary.warned[:10]:
+            tr.write_line(f"  warning {t['nodeid']} - {t['message']}")
+        if len(summary.warned) > 10:
+            tr.write_line(f"  ... and {len(summary.warned) - 10} more in the JSON report")
     for worker in summary.workers:
         if worker["killed"] and worker["id"] != "main":  # xdist workers that died
             tr.write_line(

@@ -146,10 +146,10 @@ def test_only_the_real_leaks_fail(cases: None, run: Run) -> None:
         [
             "test_cases.py .............M.M.M*",
             "*ERROR at teardown of test_python_leak*",
-            "memguard: kept up to * on its first run and * on a rerun (leak budget 1.0 MiB):"
-            " leak at test_cases.py:* (*, * blocks)",
+            "memguard: kept * on every rerun (leak budget 1.0 MiB):"
+            " leak at test_cases.py:* (*, * blocks); its first run: at most *",
             "*ERROR at teardown of test_numpy_leak*",
-            "memguard: kept up to *: leak at test_cases.py:*",
+            "memguard: kept * on every rerun *: leak at test_cases.py:*",
         ]
     )
     leaks = {t["nodeid"].split("::")[-1] for t in report["tests"] if t["status"] == "leak"}
@@ -254,7 +254,7 @@ def test_a_suspect_that_fails_when_run_again_is_a_warning(
     once = entry(report, "test_only_once")
     assert once["status"] == "warning"
     assert once["leak_check"]["verdict"] == "unconfirmed"
-    assert "not confirmed as a leak: the rerun failed: call: AssertionError" in once["message"]
+    assert "not judged: the rerun failed: call: AssertionError" in once["message"]
 
 
 def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: Run) -> None:
@@ -334,3 +334,91 @@ def test_tracing_the_user_started_is_used_and_left_on(pytester: pytest.Pytester,
     result.assert_outcomes(passed=2, errors=1)
     assert entry(report, "test_leaks")["status"] == "leak"
     assert report["config"]["sources"]["leaks"] == "memguard_leaks (ini)"
+
+
+DOCTESTS = '''
+"""A module whose doctest fills a cache once.
+
+>>> len(fill())
+200000
+"""
+CACHE = []
+KEPT = []
+
+
+def fill():
+    if not CACHE:
+        CACHE.extend(str(i) * 5 for i in range(200_000))
+    return CACHE
+
+
+def leak():
+    """
+    >>> leak()
+    """
+    KEPT.append(bytearray(5_000_000))
+'''
+
+
+def test_doctests_are_judged_like_any_test(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(cached=DOCTESTS)
+    result, report = run("--memguard-leaks", "--doctest-modules")
+    result.assert_outcomes(passed=2, errors=1)
+    warm = entry(report, "cached.py::cached")
+    assert (warm["status"], warm["leak_check"]["verdict"]) == ("ok", "warm_up")
+    leaky = entry(report, "cached.py::cached.leak")
+    assert (leaky["status"], leaky["leak_check"]["reruns"]) == ("leak", 3)
+    assert leaky["sites"][0]["file"] == "cached.py"
+    assert 4.5 * 2**20 < leaky["leaked"] < 6 * 2**20
+
+
+BOUNDED_CACHE = """
+import random
+
+CACHE = {}
+
+
+def test_fills_a_bounded_cache_with_random_examples():
+    # As hypothesis's caches: each run adds new random entries until the bound.
+    for _ in range(1_100):
+        if len(CACHE) < 2_600:
+            CACHE[random.random()] = bytes(1_000)
+"""
+
+
+def test_a_bounded_cache_filling_is_a_warm_up(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_bounded=BOUNDED_CACHE)
+    result, report = run("--memguard-leaks")
+    result.assert_outcomes(passed=1)
+    (test,) = report["tests"]
+    # Over the budget twice, then less: let go before the traced run.
+    assert test["leak_check"]["verdict"] == "warm_up", test["message"]
+    assert test["leak_check"]["reruns"] == 2
+    assert "a warm-up, not a leak" in test["message"]
+
+
+UNJUDGED = """
+import pytest
+
+KEPT = []
+RUNS = []
+
+
+def test_cannot_run_twice():
+    RUNS.append(1)
+    assert len(RUNS) == 1
+    KEPT.append(bytearray(3_000_000))
+"""
+
+
+def test_a_suspect_not_judged_says_why_in_the_summary(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_once=UNJUDGED)
+    result, _ = run("--memguard-leaks")
+    result.stdout.fnmatch_lines(
+        [
+            "1 warning(s):",
+            "  warning test_once.py::test_cannot_run_twice - memguard: kept at most * by the"
+            " allocators' counts on its first run (leak budget 1.0 MiB); not judged: the rerun"
+            " failed: call: AssertionError*",
+        ]
+    )
