@@ -6,10 +6,10 @@ run in alternating rounds; for each variant the median of the per-round ratios t
 plain run of the same round is printed, with the middle half of the ratios, and whether
 its outcomes (pytest's summary line, timing cut off) are plain pytest's.
 
-Suites: ``trivial`` and ``alloc`` are generated (as ``overhead.py`` does); ``cachetools``
-and ``more-itertools`` are the tests that the sdist of the installed version of each
-library ships, downloaded with ``pip download`` (the ``bench`` extra installs both
-libraries and pytest-memray).  Usage:
+Suites: ``trivial`` and ``alloc`` are generated (as ``overhead.py`` does); ``cachetools``,
+``more-itertools`` and ``attrs`` (hypothesis-heavy) are the tests that the sdist of the
+installed version of each library ships, downloaded with ``pip download`` (the ``bench``
+extra installs the libraries, hypothesis and pytest-memray).  Usage:
 
     python benchmarks/leak_suites.py [--suite cachetools] [--suite ...] [--rounds 5]
         [--no-memray]
@@ -36,7 +36,7 @@ from pathlib import Path
 from overhead import generate
 
 #: The downloaded suites: distribution name, and the folder of its tests in the sdist.
-LIBRARIES = {"cachetools": "tests", "more-itertools": "tests"}
+LIBRARIES = {"cachetools": "tests", "more-itertools": "tests", "attrs": "tests"}
 SUITES = ("trivial", "alloc", *LIBRARIES)
 
 #: Marks every test with pytest-memray's leak check (``-p memray_every_test``).
@@ -137,7 +137,7 @@ def measure(suite: str, rounds: int, memray: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--suite", action="append", choices=SUITES, help="repeatable; default: all four"
+        "--suite", action="append", choices=SUITES, help="repeatable; default: all of them"
     )
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--no-memray", action="store_true", help="leave pytest-memray out")

@@ -143,12 +143,14 @@ class LeakCheck:
             return LeakResult(stop, None)
 
     def _screen(self, start: HeapCount, budget: int, pytests: int = 0) -> tuple[int, int]:
-        """What the test kept by the counts (a bound from above), less ``pytests`` (what
-        pytest kept of its reports), and RSS growth since ``start``.  Counted again after
-        garbage collection while the counts say it kept too much: the young generations
-        first (a full collection costs tens of milliseconds in a big session), then all;
-        for a native leak's RSS growth a full collection and a heap trim at once."""
-        end = HeapCount.now(self.rss)
+        """What the test kept by the counts (exact where ``start`` is, else a bound from
+        above), less ``pytests`` (what pytest kept of its reports), and RSS growth since
+        ``start``.  Counted again after garbage collection while the counts say it kept
+        too much: the young generations first (a full collection costs tens of
+        milliseconds in a big session), then all; for a native leak's RSS growth a full
+        collection and a heap trim at once."""
+        count = HeapCount.now if start.small is None else HeapCount.exact
+        end = count(self.rss)
         native = end.rss - start.rss >= NATIVE_LEAK_THRESHOLD
         for generation in (2,) if native else (1, 2):
             if not native and end.kept_since(start) - pytests <= budget:
@@ -156,7 +158,7 @@ class LeakCheck:
             gc.collect(generation)
             if native:
                 trim_heap()
-            end = HeapCount.now(self.rss)
+            end = count(self.rss)
         return max(0, end.kept_since(start) - pytests), end.rss - start.rss
 
     def _confirm(
@@ -174,7 +176,7 @@ class LeakCheck:
         ``np.ones`` is two frames above the test), for what it keeps and where."""
         reruns, kept_again, traced, native_leak, error = 0, None, None, None, None
         while reruns < COUNTED_RERUNS and error is None:
-            start = HeapCount.now(self.rss)
+            start = HeapCount.exact(self.rss)  # a rerun is measured, not bounded
             self._renew_doctest(item)
             with captured_apart(item.config):
                 error = runner.run_again(item)

@@ -667,3 +667,13 @@ def test_a_failing_rerun_is_unconfirmed() -> None:
     verdict = check(unit)
     assert verdict.kind == "unconfirmed"
     assert verdict.error == "RuntimeError: only once"
+
+
+def test_an_exact_count_is_net_and_a_plain_one_a_bound() -> None:
+    start = HeapCount(blocks=100, c_heap=1000, rss=0, small=5000)
+    freed_and_allocated = HeapCount(blocks=110, c_heap=1000, rss=0, small=4000)
+    assert freed_and_allocated.kept_since(start) == 0  # net: it freed more than it kept
+    grew = HeapCount(blocks=101, c_heap=3000, rss=0, small=5100)
+    assert grew.kept_since(start) == 2100
+    bound = HeapCount(blocks=101, c_heap=3000, rss=0)
+    assert bound.kept_since(start) == SMALL_BLOCK_MAX + 2000

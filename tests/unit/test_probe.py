@@ -179,3 +179,19 @@ def test_system_memory_in_use_and_its_share() -> None:
     reading = SystemMemory(total=1000, available=250, source="cgroup", cgroup="v2:/ci")
     assert (reading.used, reading.fraction_used) == (750, 0.75)
     assert SystemMemory(total=0, available=0, source="host").fraction_used == 0.0
+
+
+@pytest.mark.skipif(
+    not hasattr(sys, "_debugmallocstats"), reason="CPython's small-object statistics"
+)
+def test_small_object_bytes_counts_small_blocks_exactly() -> None:
+    from pytest_memguard.probe.process import small_object_bytes
+
+    before = small_object_bytes()
+    if before is None:
+        pytest.skip("pymalloc is off (PYTHONMALLOC)")
+    kept = [str(i) * 2 for i in range(100_000)]  # small objects, about 60 bytes each
+    after = small_object_bytes()
+    assert after is not None
+    assert 4 * 2**20 < after - before < 12 * 2**20
+    assert len(kept) == 100_000
