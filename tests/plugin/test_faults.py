@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from pytest_memguard.core.sizes import format_size
 
 from .cgroups import inside, memory_cgroup
-from .conftest import STUBBORN
+from .conftest import STUBBORN, finish, start_session, wait_for_files
 from .test_xdist import run_xdist
 
 MiB = 1024 * 1024
@@ -72,30 +70,12 @@ def test_ctrl_c_under_xdist_reports_no_unfinished_test_as_passed(
 ) -> None:
     pytester.makepyfile(test_sleepers=SLEEPERS)
     path = pytester.path / "memguard.json"
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2"]
-    command += ["--memguard", f"--memguard-json={path}"]
     # Its own process group, as a shell's job: Ctrl-C signals the controller and workers.
-    process = subprocess.Popen(
-        command,
-        cwd=pytester.path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(pytester.path.glob("started-*"))) < 2:
-            assert time.monotonic() < deadline, "the workers never started their tests"
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert b"KeyboardInterrupt" in stdout or b"Interrupted" in stdout, stdout.decode()
+    process = start_session(pytester, "-n", "2", "--memguard", f"--memguard-json={path}")
+    wait_for_files(pytester, "started-*", 2, process)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout = finish(process)
+    assert "KeyboardInterrupt" in stdout or "Interrupted" in stdout, stdout
     report = json.loads(path.read_text())
     assert report["interrupted"] is True
     outcomes = {t["nodeid"]: (t["outcome"], t["status"]) for t in report["tests"]}
