@@ -154,7 +154,7 @@ class Guard:
     :param on_growth: called (in the watchdog thread) with ``(unit, rss)`` as a unit grows
     :param on_escalate: called (in the watchdog thread) before the process is ended
     :param escalate_fd: file descriptor for the escalation message and stack dump
-    :param children: reads the summed RSS of the process's descendants: sampled every
+    :param children: reads the summed memory of the process's descendants: sampled every
         ``children_interval`` seconds while a unit runs, counted in its RSS against the
         thresholds and limits, and their peak growth during the unit kept
         (:attr:`children_peak`); None: not read
@@ -354,6 +354,13 @@ class Guard:
         if unit is not None:
             unit.children_base, unit.children_peak = base, 0
             self.children_rss = max(self.children_rss, base)
+
+    def sample_children(self) -> None:
+        """Sample the current unit's descendants now (e.g. at the end of a test's body,
+        while they run), whenever the last sample was."""
+        with self._poll_lock:
+            self._children_at = float("-inf")
+            self._sample_children(self._unit)
 
     @property
     def children_peak(self) -> int:

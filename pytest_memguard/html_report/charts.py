@@ -40,36 +40,50 @@ def _status_class(status: str) -> str:
 
 
 def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
-    """A horizontal bar per test with the largest peak growth (``top`` of them), its peak
-    budget marked on the bar's scale; empty when no test was measured."""
+    """A horizontal bar per test with the largest peak growth (``top`` of them), its child
+    processes' peak stacked after it (they count against its budget), its peak budget
+    marked on the bar's scale; empty when no test was measured."""
     measured = [test for test in tests if isinstance(test.get("peak_delta"), int)]
     heaviest = sorted(measured, key=lambda test: -int(test["peak_delta"]))[:top]
     if not heaviest:
         return '<p class="empty">No test has a measured peak growth.</p>'
     budgets = [(test.get("budget") or {}).get("peak") for test in heaviest]
-    scale = max([int(test["peak_delta"]) for test in heaviest] + [b for b in budgets if b]) or 1
+    children = [max(0, int(test.get("children_peak") or 0)) for test in heaviest]
+    totals = [int(test["peak_delta"]) + kids for test, kids in zip(heaviest, children, strict=True)]
+    scale = max(totals + [b for b in budgets if b]) or 1
     plot = WIDTH - _LABEL - 90
     height = len(heaviest) * _BAR + 24
     parts = [
         f'<svg class="chart" id="bars" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}"'
         f' height="{height}" role="img" aria-label="Peak growth of the heaviest tests">'
     ]
-    for index, (test, budget) in enumerate(zip(heaviest, budgets, strict=True)):
+    for index, (test, budget, kids) in enumerate(zip(heaviest, budgets, children, strict=True)):
         y = index * _BAR + 4
         delta = max(0, int(test["peak_delta"]))
         width = max(1.0, plot * delta / scale)
+        extra = plot * kids / scale
         name = str(test["nodeid"])
         short = name if len(name) <= 58 else "\u2026" + name[-57:]
         status = str(test.get("status") or "ok")
         tip = f"{name}: peak growth {format_size(delta)}"
+        tip += f", child processes {format_size(kids)}" if kids else ""
         tip += f", budget {format_size(budget)}" if budget else ", no peak budget"
         tip += f" ({STATUS_WORDS.get(status, status)})"
         parts.append(
             f'<g class="bar {_status_class(status)}"><title>{escape(tip)}</title>'
             f'<text x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">{escape(short)}</text>'
             f'<rect x="{_LABEL}" y="{y}" width="{width:.1f}" height="{_BAR - 6}"></rect>'
-            f'<text class="value" x="{_LABEL + width + 4:.1f}" y="{y + 15}">'
-            f"{escape(format_size(delta))}</text>"
+        )
+        value = format_size(delta)
+        if kids:
+            parts.append(
+                f'<rect class="children" x="{_LABEL + width:.1f}" y="{y}" width="{extra:.1f}"'
+                f' height="{_BAR - 6}" fill-opacity="0.45"></rect>'
+            )
+            value += f" + {format_size(kids)} children"
+        parts.append(
+            f'<text class="value" x="{_LABEL + width + extra + 4:.1f}" y="{y + 15}">'
+            f"{escape(value)}</text>"
         )
         if budget:
             x = _LABEL + plot * budget / scale
@@ -78,9 +92,12 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
                 f' y2="{y + _BAR - 4}"></line>'
             )
         parts.append("</g>")
+    legend = "bar: peak growth of the body over its start"
+    if any(children):
+        legend += "; lighter: its child processes' own memory at their peak"
     parts.append(
-        f'<text class="legend" x="{_LABEL}" y="{height - 4}">bar: peak growth of the body'
-        " over its start; tick: the test's peak budget</text></svg>"
+        f'<text class="legend" x="{_LABEL}" y="{height - 4}">{legend};'
+        " tick: the test's peak budget</text></svg>"
     )
     return "".join(parts)
 

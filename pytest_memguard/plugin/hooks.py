@@ -29,8 +29,8 @@ from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import (
     ChildrenCheck,
+    DescendantsMemory,
     RssReader,
-    descendants_rss,
     open_peak_meter,
     rss_upper_bound,
     trim_heap,
@@ -58,6 +58,9 @@ DIR_KEY: Final = "memguard_dir"
 #: Report attribute (set in an xdist worker, sent with the report): the test's entry, as
 #: JSON text (execnet serializes one string several times faster than a dict of 18 keys).
 ENTRY_KEY: Final = "memguard"
+#: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
+#: kernel's counters are batched per CPU).
+WAITED_SLACK: Final = 1024 * 1024
 #: The message of a test whose protocol was cut off before its teardown ended (Ctrl-C).
 NOT_FINISHED: Final = "not run (interrupted)"
 
@@ -93,6 +96,7 @@ class MemguardPlugin:
         self.records = None if shared else records_folder(settings)
         self.reader = RssReader()
         self.has_children = ChildrenCheck()
+        self.descendants = DescendantsMemory()
         self.meter = open_peak_meter(read=self.reader)
         self.run = Run(
             config,
@@ -143,7 +147,7 @@ class MemguardPlugin:
             escalate_fd=self.escalate_fd,
             memory=self.run.memory.total,  # a container's limit: the kernel's wall
             stop_error=self._stop_error,
-            children=descendants_rss,  # a test's memory is its child processes' too
+            children=self.descendants,  # a test's memory is its child processes' too
         )
         self.guard.start()
 
@@ -288,22 +292,32 @@ class MemguardPlugin:
             state.peak_delta = peak - start
         if state.traced_start is not None:
             self._leak_check().end_call(state)
-        self._children_peak(state)
+        self._children_peak(state, peak)
 
     def _count_children(self, state: TestState) -> None:
         """The body starts: its child processes are counted from their RSS now (read only
         when there are any: a server a fixture started is not the body's)."""
-        base = descendants_rss() if self.guard.children_rss or self.has_children() else 0
+        self.descendants.reset()
+        base = self.descendants() if self.guard.children_rss or self.has_children() else 0
         self.guard.count_children_from(base)
         state.waited_children = waited_children_peak()
 
-    def _children_peak(self, state: TestState) -> None:
-        """The body's child processes at their highest: the watchdog's samples, or the
-        kernel's peak of a child waited for since the body started (exact)."""
+    def _children_peak(self, state: TestState, own_peak: int) -> None:
+        """The body's child processes at their highest: the watchdog's samples of their
+        own memory (one more now, if any still run), or what the kernel's peak of a child
+        waited for since the body started says of the child's own memory.
+
+        That mark is a full RSS.  For a program started with ``exec`` it is its own peak
+        when above this process's (``own_peak``; below, it can be the floor a child
+        inherits at ``exec``).  A forked child's counts the pages it shares with this
+        process, at most ``own_peak``: what is above is its own, at least.
+        """
+        if self.has_children():
+            self.guard.sample_children()
         peak = self.guard.children_peak
         waited = waited_children_peak()
-        if waited > state.waited_children:
-            peak = max(peak, waited)
+        if waited > state.waited_children and waited > own_peak + WAITED_SLACK:
+            peak = max(peak, waited - own_peak if self.descendants.forked else waited)
         if peak and peak > (state.children_peak or 0):
             state.children_peak = peak
 

@@ -184,7 +184,9 @@ class TestState:
             f" growth {format_size(self.peak_delta)} ({peak_method})"
         ]
         if self.children_peak:
-            lines.append(f"child processes' RSS at their peak {format_size(self.children_peak)}")
+            lines.append(
+                f"child processes' own memory at their peak {format_size(self.children_peak)}"
+            )
         measured = (("Python heap peak", self.heap_peak), ("kept on a rerun", self.leaked))
         traced = [f"{what} {format_size(size)}" for what, size in measured if size is not None]
         if traced:

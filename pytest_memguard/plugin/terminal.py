@@ -53,11 +53,14 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
     """The ``memguard`` section of the terminal summary."""
     tr.write_sep("=", "memguard")
     if summary.heaviest:
+        # Child processes' memory counts against budgets: shown when a test had any.
+        children = any(t.get("children_peak") for t in summary.heaviest)
         rows = [
             [
                 _name(t["nodeid"]),
                 STATUS_WORDS[t["status"]],
                 format_size(t["peak_delta"]),
+                *([format_size(t.get("children_peak"))] if children else []),
                 format_size(t["rss_peak"]),
                 format_size(t["rss_end"]),
                 format_size(t["budget"]["peak"]),
@@ -67,10 +70,13 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
         tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {summary.measured}):")
         from tabulate import tabulate  # only when a table is drawn
 
+        headers = ["test", "status", "peak growth", "peak RSS", "end RSS", "budget"]
+        if children:
+            headers.insert(3, "children")
         table = tabulate(
             rows,
-            headers=["test", "status", "peak growth", "peak RSS", "end RSS", "budget"],
-            colalign=("left", "left", "right", "right", "right", "right"),
+            headers=headers,
+            colalign=("left", "left", *["right"] * (len(headers) - 2)),
             disable_numparse=True,
         )
         for line in table.splitlines():

@@ -18,11 +18,14 @@ import re
 import sys
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 __all__ = [
     "ChildrenCheck",
+    "DescendantsMemory",
     "KernelPeakMeter",
     "PeakMeter",
     "RssReader",
@@ -31,6 +34,7 @@ __all__ = [
     "current_rss",
     "descendants_rss",
     "open_peak_meter",
+    "process_own_memory",
     "rss_of",
     "rss_upper_bound",
     "small_object_bytes",
@@ -87,20 +91,126 @@ class RssReader:
 
 
 def descendants_rss() -> int:
-    """The summed RSS of this process's descendants in bytes (0: none).
+    """The memory of this process's descendants that is theirs, summed, in bytes (0: none).
 
-    On Linux from ``/proc`` (each thread's ``children`` list, then each child's): a few
-    tens of µs without children; elsewhere psutil's process tree.
+    A one-off read of :class:`DescendantsMemory` (keep one of those for loops).
     """
-    if _PROC_CHILDREN:
+    return DescendantsMemory()()
+
+
+class DescendantsMemory:
+    """Reads the memory of this process's descendants that is theirs, summed, in bytes.
+
+    A child forked without ``exec`` (a ``multiprocessing`` fork pool's worker) shows the
+    pages it shares with its parent, copy-on-write, in its RSS: counting them would count
+    the parent's memory again, once per child.  So each child counts its private pages
+    (``Private_Clean + Private_Dirty`` of ``/proc/PID/smaps_rollup``, the USS): what
+    ending it would give back.  Not ``Pss``: that still charges a forked child half of
+    the parent's pages it shares, which the parent's own RSS already counts; private
+    memory leaves out only what it shares (a program started with ``exec`` shares just
+    its libraries' pages).
+
+    ``smaps_rollup`` walks the child's page tables (milliseconds for a child of a few
+    hundred MiB, against microseconds for ``statm``: benchmarks/README.md), and the
+    watchdog samples children every few tens of ms.  So each sample reads ``statm``'s RSS
+    and takes off the child's shared pages as last read from ``smaps_rollup``, read again
+    when the RSS moved by :data:`REREAD_STEP` or after :data:`REREAD_AFTER` seconds (a
+    child writing to pages it shares turns them into its own without changing its RSS).
+    Where ``smaps_rollup`` cannot be read (kernels before 4.14, denied access) a child
+    counts its full RSS; elsewhere than Linux, psutil's USS where it has one, else RSS.
+
+    :attr:`forked` turns True when this process calls ``os.fork`` (``multiprocessing``'s
+    fork context does; ``subprocess`` does not: it starts a program with ``exec``) or a
+    sample sees a child sharing anonymous memory (a fork made in C); :meth:`reset` clears
+    it.  Called from one thread at a time (the guard's samples are serialized);
+    :attr:`forked` may be read from another.
+    """
+
+    __slots__ = ("__weakref__", "_clock", "_known", "forked")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        #: By pid: the RSS when smaps_rollup was last read, the bytes it shared then,
+        #: when, and whether it was a fork of this process.
+        self._known: dict[int, tuple[int, int, float, bool]] = {}
+        self.forked = False
+        if hasattr(os, "register_at_fork"):  # not Windows
+            # Cannot be unregistered: it holds this object weakly, a no-op once gone.
+            os.register_at_fork(after_in_parent=functools.partial(_forked, weakref.ref(self)))
+
+    def reset(self) -> None:
+        """Forget whether a forked child was seen."""
+        self.forked = False
+
+    def __call__(self) -> int:
+        if not _PROC_CHILDREN:
+            return _psutil_descendants()
+        now = self._clock()
         total = 0
+        known: dict[int, tuple[int, int, float, bool]] = {}
         for pid in _proc_descendants(os.getpid()):
-            try:
-                with open(f"/proc/{pid}/statm", "rb") as statm:
-                    total += int(statm.read().split()[1]) * _PAGE_SIZE
-            except (OSError, IndexError, ValueError):  # ended meanwhile
+            rss = _statm_rss(pid)
+            if rss is None:  # ended meanwhile
                 continue
+            last = self._known.get(pid)
+            if last is None or abs(rss - last[0]) >= REREAD_STEP or now - last[2] >= REREAD_AFTER:
+                rollup = _rollup(pid)
+                if rollup is None:
+                    last = (rss, 0, now, False)
+                else:
+                    private, anonymous_shared = rollup
+                    last = (rss, max(rss - private, 0), now, anonymous_shared >= FORKED_SHARE)
+            if last[3]:
+                self.forked = True
+            known[pid] = last
+            total += max(rss - last[1], 0)
+        self._known = known
         return total
+
+
+def _forked(memory: weakref.ref[DescendantsMemory]) -> None:
+    reader = memory()
+    if reader is not None:
+        reader.forked = True
+
+
+#: A child's RSS moves by this many bytes before its ``smaps_rollup`` is read again.
+REREAD_STEP: Final = 8 * 1024 * 1024
+#: Seconds after which a child's ``smaps_rollup`` is read again anyway.
+REREAD_AFTER: Final = 1.0
+#: Anonymous memory a child shares (after a fork without ``exec``) from which it is
+#: taken to be a fork of this process: a program started with ``exec`` shares its
+#: libraries' file pages, not anonymous ones.
+FORKED_SHARE: Final = 4 * 1024 * 1024
+
+
+def _statm_rss(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _rollup(pid: int) -> tuple[int, int] | None:
+    """A process's private bytes and the anonymous bytes it shares, from its
+    ``smaps_rollup``; None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            text = rollup.read()
+        fields = {}
+        for key in (b"Private_Clean:", b"Private_Dirty:", b"Anonymous:"):
+            start = text.index(key) + len(key)
+            fields[key] = int(text[start : text.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return None
+    private = fields[b"Private_Clean:"] + fields[b"Private_Dirty:"]
+    # Anonymous pages are dirty or zero: those not private are shared (with a parent).
+    return private, max(fields[b"Anonymous:"] - fields[b"Private_Dirty:"], 0)
+
+
+def _psutil_descendants() -> int:
+    """The descendants' summed USS (RSS where psutil has none), through psutil."""
     import psutil
 
     total = 0
@@ -109,9 +219,24 @@ def descendants_rss() -> int:
     except psutil.Error:
         return 0
     for child in children:
-        with contextlib.suppress(psutil.Error):
-            total += int(child.memory_info().rss)
+        with contextlib.suppress(psutil.Error, OSError):
+            total += process_own_memory(child)
     return total
+
+
+def process_own_memory(process: Any) -> int:
+    """A psutil process's unique set size (USS) in bytes where psutil can read it, else
+    its RSS: the one feature-detected reading of USS.
+
+    :raises psutil.Error: the process is gone or hides its memory
+    """
+    import psutil
+
+    with process.oneshot():
+        try:
+            return int(process.memory_full_info().uss)
+        except (AttributeError, psutil.AccessDenied, NotImplementedError):
+            return int(process.memory_info().rss)
 
 
 class ChildrenCheck:
@@ -165,7 +290,14 @@ _PROC_CHILDREN: Final = sys.platform.startswith("linux") and os.path.exists(
 def waited_children_peak() -> int:
     """The peak RSS in bytes of the largest descendant already waited for (the kernel's
     ``RUSAGE_CHILDREN`` high-water mark; 0 where unknown).  It only grows: a rise
-    between two readings is a child waited for in between."""
+    between two readings is a child waited for in between.
+
+    It is a full RSS, and it overstates in two ways: a child forked without ``exec``
+    counts the pages it shares with its parent, and a child that did ``exec`` keeps, as a
+    floor, the high-water mark of the image it replaced (its parent's, through ``fork``,
+    ``vfork`` and ``posix_spawn`` alike).  So a rise counts only above the parent's own
+    peak meanwhile, and only when no forked child was seen (:class:`DescendantsMemory`).
+    """
     if _children_usage is None:  # Windows
         return 0
     peak = _children_usage().ru_maxrss

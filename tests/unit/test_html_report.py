@@ -184,3 +184,16 @@ def test_kills_and_recycles_are_marked_in_their_workers_lanes() -> None:
     assert "killed by memguard" in lanes["gw1"]
     limits = page[page.index("id='limits'") : page.index('id="failures"')]
     assert "<td>aggregate limit (xdist)</td><td class='num'>4.0 GiB</td>" in limits
+
+
+def test_the_bar_chart_stacks_a_tests_child_processes_after_its_own_growth() -> None:
+    pool = TestMemory(
+        "t.py::test_pool", "passed", "ok", "main", 0.2, peak_delta=2 * MiB, children_peak=40 * MiB
+    )
+    page = render_html(_report(*_tests(), pool))
+    bars = page[page.index('id="bars"') : page.index("</svg>", page.index('id="bars"'))]
+    assert bars.count('class="children"') == 1
+    assert "2.0 MiB + 40.0 MiB children" in bars
+    assert "t.py::test_pool: peak growth 2.0 MiB, child processes 40.0 MiB" in bars
+    assert "its child processes' own memory" in bars, "the legend names the stacked part"
+    assert "child processes" not in render_html(_report(*_tests())), "none: not drawn"

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from pytest_memguard.probe.process import (
+    DescendantsMemory,
     KernelPeakMeter,
     RssReader,
     SampledPeakMeter,
     current_rss,
+    descendants_rss,
     open_peak_meter,
+    process_own_memory,
     rss_of,
 )
 from pytest_memguard.probe.system import Cgroup, SystemMemory, read_pressure, read_system_memory
@@ -195,3 +198,71 @@ def test_small_object_bytes_counts_small_blocks_exactly() -> None:
     assert after is not None
     assert 4 * 2**20 < after - before < 12 * 2**20
     assert len(kept) == 100_000
+
+
+HOLD_OWN = """
+import sys
+block = bytearray({size})
+block[::4096] = b"x" * len(block[::4096])
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@linux
+def test_a_forked_child_counts_its_own_memory_not_the_pages_it_shares() -> None:
+    held = bytearray(96 * MiB)
+    held[::4096] = b"p" * len(held[::4096])
+    reader, to_child = os.pipe()
+    from_child, writer = os.pipe()
+    memory = DescendantsMemory()
+    pid = os.fork()
+    if pid == 0:  # the child: 16 MiB of its own, then wait to be told to go
+        try:
+            own = bytearray(16 * MiB)
+            own[::4096] = b"c" * len(own[::4096])
+            os.write(writer, b"r")
+            os.read(reader, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(from_child, 1) == b"r"
+        assert memory.forked, "os.fork was called"
+        full = rss_of(pid)
+        assert full is not None
+        assert full > 96 * MiB, "its RSS counts the parent's pages"
+        assert 14 * MiB < memory() < 40 * MiB
+        memory.reset()
+        assert 14 * MiB < memory() < 40 * MiB
+        assert memory.forked, "a sample saw a child sharing anonymous memory"
+    finally:
+        os.write(to_child, b"g")
+        os.waitpid(pid, 0)
+        for fd in (reader, to_child, from_child, writer):
+            os.close(fd)
+    assert held[0] == ord("p")
+
+
+@linux
+def test_a_program_started_with_exec_counts_its_own_memory() -> None:
+    memory = DescendantsMemory()
+    code = HOLD_OWN.format(size=64 * MiB)
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout.readline() == b"ready\n"
+        assert 64 * MiB < memory() < 100 * MiB
+        assert 64 * MiB < descendants_rss() < 100 * MiB
+        assert not memory.forked, "subprocess starts a program: no fork of this process"
+        child.stdin.close()
+    assert memory() == 0
+
+
+def test_own_memory_through_psutil_is_uss_where_psutil_has_it() -> None:
+    import psutil
+
+    process = psutil.Process()
+    own = process_own_memory(process)
+    assert 0 < own <= process.memory_info().rss
