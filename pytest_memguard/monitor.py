@@ -47,6 +47,7 @@ from .monitorlog import (
     stats_record,
     system_record,
 )
+from .probe.process import DescendantsMemory
 from .probe.system import SystemMemory
 
 __all__ = [
@@ -107,6 +108,7 @@ class _Tracked:
 
     __slots__ = (
         "aborted",
+        "children",
         "end",
         "ended_at",
         "id",
@@ -159,6 +161,8 @@ class _Tracked:
         self.keep = keep
         #: The running descendants seen (and adopted), by pid; only when ``keep``.
         self.members: dict[int, psutil.Process] = {}
+        #: Reads what its descendants hold of their own (a fork's shared pages are its).
+        self.children = DescendantsMemory(root=process.pid)
 
     def observe(self, rss: int) -> None:
         if self.start is None:
@@ -388,17 +392,13 @@ class ProcessMonitor(Threaded):
                 rss = int(process.memory_info().rss)
             if rss == 0:  # an exiting process, or one with no memory of its own to show
                 return None
-            children = process.children(recursive=True) if self.include_children else []
         except psutil.NoSuchProcess:  # ZombieProcess included
             return _GONE
         except (psutil.AccessDenied, OSError):
             return None
-        for child in children:
-            try:
-                with child.oneshot():
-                    rss += int(child.memory_info().rss)
-            except (psutil.Error, OSError):
-                continue  # a child that ended or hides its memory adds nothing known
+        if self.include_children:
+            # A forked child counts its own pages, not those it shares with the process.
+            rss += entry.children()
         return rss
 
     def _read_tree(self, entry: _Tracked) -> int | _Gone | None:

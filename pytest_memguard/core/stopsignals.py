@@ -19,8 +19,11 @@ unwinds in order.  No pytest here: the plugin and the CLI use the same class.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import signal
 import threading
+import weakref
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, Final
@@ -79,9 +82,14 @@ class StopSignals:
 
     def install(self) -> StopSignals:
         """Take the signals that still have their default handling (main thread only;
-        elsewhere nothing is installed)."""
+        elsewhere nothing is installed).  A child this process forks (a multiprocessing
+        pool's worker) gets the handlers back that were there before: it is not the
+        run, and a pool ends its workers with SIGTERM."""
         if threading.current_thread() is not threading.main_thread():
             return self
+        if hasattr(os, "register_at_fork"):  # not Windows
+            # Cannot be unregistered: it holds this object weakly, a no-op once gone.
+            os.register_at_fork(after_in_child=functools.partial(_restore, weakref.ref(self)))
         for name in _names():
             number = getattr(signal, name)
             if signal.getsignal(number) is signal.SIG_DFL:
@@ -120,3 +128,10 @@ class StopSignals:
             if signum != signal.SIGINT:
                 return SIGNAL_EXIT_BASE + signum
         return None
+
+
+def _restore(signals: weakref.ref[StopSignals]) -> None:
+    """In a forked child: the handlers from before :meth:`StopSignals.install`."""
+    taken = signals()
+    if taken is not None:
+        taken.restore()

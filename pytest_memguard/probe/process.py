@@ -126,15 +126,19 @@ class DescendantsMemory:
     :attr:`forked` may be read from another.
     """
 
-    __slots__ = ("__weakref__", "_clock", "_known", "forked")
+    __slots__ = ("__weakref__", "_clock", "_known", "_root", "forked")
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, root: int | None = None
+    ) -> None:
         self._clock = clock
+        #: Whose descendants: another process's (a monitor's), or this one's (None).
+        self._root = root
         #: By pid: the RSS when smaps_rollup was last read, the bytes it shared then,
         #: when, and whether it was a fork of this process.
         self._known: dict[int, tuple[int, int, float, bool]] = {}
         self.forked = False
-        if hasattr(os, "register_at_fork"):  # not Windows
+        if root is None and hasattr(os, "register_at_fork"):  # not Windows
             # Cannot be unregistered: it holds this object weakly, a no-op once gone.
             os.register_at_fork(after_in_parent=functools.partial(_forked, weakref.ref(self)))
 
@@ -143,12 +147,13 @@ class DescendantsMemory:
         self.forked = False
 
     def __call__(self) -> int:
+        root = os.getpid() if self._root is None else self._root
         if not _PROC_CHILDREN:
-            return _psutil_descendants()
+            return _psutil_descendants(root)
         now = self._clock()
         total = 0
         known: dict[int, tuple[int, int, float, bool]] = {}
-        for pid in _proc_descendants(os.getpid()):
+        for pid in _proc_descendants(root):
             rss = _statm_rss(pid)
             if rss is None:  # ended meanwhile
                 continue
@@ -209,13 +214,13 @@ def _rollup(pid: int) -> tuple[int, int] | None:
     return private, max(fields[b"Anonymous:"] - fields[b"Private_Dirty:"], 0)
 
 
-def _psutil_descendants() -> int:
+def _psutil_descendants(root: int) -> int:
     """The descendants' summed USS (RSS where psutil has none), through psutil."""
     import psutil
 
     total = 0
     try:
-        children = psutil.Process().children(recursive=True)
+        children = psutil.Process(root).children(recursive=True)
     except psutil.Error:
         return 0
     for child in children:

@@ -84,3 +84,19 @@ def test_restore_puts_back_the_default_handlers(signals: StopSignals) -> None:
 def test_signal_names() -> None:
     assert signal_name(signal.SIGINT) == "SIGINT"
     assert signal_name(999) == "signal 999"
+
+
+@posix_only
+def test_a_forked_child_gets_the_handlers_from_before(signals: StopSignals) -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether SIGTERM is at its default again
+        os.write(write, b"1" if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the parent keeps them
