@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
-from .core.sizes import format_size
+from .core.sizes import MAX_SIZE, format_size
 from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [
@@ -34,6 +34,15 @@ _SORT_WORDS: Final = {"peak": "peak growth", "leak": "leaked memory", "duration"
 _MD_MARKS: Final = {"regression": ":x: ", "improvement": ":heavy_check_mark: ", "new": ":new: "}
 _NAME_WIDTH: Final = 70
 _FAILING: Final = [s for s in STATUSES if s in FAILING_STATUSES]
+
+
+def _size(value: object) -> str:
+    """A size of a row or the summary; ``?`` for what no version writes (a hand edit's "2GB")."""
+    if value is None:
+        return format_size(None)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_SIZE:
+        return "?"
+    return format_size(value)
 
 
 def _violation(test: TestMemory) -> bool:
@@ -84,16 +93,16 @@ def _summary(report: Mapping[str, Any], rows: Sequence[TestMemory], markdown: bo
     text = ", ".join(parts)
     summary = report.get("summary")
     peak = summary.get("peak_rss") if isinstance(summary, Mapping) else None
-    if not isinstance(peak, int):
+    if not isinstance(peak, int) or isinstance(peak, bool):
         peak = max((r.rss_peak for r in rows if r.rss_peak is not None), default=None)
     if peak is not None:
-        text += f"; peak RSS {format_size(peak)}"
+        text += f"; peak RSS {_size(peak)}"
     worst = max(
         (r for r in rows if r.peak_delta is not None), key=lambda r: r.peak_delta or 0, default=None
     )
     if worst is not None:
         name = _code(worst.nodeid) if markdown else worst.nodeid
-        text += f"; largest growth {format_size(worst.peak_delta)} in {name}"
+        text += f"; largest growth {_size(worst.peak_delta)} in {name}"
     if report.get("interrupted") is True:
         text += "; the run was interrupted"
     return f"**memguard**: {text}" if markdown else f"memguard: {text}"
@@ -111,7 +120,7 @@ def _code(text: str) -> str:
 
 def _plain(text: str | None) -> str:
     """Message text for a table cell or list item: one line, pipes escaped."""
-    return (text or "").replace("\n", " ").replace("|", "\\|")
+    return ("" if text is None else str(text)).replace("\n", " ").replace("|", "\\|")
 
 
 def _short(nodeid: str) -> str:
@@ -147,20 +156,20 @@ def _beside(row: TestMemory) -> str:
     if not row.beside:
         return "-"
     more = f" +{len(row.beside) - 1}" if len(row.beside) > 1 else ""
-    return _short(row.beside[0]) + more
+    return _short(str(row.beside[0])) + more
 
 
 def _cells(row: TestMemory, columns: Sequence[str]) -> list[str]:
     values = {
-        "peak growth": format_size(row.peak_delta),
-        "children": format_size(row.children_peak),
-        "predicted": format_size(row.prediction),
+        "peak growth": _size(row.peak_delta),
+        "children": _size(row.children_peak),
+        "predicted": _size(row.prediction),
         "ran beside": _beside(row),
-        "peak RSS": format_size(row.rss_peak),
-        "heap": format_size(row.heap_peak),
-        "leaked": format_size(row.leaked),
+        "peak RSS": _size(row.rss_peak),
+        "heap": _size(row.heap_peak),
+        "leaked": _size(row.leaked),
         "duration": f"{row.duration_s:.2f} s",
-        "budget": format_size(row.budget.peak),
+        "budget": _size(row.budget.peak),
     }
     return [values[c] for c in columns]
 
