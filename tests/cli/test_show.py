@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,13 @@ import pytest
 
 from pytest_memguard.cli import main
 from tests.cli.reports import MB, make_report, make_test, write_report
+
+
+@pytest.fixture(autouse=True)
+def no_colour_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' output is not a terminal; a CI's FORCE_COLOR must not colour it."""
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -224,3 +232,72 @@ def test_html_accepts_every_report_the_table_accepts(
     else:
         assert page == table_out == ""
         assert err.count("\n") == 1
+
+
+RED, YELLOW, RESET = "\x1b[1;31m", "\x1b[33m", "\x1b[0m"
+
+
+@pytest.fixture
+def escapes(tmp_path: Path) -> str:
+    """A report whose texts carry terminal escapes (a coloured message, a title sequence)."""
+    return write_report(
+        tmp_path / "escapes.json",
+        make_test(
+            "t.py::heavy\x1b]0;owned\x07",
+            300 * MB,
+            status="over_budget",
+            budget=100 * MB,
+            message="\x1b[31mtoo big\x1b[0m",
+        ),
+        make_test("t.py::warm", 20 * MB, status="warning"),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_reports_escapes_are_shown_escaped_never_sent_raw(
+    escapes: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # even when colour is on
+    assert main(["show", escapes, "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    text = out.replace(RED, "").replace(YELLOW, "").replace(RESET, "")
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "t.py::heavy\\x1b]0;owned\\x07" in text
+    assert "\\x1b[31mtoo big\\x1b[0m" in text
+
+
+@pytest.mark.parametrize(
+    ("tty", "environment", "coloured"),
+    [
+        (False, {}, False),
+        (True, {}, True),
+        (True, {"TERM": "dumb"}, False),
+        (True, {"NO_COLOR": "1"}, False),
+        (True, {"NO_COLOR": ""}, True),  # set but empty: not a request (no-color.org)
+        (False, {"FORCE_COLOR": "1"}, True),
+        (False, {"FORCE_COLOR": ""}, False),
+        (False, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+    ],
+)
+def test_the_table_is_coloured_only_on_a_terminal_or_when_forced(
+    escapes: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
+    environment: dict[str, str],
+    coloured: bool,
+) -> None:
+    assert main(["show", escapes]) == 0
+    plain = capsys.readouterr().out
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    assert main(["show", escapes]) == 0
+    out = capsys.readouterr().out
+    assert (f"{RED}OVER BUDGET{RESET}" in out) is coloured
+    assert (f"{YELLOW}warning{RESET}" in out) is coloured
+    assert f"  {RED if coloured else ''}OVER BUDGET{RESET if coloured else ''} t.py::heavy" in out
+    assert out.replace(RED, "").replace(YELLOW, "").replace(RESET, "") == plain, "same columns"
+    assert main(["show", escapes, "--format", "markdown"]) == 0
+    assert "\x1b" not in capsys.readouterr().out, "colour is the table's only"
