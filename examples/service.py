@@ -45,6 +45,17 @@ def primes_below(n: int) -> list[int]:
     return [i for i in range(n) if sieve[i]]
 
 
+def limit_of(text: str) -> int | None:
+    """``text`` as a number up to :data:`LIMIT`; None for anything else.
+
+    ASCII digits only: ``str.isdigit`` also takes ``"²"``, which ``int`` refuses.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(LIMIT)):
+        return None
+    n = int(text)
+    return n if n <= LIMIT else None
+
+
 async def respond(send: Send, status: int, payload: Any) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json")]
@@ -69,8 +80,7 @@ async def routes(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     if path == "/memory" or path.startswith("/memory/"):
         await memory({**scope, "root_path": scope.get("root_path", "") + "/memory"}, receive, send)
-    elif path.startswith("/primes/") and path[8:].isdigit() and int(path[8:]) <= LIMIT:
-        n = int(path[8:])
+    elif path.startswith("/primes/") and (n := limit_of(path[8:])) is not None:
         primes = primes_cache.get(n)
         if primes is None:
             primes = primes_below(n)

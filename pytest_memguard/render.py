@@ -3,17 +3,21 @@
 Rows are sorted heaviest first and cut to the top N; memory failures are marked.  Sizes are
 printed with IEC units (:func:`format_size`); JSON keeps integers in bytes.  The markdown
 (a one-line summary above a pipe table) fits a pull-request comment or a CI job summary
-(``$GITHUB_STEP_SUMMARY``).  No pytest import here: the CLI and the plugin both use it.
+(``$GITHUB_STEP_SUMMARY``).  A report's text never reaches a terminal raw: its control
+characters (``\x1b``...) are shown escaped; the table colours its status words only when
+asked (``colour``: the CLI asks on a terminal).  No pytest import here: the CLI and the
+plugin both use it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
-from .core.sizes import format_size
+from .core.sizes import MAX_SIZE, format_size
 from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [
@@ -34,6 +38,30 @@ _SORT_WORDS: Final = {"peak": "peak growth", "leak": "leaked memory", "duration"
 _MD_MARKS: Final = {"regression": ":x: ", "improvement": ":heavy_check_mark: ", "new": ":new: "}
 _NAME_WIDTH: Final = 70
 _FAILING: Final = [s for s in STATUSES if s in FAILING_STATUSES]
+#: Control characters in a report's text ("\x1b[" starts a terminal's command).
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The table's status words, coloured: memory failures bold red, warnings yellow.
+_COLOURS: Final = {"fail": "\x1b[1;31m", "warning": "\x1b[33m"}
+
+
+def _visible(text: str) -> str:
+    """``text`` with each control character escaped (``\\x1b``)."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def _word(status: str, colour: bool) -> str:
+    word = STATUS_WORDS[status]
+    code = _COLOURS.get("fail" if status in FAILING_STATUSES else status) if colour else None
+    return f"{code}{word}\x1b[0m" if code else word
+
+
+def _size(value: object) -> str:
+    """A size of a row or the summary; ``?`` for what no version writes (a hand edit's "2GB")."""
+    if value is None:
+        return format_size(None)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_SIZE:
+        return "?"
+    return format_size(value)
 
 
 def _violation(test: TestMemory) -> bool:
@@ -84,16 +112,16 @@ def _summary(report: Mapping[str, Any], rows: Sequence[TestMemory], markdown: bo
     text = ", ".join(parts)
     summary = report.get("summary")
     peak = summary.get("peak_rss") if isinstance(summary, Mapping) else None
-    if not isinstance(peak, int):
+    if not isinstance(peak, int) or isinstance(peak, bool):
         peak = max((r.rss_peak for r in rows if r.rss_peak is not None), default=None)
     if peak is not None:
-        text += f"; peak RSS {format_size(peak)}"
+        text += f"; peak RSS {_size(peak)}"
     worst = max(
         (r for r in rows if r.peak_delta is not None), key=lambda r: r.peak_delta or 0, default=None
     )
     if worst is not None:
-        name = _code(worst.nodeid) if markdown else worst.nodeid
-        text += f"; largest growth {format_size(worst.peak_delta)} in {name}"
+        name = _code(worst.nodeid) if markdown else _visible(worst.nodeid)
+        text += f"; largest growth {_size(worst.peak_delta)} in {name}"
     if report.get("interrupted") is True:
         text += "; the run was interrupted"
     return f"**memguard**: {text}" if markdown else f"memguard: {text}"
@@ -105,16 +133,17 @@ def _count(n: int, word: str) -> str:
 
 def _code(text: str) -> str:
     """A markdown code span that survives a pipe table (``|`` escaped, backticks fenced)."""
-    text = text.replace("|", "\\|").replace("\n", " ")
+    text = _visible(text.replace("|", "\\|").replace("\n", " "))
     return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def _plain(text: str | None) -> str:
     """Message text for a table cell or list item: one line, pipes escaped."""
-    return (text or "").replace("\n", " ").replace("|", "\\|")
+    return _visible(("" if text is None else str(text)).replace("\n", " ").replace("|", "\\|"))
 
 
-def _short(nodeid: str) -> str:
+def _short(text: str) -> str:
+    nodeid = _visible(text)
     return nodeid if len(nodeid) <= _NAME_WIDTH else "..." + nodeid[-(_NAME_WIDTH - 3) :]
 
 
@@ -147,31 +176,37 @@ def _beside(row: TestMemory) -> str:
     if not row.beside:
         return "-"
     more = f" +{len(row.beside) - 1}" if len(row.beside) > 1 else ""
-    return _short(row.beside[0]) + more
+    return _short(str(row.beside[0])) + more
 
 
 def _cells(row: TestMemory, columns: Sequence[str]) -> list[str]:
     values = {
-        "peak growth": format_size(row.peak_delta),
-        "children": format_size(row.children_peak),
-        "predicted": format_size(row.prediction),
+        "peak growth": _size(row.peak_delta),
+        "children": _size(row.children_peak),
+        "predicted": _size(row.prediction),
         "ran beside": _beside(row),
-        "peak RSS": format_size(row.rss_peak),
-        "heap": format_size(row.heap_peak),
-        "leaked": format_size(row.leaked),
+        "peak RSS": _size(row.rss_peak),
+        "heap": _size(row.heap_peak),
+        "leaked": _size(row.leaked),
         "duration": f"{row.duration_s:.2f} s",
-        "budget": format_size(row.budget.peak),
+        "budget": _size(row.budget.peak),
     }
     return [values[c] for c in columns]
 
 
 def render_report(
-    report: Mapping[str, Any], fmt: Format = "table", *, sort: Sort = "peak", top: int | None = 20
+    report: Mapping[str, Any],
+    fmt: Format = "table",
+    *,
+    sort: Sort = "peak",
+    top: int | None = 20,
+    colour: bool = False,
 ) -> str:
     """The heaviest tests of ``report`` as ``table``, ``markdown`` or ``json`` text.
 
     :param sort: ``peak`` (growth), ``leak`` or ``duration``, largest first
     :param top: rows shown (0 or None: all); memory failures are also listed below the table
+    :param colour: colour the table's status words with terminal escapes
     :raises ReportError: when the report is malformed
     """
     every = report_rows(report, sort=sort)
@@ -217,7 +252,7 @@ def render_report(
             [
                 "M" if _violation(r) else "",
                 _short(r.nodeid),
-                STATUS_WORDS[r.status],
+                _word(r.status, colour),
                 *_cells(r, columns),
             ]
             for r in rows
@@ -232,7 +267,8 @@ def render_report(
     if failures:
         lines.append(f"memory failures ({len(failures)}):")
         lines += [
-            f"  {STATUS_WORDS[r.status]} {r.nodeid}: {_plain(r.message) or '-'}" for r in failures
+            f"  {_word(r.status, colour)} {_visible(r.nodeid)}: {_plain(r.message) or '-'}"
+            for r in failures
         ]
     if sort == "leak" and all(r.leaked is None for r in every):
         lines.append("no test has a leak measurement (pytest --memguard-leaks records them)")

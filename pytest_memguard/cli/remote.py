@@ -43,13 +43,19 @@ def _fraction(value: str) -> float:
 
 
 def _url(value: str) -> str:
-    parts = urllib.parse.urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """An http(s) URL with a host and, if any, a numeric port in range."""
+    text = value.strip()
+    try:  # urlsplit refuses "http://[::1"; .port refuses "http://h:abc" and "http://h:99999"
+        parts = urllib.parse.urlsplit(text)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        usable = False
+    if not usable or not text.isprintable() or " " in text:
         raise argparse.ArgumentTypeError(
             f"invalid URL {value!r} (expected where the endpoints are mounted, "
             "e.g. http://127.0.0.1:8000/memory)"
         )
-    return value.strip().rstrip("/")
+    return text.rstrip("/")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

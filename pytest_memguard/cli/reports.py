@@ -1,16 +1,18 @@
-"""``memguard show`` and ``memguard diff``: read JSON reports, print tables."""
+"""``memguard show`` and ``memguard diff``: read JSON reports, print tables (the status
+words of ``show`` coloured on a terminal; ``NO_COLOR`` and ``FORCE_COLOR`` are honoured)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from ..compare import DEFAULT_ALLOWANCE, diff_reports, parse_allowance
 from ..render import FORMATS, SORTS, render_diff, render_report
 from .common import allowance, count, load
 
-__all__ = ["EXIT_REGRESSION", "add_parsers"]
+__all__ = ["EXIT_REGRESSION", "add_parsers", "colour_wanted"]
 
 #: ``memguard diff``: a test grew past the allowed increase.
 EXIT_REGRESSION: Final = 1
@@ -76,8 +78,22 @@ def _show(args: argparse.Namespace) -> int:
         baseline = load(args.baseline) if args.baseline else None
         sys.stdout.write(render_html(report, baseline))
         return 0
-    print(render_report(report, args.format, sort=args.sort, top=args.top), file=sys.stdout)
+    colour = args.format == "table" and colour_wanted(sys.stdout)
+    text = render_report(report, args.format, sort=args.sort, top=args.top, colour=colour)
+    print(text, file=sys.stdout)
     return 0
+
+
+def colour_wanted(stream: TextIO) -> bool:
+    """Whether to colour text for ``stream``, as pytest decides: ``NO_COLOR`` (set and not
+    empty) says no, then ``FORCE_COLOR`` says yes; else only a terminal that is not ``dumb``.
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty()) and os.environ.get("TERM") != "dumb"
 
 
 def _diff(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ It shows the summary (counts per status, peak RSS, the limits and where each cam
 from), the memory failures, a bar chart of the heaviest tests against their budgets, a
 timeline of each process's RSS (:mod:`.charts`), a sortable, filterable table of every
 test, and the allocation sites of confirmed leaks.  Every text from the report is
-escaped.  No pytest import here: the plugin and ``memguard show`` both render it.
+escaped.  The report is first given the shape the page reads (:mod:`.shape`): a report
+``memguard show`` accepts renders, whatever other version or hand edit wrote it.  No pytest
+import here: the plugin and ``memguard show`` both render it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..core.sizes import format_size
 from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart
+from .shape import normalised
 
 __all__ = ["render_html"]
 
@@ -147,9 +150,7 @@ def _failures(tests: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _baseline_peaks(baseline: Mapping[str, Any] | None) -> dict[str, int] | None:
-    if baseline is None:
-        return None
+def _baseline_peaks(baseline: Mapping[str, Any]) -> dict[str, int]:
     return {
         str(test["nodeid"]): int(test["peak_delta"])
         for test in baseline.get("tests") or ()
@@ -200,7 +201,8 @@ def _table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> 
             cells.append(f'<td class="num" data-v="{value}">{html}</td>')
         title = escape(str(test.get("message") or ""), quote=True)
         rows.append(
-            f'<tr class="{_css(status)}" data-status="{status}" title="{title}">'
+            f'<tr class="{escape(_css(status), quote=True)}"'
+            f' data-status="{escape(status, quote=True)}" title="{title}">'
             + "".join(cells)
             + "</tr>"
         )
@@ -281,8 +283,11 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     report), the table also shows each test's change of peak growth against it.
 
     ASCII only (other characters are character references), so it can go to any stream.
+    Fields of the wrong type are read as unknown (see :mod:`.shape`); it does not raise.
     """
-    tests: list[Mapping[str, Any]] = list(report.get("tests") or ())
+    report = normalised(report)
+    tests: list[Mapping[str, Any]] = report["tests"]
+    peaks = None if baseline is None else _baseline_peaks(normalised(baseline))
     interrupted = " (interrupted)" if report.get("interrupted") else ""
     created = escape(str(report.get("created") or ""))
     page = (
@@ -295,7 +300,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
         f"{_summary(report)}{_failures(tests)}"
         f'<section id="heaviest"><h2>Heaviest tests</h2>{bar_chart(tests)}</section>'
         f'<section id="timeline"><h2>RSS over the run</h2>{timeline_chart(report)}</section>'
-        f"{_table(tests, _baseline_peaks(baseline))}{_leak_sites(tests)}{_alerts(report)}"
+        f"{_table(tests, peaks)}{_leak_sites(tests)}{_alerts(report)}"
         f"{_environment(report)}<script>{SCRIPT}</script></body></html>\n"
     )
     return page.encode("ascii", "xmlcharrefreplace").decode("ascii")

@@ -2,7 +2,8 @@
 
 The script sorts and filters the table of tests.  The page's address fragment sets the
 same state, so a link can show a view and a test can drive the page without a browser
-protocol: ``#sort=peak&dir=desc&q=leak&status=leak``.  An error in any script of the
+protocol: ``#sort=peak&dir=desc&q=leak&status=leak`` (a malformed escape is read as it
+stands, an unknown key or value is ignored).  An error in any script of the
 page is written into the page itself (``data-js-error`` on ``<html>``), and a page whose
 script ran to its end says so (``data-ready`` on ``<body>``).
 """
@@ -101,10 +102,10 @@ SCRIPT: Final = """
   function sortBy(key, dir) {
     var index = -1;
     heads.forEach(function (head, i) {
-      head.removeAttribute("aria-sort");
       if (head.getAttribute("data-key") === key) { index = i; }
     });
-    if (index < 0) { return; }
+    if (index < 0) { return; }  // no such column: the order stays
+    heads.forEach(function (head) { head.removeAttribute("aria-sort"); });
     var numeric = heads[index].classList.contains("num");
     var sign = dir === "asc" ? 1 : -1;
     var order = rows.map(function (row, i) { return [value(row, index, numeric), i, row]; });
@@ -143,14 +144,25 @@ SCRIPT: Final = """
   query.addEventListener("input", filter);
   status.addEventListener("change", filter);
 
+  // A fragment is typed or pasted by hand: a malformed escape ("100%") is read as it
+  // stands, an unknown key is ignored, an unknown status or column shows every row unsorted.
+  function decoded(text) {
+    try { return decodeURIComponent(text); } catch (malformed) { return text; }
+  }
+
   function fromFragment() {
-    var params = {};
+    var params = Object.create(null);
     location.hash.replace(/^#/, "").split("&").forEach(function (pair) {
       var at = pair.indexOf("=");
-      if (at > 0) { params[pair.slice(0, at)] = decodeURIComponent(pair.slice(at + 1)); }
+      if (at > 0) { params[decoded(pair.slice(0, at))] = decoded(pair.slice(at + 1)); }
     });
     if (params.q !== undefined) { query.value = params.q; }
-    if (params.status !== undefined) { status.value = params.status; }
+    if (params.status !== undefined) {
+      var known = Array.prototype.some.call(status.options, function (option) {
+        return option.value === params.status;
+      });
+      status.value = known ? params.status : "";
+    }
     if (params.sort) { sortBy(params.sort, params.dir === "asc" ? "asc" : "desc"); }
     filter();
   }

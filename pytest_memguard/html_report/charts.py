@@ -70,7 +70,7 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
         tip += f", budget {format_size(budget)}" if budget else ", no peak budget"
         tip += f" ({STATUS_WORDS.get(status, status)})"
         parts.append(
-            f'<g class="bar {_status_class(status)}"><title>{escape(tip)}</title>'
+            f'<g class="bar {_attr(_status_class(status))}"><title>{escape(tip)}</title>'
             f'<text x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">{escape(short)}</text>'
             f'<rect x="{_LABEL}" y="{y}" width="{width:.1f}" height="{_BAR - 6}"></rect>'
         )
@@ -198,7 +198,7 @@ def _lane(
             f" ({STATUS_WORDS.get(status, status)})"
         )
         parts.append(
-            f'<g class="test {_status_class(status)}"><title>{escape(tip)}</title>'
+            f'<g class="test {_attr(_status_class(status))}"><title>{escape(tip)}</title>'
             f'<rect class="span" x="{x1:.1f}" y="8" width="{width:.1f}"'
             f' height="{scale.height}"></rect>'
         )

@@ -3,12 +3,13 @@
 ``cleanup`` takes ``{"force": bool}``.  ``configure`` keeps the forms it took (a size or
 null for ``alert_threshold``, JSON numbers for the fractions ``warning`` and ``critical``,
 seconds for ``cooldown`` (>= 0) and ``interval`` (> 0), a bool for ``auto_cleanup``,
-``headers``) and refuses values nothing could
-act on, by the rules of the plugin's own thresholds: a fraction, like a percentage there,
-is in (0, 1]; a size is at least one page (RSS grows by pages); and since a threshold is
-compared with the memory this process can use (the cgroup's limit when there is one), a
-fraction must come to at least one page of it and a size to at most all of it.  Numbers
-beyond a float's range (``1e400``) are refused, as ``NaN`` and ``Infinity`` are.
+``headers``) and refuses values nothing could act on, by the rules of the plugin's own
+thresholds: a fraction, like a percentage there, is in (0, 1]; a size is at least one page
+(RSS grows by pages); and since a threshold is compared with the memory this process can
+use (the cgroup's limit when there is one), a fraction must come to at least one page of
+it and a size to at most all of it; seconds are at most a day.  Numbers beyond a float's
+range (``1e400``) are refused, as ``NaN`` and ``Infinity`` are, and so is an integer of
+any length out of its key's range.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..probe.system import SystemMemory
 
 __all__ = [
+    "MAX_SECONDS",
     "PAGE",
     "SETTINGS",
     "Refused",
@@ -56,6 +58,9 @@ SETTINGS: Final = (
     "interval",
     "warning",
 )
+#: The longest ``cooldown`` or ``interval`` (seconds): a day.  A thread's wait has a
+#: platform maximum (``threading.TIMEOUT_MAX``, 49 days on Windows) that a larger one passes.
+MAX_SECONDS: Final = 86_400
 #: The keys ``POST /cleanup`` accepts.
 CLEANUP: Final = ("force",)
 _FRACTION: Final = "expected a fraction in (0, 1], e.g. 0.7"
@@ -188,10 +193,11 @@ def check_cleanup(data: dict[str, Any]) -> bool:
 
 
 def _seconds(key: str, value: Any, *, zero: bool) -> float:
-    """A number of seconds, finite, above 0 (or at it when ``zero``)."""
-    bound = ">= 0" if zero else "> 0"
+    """A number of seconds above 0 (or at it when ``zero``), at most :data:`MAX_SECONDS`."""
+    bound = f"{'>= 0' if zero else '> 0'} and <= {MAX_SECONDS}"
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+    # compared before any float(): a JSON integer of 400 digits overflows a float
+    if not number or not 0 <= value <= MAX_SECONDS or (value == 0 and not zero):
         raise invalid(key, value, f"expected seconds {bound}, e.g. {300 if zero else 60}")
     return float(value)
 

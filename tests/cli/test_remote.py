@@ -226,3 +226,27 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     code, _, err = run(capsys, "configure", "--url", "http://h/m", "--warning", "1.5")
     assert code == 2
     assert err[-1].endswith("invalid fraction '1.5' (expected a number in (0, 1], e.g. 0.7)")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",  # urlsplit raises ValueError: argparse used to print "invalid _url value"
+        "http://127.0.0.1:abc/memory",  # a traceback (http.client.InvalidURL) when requested
+        "http://127.0.0.1:99999/memory",
+        "http://127.0.0.1:0/memory",
+        "http://:8000/memory",
+        "http://127.0.0.1:8000/me mory",
+        "http://127.0.0.1:8000/me\tmory",
+        "ftp://127.0.0.1/memory",
+    ],
+)
+def test_a_malformed_url_is_a_usage_error_that_repeats_it(
+    capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    code, out, err = run(capsys, "profile", "--url", url)
+    assert (code, out) == (2, [])
+    assert err[-1] == (
+        f"memguard profile: error: argument --url: invalid URL {url!r} (expected where the "
+        "endpoints are mounted, e.g. http://127.0.0.1:8000/memory)"
+    )

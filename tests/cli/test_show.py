@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_memguard.cli import main
-from tests.cli.reports import MB, make_test, write_report
+from tests.cli.reports import MB, make_report, make_test, write_report
+
+
+@pytest.fixture(autouse=True)
+def no_colour_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' output is not a terminal; a CI's FORCE_COLOR must not colour it."""
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -130,3 +139,165 @@ def test_html_with_a_missing_baseline_is_one_line_and_exit_2(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.strip() == f"memguard show: error: {missing}: no such file"
+
+
+def _timeline_report(path: Path) -> dict[str, Any]:
+    """A report with a timeline, a worker, an alert and a leak's sites, to be broken."""
+    test = make_test("t.py::leaky", 30 * MB, status="leak", leak=5 * MB, message="kept 5 MB")
+    test["started"] = 1000.5
+    test["sites"] = [{"file": "t.py", "line": 3, "size": 5 * MB, "count": 2}]
+    report = make_report(make_test("t.py::light", 5 * MB), test)
+    report["timeline"] = {
+        "processes": [{"process": "main", "pid": 1, "samples": [[1000.0, 50 * MB]]}],
+        "events": [{"time": 1000.6, "kind": "stop", "process": "main", "nodeid": "t.py::leaky"}],
+    }
+    report["alerts"] = [{"level": "warning", "process": "main", "rss": 60 * MB, "message": "m"}]
+    report["workers"] = [{"id": "gw0", "pid": 2}]
+    return report
+
+
+HUGE = 10**400
+#: Edits another version or a hand could make: (where, value); None as the value deletes.
+BROKEN: list[tuple[tuple[str | int, ...], Any]] = [
+    (("config",), "enforce"),
+    (("config",), [1, 2]),
+    (("config",), None),
+    (("config", "max"), "4GB"),
+    (("config", "warning"), HUGE),
+    (("config", "sources"), ["--memguard-max"]),
+    (("config", "mode"), 3),
+    (("summary",), "3 tests"),
+    (("summary", "statuses"), {"ok": "two"}),
+    (("summary", "worst"), {"peak_delta": 1}),
+    (("summary", "peak_rss"), HUGE),
+    (("environment",), 7),
+    (("environment", "memory_total"), "8GB"),
+    (("timeline",), []),
+    (("timeline", "processes"), "main"),
+    (("timeline", "processes", 0, "samples"), [[None, None]]),
+    (("timeline", "processes", 0, "samples"), [[1000.1], ["x", 1], [1000.2, HUGE], 5]),
+    (("timeline", "processes", 0), {"samples": [[1, 2]]}),
+    (("timeline", "events", 0, "time"), None),
+    (("timeline", "events", 0, "time"), HUGE),
+    (("timeline", "events"), [None, "stop"]),
+    (("alerts",), [None, {"rss": "big", "level": 3}]),
+    (("workers",), [None, 3, {"id": 4}]),
+    (("created",), 20260102),
+    (("duration_s",), "long"),
+    (("duration_s",), None),
+    (("tests", 1, "duration_s"), None),
+    (("tests", 1, "started"), HUGE),
+    (("tests", 1, "started"), "noon"),
+    (("tests", 1, "budget"), {"rss": "1GB", "peak": HUGE}),
+    (("tests", 1, "sites"), [None, {"file": None, "line": "x", "size": "y", "count": None}]),
+    (("tests", 1, "message"), 42),
+    (("tests", 1, "worker"), None),
+    (("tests", 1, "status"), "exploded"),  # the table refuses it: the page says the same
+    (("tests", 1, "outcome"), None),
+    (("tests", 0), "t.py::light"),
+    (("tests",), "all of them"),
+]
+
+
+def _edit(report: dict[str, Any], where: tuple[str | int, ...], value: Any) -> None:
+    *path, last = where
+    target: Any = report
+    for key in path:
+        target = target[key]
+    if value is None and isinstance(target, dict):
+        target.pop(last, None)
+    else:
+        target[last] = value
+
+
+@pytest.mark.parametrize(
+    ("where", "value"), BROKEN, ids=[".".join(map(str, where)) for where, _ in BROKEN]
+)
+def test_html_accepts_every_report_the_table_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: tuple[str | int, ...], value: Any
+) -> None:
+    report = _timeline_report(tmp_path)
+    _edit(report, where, value)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(report))
+    table = main(["show", str(path)])
+    table_out, table_err = capsys.readouterr()
+    assert main(["show", str(path), "--format", "html"]) == table
+    page, err = capsys.readouterr()
+    assert err == table_err
+    if table == 0:
+        assert page.startswith("<!DOCTYPE html>")
+        assert page.endswith("</html>\n")
+        assert 'data-key="peak"' in page, "the table of every test"
+    else:
+        assert page == table_out == ""
+        assert err.count("\n") == 1
+
+
+RED, YELLOW, RESET = "\x1b[1;31m", "\x1b[33m", "\x1b[0m"
+
+
+@pytest.fixture
+def escapes(tmp_path: Path) -> str:
+    """A report whose texts carry terminal escapes (a coloured message, a title sequence)."""
+    return write_report(
+        tmp_path / "escapes.json",
+        make_test(
+            "t.py::heavy\x1b]0;owned\x07",
+            300 * MB,
+            status="over_budget",
+            budget=100 * MB,
+            message="\x1b[31mtoo big\x1b[0m",
+        ),
+        make_test("t.py::warm", 20 * MB, status="warning"),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_reports_escapes_are_shown_escaped_never_sent_raw(
+    escapes: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # even when colour is on
+    assert main(["show", escapes, "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    text = out.replace(RED, "").replace(YELLOW, "").replace(RESET, "")
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "t.py::heavy\\x1b]0;owned\\x07" in text
+    assert "\\x1b[31mtoo big\\x1b[0m" in text
+
+
+@pytest.mark.parametrize(
+    ("tty", "environment", "coloured"),
+    [
+        (False, {}, False),
+        (True, {}, True),
+        (True, {"TERM": "dumb"}, False),
+        (True, {"NO_COLOR": "1"}, False),
+        (True, {"NO_COLOR": ""}, True),  # set but empty: not a request (no-color.org)
+        (False, {"FORCE_COLOR": "1"}, True),
+        (False, {"FORCE_COLOR": ""}, False),
+        (False, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+    ],
+)
+def test_the_table_is_coloured_only_on_a_terminal_or_when_forced(
+    escapes: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
+    environment: dict[str, str],
+    coloured: bool,
+) -> None:
+    assert main(["show", escapes]) == 0
+    plain = capsys.readouterr().out
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    assert main(["show", escapes]) == 0
+    out = capsys.readouterr().out
+    assert (f"{RED}OVER BUDGET{RESET}" in out) is coloured
+    assert (f"{YELLOW}warning{RESET}" in out) is coloured
+    assert f"  {RED if coloured else ''}OVER BUDGET{RESET if coloured else ''} t.py::heavy" in out
+    assert out.replace(RED, "").replace(YELLOW, "").replace(RESET, "") == plain, "same columns"
+    assert main(["show", escapes, "--format", "markdown"]) == 0
+    assert "\x1b" not in capsys.readouterr().out, "colour is the table's only"

@@ -123,6 +123,33 @@ def test_the_table_sorts_by_name_and_filters_by_status(page: Path, tmp_path: Pat
     assert re.search(r'<span id="shown">1</span>', dom)
 
 
+@pytest.mark.parametrize(
+    ("fragment", "shown"),
+    [
+        ("#q=100%", 0),  # a malformed escape: searched for as it stands
+        ("#sort=%E0%A4%A", 11),
+        ("#status=&q=%", 0),
+        ("#sort=nonexistent&dir=sideways", 11),
+        ("#status=nonexistent", 11),
+        ("#q=%3A%3Atest_runaway&sort=peak&dir=asc", 1),  # a valid escape is decoded
+        ("#sort=peak&dir=" + "9" * 400 + "&q=&status=", 11),
+        ("#=&&=x&q&__proto__=1&constructor=2&%=%", 11),
+    ],
+)
+def test_any_fragment_opens_without_a_script_error(
+    page: Path, tmp_path: Path, fragment: str, shown: int
+) -> None:
+    done = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri() + fragment)
+    dom = done.stdout
+    assert "<body" in dom, done.stderr
+    _no_script_error(dom)
+    assert not re.search(r"Uncaught", done.stderr), done.stderr
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None
+    assert 'data-ready="1"' in body.group(1), "the script ran to its end"
+    assert re.search(rf'<span id="shown">{shown}</span>', dom), fragment
+
+
 def test_a_screenshot_is_taken(page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     _chromium(

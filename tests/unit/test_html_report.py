@@ -197,3 +197,42 @@ def test_the_bar_chart_stacks_a_tests_child_processes_after_its_own_growth() -> 
     assert "t.py::test_pool: peak growth 2.0 MiB, child processes 40.0 MiB" in bars
     assert "its child processes' own memory" in bars, "the legend names the stacked part"
     assert "child processes" not in render_html(_report(*_tests())), "none: not drawn"
+
+
+def test_fields_of_the_wrong_type_read_as_unknown_and_the_rest_still_shows() -> None:
+    report = _report(*_tests())
+    report["config"] = "enforce"  # another version's (or a hand edit's) config
+    report["summary"] = None
+    report["timeline"]["processes"][0]["samples"] = [
+        [None, None],
+        [1000.2, 200 * MiB],
+        [1000.3],
+        ["x", 1],
+        [1000.4, 10**400],
+    ]
+    report["timeline"]["events"] = [{"time": None, "kind": "stop"}, 3]
+    report["tests"][0]["budget"] = {"peak": "10MB", "rss": 10**400}
+    report["tests"][0]["started"] = 10**400
+    report["tests"][1]["duration_s"] = "slow"
+    report["alerts"] = [None, {"level": 3, "rss": "big"}]
+    report["workers"] = [None, 7]
+    page = render_html(report)
+    assert page.endswith("</html>\n")
+    summary = page[page.index('id="summary"') : page.index('id="failures"')]
+    assert "<td>hard limit</td><td class='num'>none</td><td>default</td>" in summary
+    assert 'data-status="over_budget">OVER BUDGET<b>1</b>' in summary, "counted from the tests"
+    assert "Largest peak growth: t.py::test_heavy" in summary
+    lane = page[page.index('data-process="main"') :]
+    points = re.search(r'<polyline class="rss" points="([^"]*)"', lane)
+    assert points is not None
+    assert len(points.group(1).split()) == 1, "the one well-formed sample"
+    assert '<g class="mark' not in lane
+    assert "<td>?</td><td>?</td><td class='num'>-</td>" in page, "the alert, its fields unknown"
+
+
+def test_an_unknown_status_is_escaped_in_the_rows_attributes() -> None:
+    report = _report(*_tests())
+    report["tests"][0]["status"] = 'x" onmouseover="alert(1)'
+    page = render_html(report)
+    assert 'onmouseover="alert(1)' not in page
+    assert 'data-status="x&quot; onmouseover=&quot;alert(1)"' in page

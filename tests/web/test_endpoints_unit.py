@@ -514,3 +514,65 @@ def test_respond_reads_the_body_only_once_the_token_is_checked(api: MemoryApp) -
     assert (status, reads, json.loads(payload)["forced"]) == (200, [1], True)
     status, _, payload = api.respond("GET", "/status", b"", body)
     assert (status, json.loads(payload)["pressure"]) == (200, "ok")
+
+
+HUGE = "9" * 400  # a JSON integer no float holds
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (f'{{"cooldown": {HUGE}}}', f"cooldown: invalid value {HUGE}: expected seconds >= 0"),
+        (f'{{"interval": {HUGE}}}', f"interval: invalid value {HUGE}: expected seconds > 0"),
+        (f'{{"interval": -{HUGE}}}', f"interval: invalid value -{HUGE}: expected seconds > 0"),
+        ('{"cooldown": 1e300}', "cooldown: invalid value 1e+300: expected seconds >= 0 and <="),
+        ('{"interval": 86401}', "interval: invalid value 86401: expected seconds > 0 and <= 86400"),
+        ('{"cooldown": -0.5}', "cooldown: invalid value -0.5: expected seconds >= 0"),
+        ('{"cooldown": false}', "cooldown: invalid value False: expected seconds >= 0"),
+        ('{"interval": null}', "interval: invalid value None: expected seconds > 0"),
+        (f'{{"warning": {HUGE}}}', f"warning: invalid value {HUGE}: warning must be a fraction"),
+        (f'{{"critical": -{HUGE}}}', f"critical: invalid value -{HUGE}: critical must be a"),
+        ('{"warning": true}', "warning: invalid value True: expected a fraction in (0, 1]"),
+        (f'{{"alert_threshold": {HUGE}}}', f"alert_threshold: invalid size {HUGE}"),
+        (f'{{"alert_threshold": -{HUGE}}}', f"alert_threshold: invalid size -{HUGE}"),
+        ('{"alert_threshold": true}', "alert_threshold: invalid size True"),
+        ('{"auto_cleanup": 1}', "auto_cleanup: invalid value 1: expected true or false"),
+    ],
+)
+def test_configure_answers_400_naming_the_key_for_any_number_out_of_range(
+    api: MemoryApp, body: str, message: str
+) -> None:
+    """A huge integer is compared, never turned into a float (which overflows: a 500)."""
+    coordinator = api.coordinator
+    before = (coordinator.warning, coordinator.critical, coordinator.cooldown)
+    automatic = api.diagnostics.automatic.settings()
+    for reply in (
+        post(api, "/configure", body.encode()),
+        wsgi_call(api.wsgi, "/configure", "POST", AUTH, body.encode()),
+    ):
+        assert reply.status == 400, reply.body[:300]
+        answer = reply.json()
+        assert answer["error"].startswith(message)
+        assert answer["key"] == message.partition(":")[0]
+    assert (coordinator.warning, coordinator.critical, coordinator.cooldown) == before
+    assert api.diagnostics.automatic.settings() == automatic
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"Infinity", b"-Infinity", b"NaN"])
+@pytest.mark.parametrize("key", [b"cooldown", b"interval"])
+def test_configure_refuses_seconds_that_are_not_finite(
+    api: MemoryApp, key: bytes, number: bytes
+) -> None:
+    body = b'{"' + key + b'": ' + number + b"}"
+    for reply in (
+        post(api, "/configure", body),
+        wsgi_call(api.wsgi, "/configure", "POST", AUTH, body),
+    ):
+        assert reply.status == 400
+        assert reply.json()["error"].startswith("malformed JSON: ")
+
+
+def test_configure_accepts_seconds_up_to_a_day(api: MemoryApp) -> None:
+    reply = post(api, "/configure", b'{"cooldown": 86400, "interval": 86400}')
+    assert reply.status == 200
+    assert (reply.json()["cooldown"], reply.json()["interval"]) == (86400.0, 86400.0)

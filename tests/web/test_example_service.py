@@ -24,3 +24,24 @@ def test_the_example_service_answers_and_measures(service: Server) -> None:
     assert service.get("/memory/cache/metrics").json()["primes"]["hits"] == 1
     assert service.get("/memory/requests").json()["routes"]["/primes/50000"]["count"] == 2
     assert service.post("/memory/cleanup").status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/primes/%C2%B2",  # superscript two: str.isdigit() says yes, int() says no
+        "/primes/%D9%A3",  # Arabic-Indic three: int() takes it, the route does not
+        "/primes/1_000",
+        "/primes/-5",
+        "/primes/1000001",
+        "/primes/" + "9" * 5000,  # past int()'s digit limit
+        "/primes/",
+    ],
+)
+def test_a_bad_number_is_a_404_with_a_short_json_body(service: Server, path: str) -> None:
+    reply = service.get(path)
+    assert reply.status == 404
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["error"].startswith("no route /primes/")
+    assert len(reply.body) < 200 + len(path)
+    assert b"Traceback" not in service.log.read_bytes()
