@@ -11,6 +11,7 @@ No pytest import here: the CLI and the plugin both use this module.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -271,6 +272,18 @@ def compare_figures(
     return TestChange(nodeid, old, new, tuple(metrics), allowed)
 
 
+_SECONDS: Final = (int, float)
+#: Past this a number of seconds is no run's (about the year 33658).
+_MAX_SECONDS: Final = 10**12
+#: Other fields of a test entry whose type is checked: name, types, what is expected.
+_SHAPES: Final = (
+    ("duration_s", _SECONDS, "seconds"),
+    ("started", _SECONDS, "seconds since the epoch or null"),
+    ("leak_check", Mapping, "an object or null"),
+    ("reruns", int, "a count"),
+)
+
+
 def _checked(index: int, entry: object) -> TestMemory:
     if not isinstance(entry, Mapping) or not isinstance(entry.get("nodeid"), str):
         raise ReportError(f'tests[{index}] is not a test entry with a "nodeid"')
@@ -281,9 +294,18 @@ def _checked(index: int, entry: object) -> TestMemory:
         value = entry.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ReportError(f"{where}: {name} is {value!r}, expected bytes or null")
+    for name, kinds, expected in _SHAPES:
+        value = entry.get(name)
+        if value is None:
+            continue
+        wrong = isinstance(value, bool) or not isinstance(value, kinds)
+        if not wrong and kinds == _SECONDS:
+            wrong = not math.isfinite(value) if isinstance(value, float) else value > _MAX_SECONDS
+        if wrong:
+            raise ReportError(f"{where}: {name} is {value!r}, expected {expected}")
     try:
         return TestMemory.from_json(entry)
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise ReportError(f"{where}: malformed entry ({error!r})") from None
 
 
