@@ -96,7 +96,7 @@ class MemguardPlugin:
         self.records = None if shared else records_folder(settings)
         self.reader = RssReader()
         self.has_children = ChildrenCheck()
-        self.descendants = DescendantsMemory()
+        self.descendants = DescendantsMemory(has_children=self.has_children)
         self.meter = open_peak_meter(read=self.reader)
         self.run = Run(
             config,

@@ -51,6 +51,48 @@ if sys.platform.startswith("linux"):
 _PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+@functools.cache
+def _held_pread() -> Callable[[int, int], bytes] | None:
+    """``pread(fd, size)`` that keeps the interpreter lock (libc's, through
+    ``ctypes.PyDLL``), or None where there is none.
+
+    ``os.pread`` lets the lock go for the call; taking it back waits until the thread
+    that has it reaches its next bytecode, which can be a C call of ten milliseconds (a
+    16 MiB ``bytearray`` filled).  The watchdog reads a few small ``/proc`` files per
+    sample: with the lock kept, each read is a system call of microseconds, and the
+    guard is not slowed by the very test it has to stop.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.PyDLL(None).pread
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
+    function.restype = ctypes.c_ssize_t
+    buffers = threading.local()
+
+    def pread(fd: int, size: int) -> bytes:
+        buffer = getattr(buffers, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = buffers.buffer = ctypes.create_string_buffer(size)
+        count = function(fd, buffer, size, 0)
+        if count < 0:
+            raise OSError(ctypes.get_errno(), "pread failed")
+        return buffer.raw[:count]
+
+    return pread
+
+
+def _kept_read(fd: int, size: int) -> bytes:
+    """Read a kept ``/proc`` descriptor from its start, keeping the interpreter lock where
+    the platform allows (see :func:`_held_pread`)."""
+    pread = _held_pread()
+    return pread(fd, size) if pread is not None else os.pread(fd, size, 0)
+
+
 class RssReader:
     """Reads this process's RSS in bytes; about 2 µs on Linux (a kept ``statm`` descriptor).
 
@@ -75,7 +117,7 @@ class RssReader:
 
     def __call__(self) -> int:
         if self._fd is not None:
-            fields = os.pread(self._fd, 128, 0).split()
+            fields = _kept_read(self._fd, 128).split()
             return int(fields[1]) * _PAGE_SIZE
         if self._process is None:  # closed: psutil from now on (imported only if needed)
             import psutil
@@ -126,14 +168,22 @@ class DescendantsMemory:
     :attr:`forked` may be read from another.
     """
 
-    __slots__ = ("__weakref__", "_clock", "_known", "_root", "forked")
+    __slots__ = ("__weakref__", "_clock", "_has_children", "_known", "_root", "_scanned", "forked")
 
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, root: int | None = None
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        root: int | None = None,
+        has_children: Callable[[], bool] | None = None,
     ) -> None:
         self._clock = clock
         #: Whose descendants: another process's (a monitor's), or this one's (None).
         self._root = root
+        #: A cheap check of whether the main thread has children (:class:`ChildrenCheck`):
+        #: with none there, and none seen last time, the full scan (a few files per
+        #: thread) is made at most every :data:`FULL_SCAN_EVERY` seconds.
+        self._has_children = has_children
+        self._scanned = -FULL_SCAN_EVERY
         #: By pid: the RSS when smaps_rollup was last read, the bytes it shared then,
         #: when, and whether it was a fork of this process.
         self._known: dict[int, tuple[int, int, float, bool]] = {}
@@ -151,6 +201,10 @@ class DescendantsMemory:
         if not _PROC_CHILDREN:
             return _psutil_descendants(root)
         now = self._clock()
+        quiet = self._has_children is not None and not self._known and not self._has_children()
+        if quiet and now - self._scanned < FULL_SCAN_EVERY:
+            return 0  # another thread's child is seen at the next full scan
+        self._scanned = now
         total = 0
         known: dict[int, tuple[int, int, float, bool]] = {}
         for pid in _proc_descendants(root):
@@ -179,6 +233,8 @@ def _forked(memory: weakref.ref[DescendantsMemory]) -> None:
         reader.forked = True
 
 
+#: Seconds between full scans for children while the main thread has none.
+FULL_SCAN_EVERY: Final = 1.0
 #: A child's RSS moves by this many bytes before its ``smaps_rollup`` is read again.
 REREAD_STEP: Final = 8 * 1024 * 1024
 #: Seconds after which a child's ``smaps_rollup`` is read again anyway.
@@ -259,7 +315,7 @@ class ChildrenCheck:
     def __call__(self) -> bool:
         if self._fd is None:
             return False
-        return bool(os.pread(self._fd, 16, 0).strip())
+        return bool(_kept_read(self._fd, 16).strip())
 
     def close(self) -> None:
         if self._fd is not None:

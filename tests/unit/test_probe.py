@@ -266,3 +266,18 @@ def test_own_memory_through_psutil_is_uss_where_psutil_has_it() -> None:
     process = psutil.Process()
     own = process_own_memory(process)
     assert 0 < own <= process.memory_info().rss
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libc's pread")
+def test_a_kept_file_is_read_from_its_start_keeping_the_interpreter_lock(tmp_path: Path) -> None:
+    from pytest_memguard.probe.process import _held_pread, _kept_read
+
+    assert _held_pread() is not None
+    path = tmp_path / "kept"
+    path.write_bytes(b"12345 678 9\n")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _kept_read(fd, 128) == b"12345 678 9\n"
+        assert _kept_read(fd, 5) == b"12345"  # from the start again, as pread
+    finally:
+        os.close(fd)
