@@ -474,7 +474,7 @@ class MemguardPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
-    ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    ) -> tuple[str, str, str | tuple[str, dict[str, bool]]] | None:
         return terminal.memory_status(report)
 
     def _leak_check(self) -> LeakCheck:

@@ -74,12 +74,17 @@ class Runner(NamedTuple):
         assert self.setup is not None
         assert self.call is not None
         reset = getattr(item, "_initrequest", None)  # as pytest does for a rerun
-        if not callable(reset):
+        if callable(reset):
+            reset()
+        elif getattr(item, "dtest", None) is None:  # a doctest's setup makes a new request
             return f"memguard cannot run a {type(item).__name__} item again"
-        reset()
         error: str | None = None
         stop: MemoryLimitExceeded | None = None
         when = "setup"
+        # pytest before 9 keeps a unittest test's failures (a subTest's too) on the item,
+        # for the next report: the rerun's are taken back, as its own failures.
+        kept = item.__dict__.get("_excinfo")
+        kept_before = len(kept) if isinstance(kept, list) else 0
         with _unreported(item) as failures:
             try:
                 self.setup(item=item)
@@ -92,6 +97,10 @@ class Runner(NamedTuple):
             except BaseException as raised:  # pytest's outcomes are BaseExceptions
                 error = f"{when}: {type(raised).__name__}: {raised}".strip()
             failed = self.teardown_function(item)
+        kept = item.__dict__.get("_excinfo")
+        if isinstance(kept, list) and len(kept) > kept_before:
+            failures.extend(str(info.value) or info.typename for info in kept[kept_before:])
+            del kept[kept_before:]
         if error is None and failures:
             error = f"call: a subtest failed: {failures[0]}"
         if stop is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..core.sizes import format_limit, format_size
 from ..probe.system import SystemMemory
 from ..results import STATUS_WORDS
+from .compat import STATUS_MARKUP
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -19,12 +20,14 @@ __all__ = ["CAUSE_KEY", "header_lines", "memory_status", "write_summary"]
 CAUSE_KEY: Final = "memguard_cause"
 
 
-def memory_status(report: Any) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+def memory_status(
+    report: Any,
+) -> tuple[str, str, str | tuple[str, dict[str, bool]]] | None:
     """The status letter ``M`` and word ``MEMORY`` of a report memguard failed (a
     failure in the body, an error in setup or teardown), or None."""
     if report.outcome == "failed" and report.__dict__.get(CAUSE_KEY):
         category = "error" if report.when in ("setup", "teardown") else "failed"
-        return category, "M", ("MEMORY", {"red": True})
+        return category, "M", ("MEMORY", {"red": True}) if STATUS_MARKUP else "MEMORY"
     return None
 
 

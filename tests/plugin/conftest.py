@@ -164,3 +164,10 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return stdout.decode()
+
+
+def error_summary(line: str) -> str:
+    """The short test summary's line of a test whose report has no crash location (an
+    error in setup or teardown, a crashed worker): pytest 8 adds the message after
+    ``" - "``; pytest 7 names the test only."""
+    return line if pytest.version_tuple >= (8,) else line.split(" - ", 1)[0]

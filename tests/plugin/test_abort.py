@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import Run, entry, error_summary
 
 MB = 1_000_000
 
@@ -241,7 +241,12 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
         ]
     )
     result.stdout.fnmatch_lines(
-        ["MEMORY *::test_setup_runaway - MemoryLimitExceeded: memguard: RSS * the test was stopped"]
+        [
+            error_summary(
+                "MEMORY *::test_setup_runaway - MemoryLimitExceeded: memguard: RSS * the test"
+                " was stopped"
+            )
+        ]
     )
     output = result.stdout.str()
     assert "LimitStop" not in output

@@ -15,7 +15,7 @@ from pytest_memguard.compare import parse_allowance
 from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.ci import annotation
 
-from .conftest import Run, entry
+from .conftest import Run, entry, error_summary
 
 MB = 1_000_000
 
@@ -51,7 +51,7 @@ def test_growth_over_the_baseline_fails_only_the_grown_test(
             " (allowed +20%, --memguard-baseline main.json)",
             "*- memguard -*",
             "RSS at start *, peak *, growth 11?.? MiB*",
-            "MEMORY test_mem.py::test_grow - memguard: peak growth*",
+            error_summary("MEMORY test_mem.py::test_grow - memguard: peak growth*"),
         ]
     )
     grown = entry(report, "test_grow")

@@ -284,13 +284,16 @@ def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: Run) -> None:
     )
     plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v").parseoutcomes()
     result, report = run("--memguard-leaks", "-v")
-    assert result.parseoutcomes() == plain == {"passed": 2, "subtests": 10}
+    assert result.parseoutcomes() == plain
+    if pytest.version_tuple >= (9,):  # pytest reports unittest's subtests since 9
+        assert plain == {"passed": 2, "subtests": 10}
     warm = entry(report, "test_warms_a_cache")
     assert warm["leak_check"]["verdict"] == "warm_up", warm["message"]
     once = entry(report, "test_once_only")
     assert once["leak_check"]["verdict"] == "unconfirmed"
     assert "the rerun failed: call: a subtest failed: " in once["message"]
-    assert "(i=4)" in once["message"]
+    if pytest.version_tuple >= (9,):
+        assert "(i=4)" in once["message"]
 
 
 @pytest.mark.skipif(not hasattr(pytest, "Subtests"), reason="pytest's subtests fixture: pytest 9")

@@ -279,7 +279,7 @@ def test_no_memguard_disables_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok(): pass")
     result = pytester.runpytest("-p", "no:memguard")
     result.assert_outcomes(passed=1)
-    result = pytester.runpytest("-p", "no:memguard", "--memguard")
+    result = pytester.runpytest_subprocess("-p", "no:memguard", "--memguard")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unrecognized arguments: --memguard*"])
 

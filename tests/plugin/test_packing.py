@@ -12,7 +12,7 @@ import pytest
 from pytest_memguard import load_schema
 from pytest_memguard.core.sizes import format_size
 
-from .conftest import HOLD, entry
+from .conftest import HOLD, entry, error_summary
 
 pytest.importorskip("xdist")
 
@@ -258,7 +258,7 @@ def test_a_worker_crash_under_rerunfailures_is_rerun_as_without_packing(
     result.stdout.fnmatch_lines(
         [
             "*worker 'gw*' crashed while running 'test_crash.py::test_crashes_always'",
-            "FAILED test_crash.py::test_crashes_always - worker 'gw*' crashed*",
+            error_summary("FAILED test_crash.py::test_crashes_always - worker 'gw*' crashed*"),
         ]
     )
     assert report["config"]["pack"] is bool(pack)

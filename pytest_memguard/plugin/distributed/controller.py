@@ -163,15 +163,14 @@ class Controller:
         """``--memguard-pack``: our scheduler instead of ``load``'s."""
         if self.history is None:
             return None
-        from xdist.workermanage import parse_tx_spec_config  # type: ignore[import-untyped]
-
+        from ..compat import xdist_worker_count
         from .packing import PackScheduling
 
         settings = self.run.settings
         limit = settings.aggregate or self.run.memory.total
         self.scheduler = PackScheduling(
             config,
-            len(parse_tx_spec_config(config)),
+            xdist_worker_count(config),
             self.history,
             limit,
             self._base,
