@@ -27,5 +27,7 @@ def xdist_worker_count(config: pytest.Config) -> int:
     """
     from xdist import workermanage  # type: ignore[import-untyped]
 
-    parse: Any = getattr(workermanage, "parse_tx_spec_config", None) or workermanage.parse_spec_config
+    parse: Any = getattr(workermanage, "parse_tx_spec_config", None)
+    if parse is None:  # xdist before 3.6
+        parse = workermanage.parse_spec_config
     return len(parse(config))
