@@ -14,7 +14,7 @@ COMPARE_ARGS ?= --json compare.json --chart compare.png
 # The project's own suite runs under the guard it ships (dogfooding), in two xdist workers.
 TEST_ARGS ?= -n 2 --memguard --memguard-json memguard-tests.json
 
-.PHONY: venv demo test lint typecheck bench compare clean
+.PHONY: venv demo test matrix lint typecheck bench compare clean
 
 venv: $(STAMP)
 
@@ -36,9 +36,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(TEST_ARGS)
 
+# The plugin's tests on the corners of the version matrix (noxfile.py: Python 3.10 with
+# pytest 7.4 and the oldest pytest-xdist; Python 3.13 with pytest 8.x and the newest).
+matrix: $(STAMP)
+	$(PY) -m nox -t corners
+
 lint: $(STAMP)
-	$(PY) -m ruff check pytest_memguard tests benchmarks examples
-	$(PY) -m ruff format --check pytest_memguard tests benchmarks examples
+	$(PY) -m ruff check pytest_memguard tests benchmarks examples noxfile.py
+	$(PY) -m ruff format --check pytest_memguard tests benchmarks examples noxfile.py
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -54,4 +59,4 @@ compare: $(BENCH_STAMP)
 	$(BENCH_PY) benchmarks/compare.py $(COMPARE_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json compare.json compare.png
+	rm -rf $(VENV) $(BENCH_VENV) .nox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache memguard*.json compare.json compare.png

@@ -168,6 +168,6 @@ def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
 
 def error_summary(line: str) -> str:
     """The short test summary's line of a test whose report has no crash location (an
-    error in setup or teardown, a crashed worker): pytest 8 adds the message after
-    ``" - "``; pytest 7 names the test only."""
-    return line if pytest.version_tuple >= (8,) else line.split(" - ", 1)[0]
+    error in setup or teardown, a crashed worker): pytest 9 adds the message after
+    ``" - "``; pytest 7 and 8 name the test only."""
+    return line if pytest.version_tuple >= (9,) else line.split(" - ", 1)[0]

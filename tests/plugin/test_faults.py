@@ -12,7 +12,7 @@ import pytest
 from pytest_memguard.core.sizes import format_size
 
 from .cgroups import inside, memory_cgroup
-from .conftest import STUBBORN, finish, start_session, wait_for_files
+from .conftest import STUBBORN, error_summary, finish, start_session, wait_for_files
 from .test_xdist import run_xdist
 
 MiB = 1024 * 1024
@@ -129,7 +129,9 @@ def test_a_worker_the_kernel_killed_for_memory_gets_the_memory_letter(
     (fills,) = report["tests"]
     assert fills["status"] == "killed"
     assert "the kernel's OOM killer (the memory cgroup's OOM kill count rose" in fills["message"]
-    result.stdout.fnmatch_lines(["M", "MEMORY test_fills.py::test_fills_the_container - *"])
+    result.stdout.fnmatch_lines(
+        ["M", error_summary("MEMORY test_fills.py::test_fills_the_container - *")]
+    )
 
 
 @pytest.mark.parametrize(
