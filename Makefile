@@ -14,7 +14,7 @@ COMPARE_ARGS ?= --json compare.json --chart compare.png
 # The project's own suite runs under the guard it ships (dogfooding), in two xdist workers.
 TEST_ARGS ?= -n 2 --memguard --memguard-json memguard-tests.json
 
-.PHONY: venv demo test matrix lint typecheck bench compare clean
+.PHONY: venv demo test matrix package lint typecheck bench compare clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,11 @@ test: $(STAMP)
 # pytest 7.4 and the oldest pytest-xdist; Python 3.13 with pytest 8.x and the newest).
 matrix: $(STAMP)
 	$(PY) -m nox -t corners
+
+# The sdist and the wheel built and checked (twine), and the sdist's own tests run from
+# it, installed in a fresh environment (.ci/package).
+package: $(STAMP)
+	PYTHON=$(PY) bash .ci/package
 
 lint: $(STAMP)
 	$(PY) -m ruff check pytest_memguard tests benchmarks examples noxfile.py

@@ -44,18 +44,26 @@ CELLS = [
 ]
 
 
+def _runs(candidate: str) -> bool:
+    """Whether ``candidate`` is a Python that starts (a pyenv shim of a version that is
+    not selected is on PATH but does not)."""
+    try:
+        return subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def _interpreter(version: str) -> str | None:
     """``python3.X`` on PATH, else the newest pyenv build of it, else None."""
     name = f"python{version}"
-    found = shutil.which(name)
-    if found:
-        return found
+    candidates = [found] if (found := shutil.which(name)) else []
     try:
         root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
+        versions = Path(root.stdout.strip(), "versions")
+        candidates += [str(path) for path in sorted(versions.glob(f"{version}.*/bin/{name}"))[::-1]]
     except (OSError, subprocess.CalledProcessError):
-        return None
-    builds = sorted(Path(root.stdout.strip(), "versions").glob(f"{version}.*/bin/{name}"))
-    return str(builds[-1]) if builds else None
+        pass
+    return next((candidate for candidate in candidates if _runs(candidate)), None)
 
 
 @nox.session(python=False)

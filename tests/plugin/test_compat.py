@@ -22,7 +22,7 @@ def test_the_status_word_is_shown_as_this_pytest_takes_it(pytester: pytest.Pytes
             data = bytearray(30_000_000)
         """
     )
-    result = pytester.runpytest("--memguard", "-p", "no:cacheprovider", "-rf")
+    result = pytester.runpytest_subprocess("--memguard", "-p", "no:cacheprovider", "-rf")
     result.stdout.fnmatch_lines(["MEMORY test_the_status*::test_over - *"])
     assert "('MEMORY'" not in result.stdout.str()
     assert compat.STATUS_MARKUP is (pytest.version_tuple >= (8,))

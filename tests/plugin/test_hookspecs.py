@@ -39,7 +39,7 @@ def test_budget_hook_decides_a_tests_budget(pytester: pytest.Pytester, run: Run)
             data = bytearray(30_000_000)
         """
     )
-    result, report = run(inprocess=True)
+    result, report = run()  # real RSS: a fresh process (memory freed earlier is reused)
     result.assert_outcomes(passed=1, failed=2)
     assert entry(report, "test_strict")["message"].endswith("(conftest)")
     assert entry(report, "test_lenient_falls_through_to_the_marker")["budget"]["peak"] == MB
