@@ -244,8 +244,7 @@ def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
         [
             error_summary(
                 "MEMORY *::test_setup_runaway - MemoryLimitExceeded: memguard: RSS * the test"
-                " was stopped",
-                since=(8,),
+                " was stopped"
             )
         ]
     )
