@@ -44,7 +44,7 @@ matrix: $(STAMP)
 # The sdist and the wheel built and checked (twine), and the sdist's own tests run from
 # it, installed in a fresh environment (.ci/package).
 package: $(STAMP)
-	PYTHON=$(PY) bash .ci/package
+	bash .ci/package $(PY)
 
 lint: $(STAMP)
 	$(PY) -m ruff check pytest_memguard tests benchmarks examples noxfile.py

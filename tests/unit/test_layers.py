@@ -9,8 +9,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import pytest_memguard
 
 PACKAGE = Path(pytest_memguard.__file__).parent
@@ -130,13 +128,3 @@ def test_the_engine_imports_nothing_above_it() -> None:
                     if not ok:
                         wrong.append(f"{name} imports {imported}")
     assert not wrong, "\n".join(wrong)
-
-
-def test_the_changelog_names_the_packages_version() -> None:
-    """The version is pyproject's alone; the changelog's newest release names it."""
-    changelog = PACKAGE.parent / "CHANGELOG.md"
-    if not changelog.exists():
-        pytest.skip("not a source tree: the changelog is not installed with the package")
-    releases = [line for line in changelog.read_text().splitlines() if line.startswith("## ")]
-    assert releases, "no release in CHANGELOG.md"
-    assert releases[0].split()[1] == pytest_memguard.__version__
