@@ -98,7 +98,7 @@ class HeapCount:
     ``malloc``'d, counts one), ``c_heap`` the bytes ``malloc`` has handed out
     (:func:`~pytest_memguard.probe.process.c_heap_in_use`; None where it cannot be read)
     and ``rss`` the process's resident memory.  Reading one costs a few microseconds.
-    ``small``, read only by :meth:`exact` (about a millisecond), is the bytes in
+    ``small``, read only by :meth:`exact` (it walks the allocator's pools), is the bytes in
     pymalloc's blocks in use.
     """
 

@@ -114,9 +114,9 @@ class RunEnd:
         status = signals.exit_status()
         if status is not None:  # as a shell reports a process that signal ended
             session.exitstatus = status
-        elif exitstatus == 0 and self._missing():
+        elif exitstatus == 0 and (missing := self._missing()):
             run.notices.append(
-                f"memguard: the report asked for was not written ({self._missing()}):"
+                f"memguard: the report asked for was not written ({missing}):"
                 " the exit status says so (3)"
             )
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

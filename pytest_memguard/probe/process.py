@@ -67,7 +67,7 @@ def _held_pread() -> Callable[[int, int], bytes] | None:
     import ctypes
 
     try:
-        function = ctypes.PyDLL(None).pread
+        function = ctypes.PyDLL(None, use_errno=True).pread
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
@@ -639,7 +639,8 @@ def small_object_bytes() -> int | None:
     Exact, where ``sys.getallocatedblocks()`` only counts blocks: read from CPython's
     ``sys._debugmallocstats()``, which writes to the C ``stderr``, so file descriptor 2 is
     sent to a temporary file meanwhile (what another thread writes there then is lost).
-    About a millisecond: for a leak suspect's reruns, not for every test.
+    It walks every pool of the allocator: for a leak suspect's reruns, not for every test
+    (see benchmarks/leak_costs.py for what a call costs).
     """
     stats = getattr(sys, "_debugmallocstats", None)
     if stats is None:

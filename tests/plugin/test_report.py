@@ -367,3 +367,26 @@ def test_a_report_path_taken_by_a_folder_during_the_run_is_left_alone(
     result.stdout.no_fnmatch_line("*internal error*")
     assert path.is_dir()
     assert list(path.iterdir()) == []
+
+
+def test_a_report_asked_for_and_not_written_is_never_exit_status_0(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import os
+
+        def test_takes_the_reports_place():
+            os.mkdir("memguard.json")  # the path turns into a folder during the run
+        """
+    )
+    result = pytester.runpytest_subprocess("--memguard", "--memguard-json=memguard.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            "memguard: cannot write the report to *memguard.json* (it is a directory*",
+            "memguard: the report asked for was not written (*memguard.json):"
+            " the exit status says so (3)",
+        ]
+    )
