@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from pytest_memguard.cache import BoundedCache
+from pytest_memguard.library.cache import BoundedCache
 
 Op = Callable[[int], object]
 

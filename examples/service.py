@@ -21,8 +21,8 @@ import os
 import sys
 from typing import Any
 
-from pytest_memguard.cache import get_cache_manager
-from pytest_memguard.pressure import get_memory_pressure_coordinator
+from pytest_memguard.library.cache import get_cache_manager
+from pytest_memguard.library.pressure import get_memory_pressure_coordinator
 from pytest_memguard.web import MemoryMonitorMiddleware, RequestRecord, memory_app
 from pytest_memguard.web.asgi import Receive, Scope, Send
 

@@ -41,49 +41,49 @@ _EXPORTS: dict[str, str] = {
     "read_pressure": ".probe.system",
     "read_system_memory": ".probe.system",
     # reports
-    "SCHEMA": ".report",
-    "ReportError": ".report",
-    "load_report": ".report",
-    "load_schema": ".report",
-    "Budget": ".results",
-    "Allowance": ".compare",
-    "AllowanceError": ".compare",
-    "ReportDiff": ".compare",
-    "diff_reports": ".compare",
-    "parse_allowance": ".compare",
-    "render_report": ".render",
+    "SCHEMA": ".reporting.report",
+    "ReportError": ".reporting.report",
+    "load_report": ".reporting.report",
+    "load_schema": ".reporting.report",
+    "Budget": ".reporting.results",
+    "Allowance": ".reporting.compare",
+    "AllowanceError": ".reporting.compare",
+    "ReportDiff": ".reporting.compare",
+    "diff_reports": ".reporting.compare",
+    "parse_allowance": ".reporting.compare",
+    "render_report": ".reporting.render",
     "Site": ".core.sites",
-    "TestMemory": ".results",
+    "TestMemory": ".reporting.results",
     # library
-    "AutomaticError": ".automatic",
-    "start_memory_cleanup": ".lifespan",
-    "stop_memory_cleanup": ".lifespan",
-    "BoundedDict": ".bounded",
-    "BoundedError": ".bounded",
-    "BoundedList": ".bounded",
-    "MetricsCollector": ".bounded",
-    "SingletonMeta": ".bounded",
-    "AgentSingleton": ".singletons",
-    "BoundedCache": ".cache",
-    "CacheError": ".cache",
-    "CacheExistsError": ".cache",
-    "CacheManager": ".cache",
-    "CacheMetrics": ".cache",
-    "deep_sizeof": ".cache",
-    "get_cache_manager": ".cache",
-    "AllocationSite": ".diagnostics",
-    "LeakCandidate": ".diagnostics",
-    "MemoryDiagnostics": ".diagnostics",
-    "MonitorError": ".monitor",
-    "MonitorEvent": ".monitor",
-    "ProcessGoneError": ".monitor",
-    "ProcessMonitor": ".monitor",
-    "UnknownProcessError": ".monitor",
-    "HandlerExistsError": ".pressure",
-    "MemoryPressureCoordinator": ".pressure",
-    "PressureError": ".pressure",
-    "PressureResponse": ".pressure",
-    "get_memory_pressure_coordinator": ".pressure",
+    "AutomaticError": ".library.automatic",
+    "start_memory_cleanup": ".library.lifespan",
+    "stop_memory_cleanup": ".library.lifespan",
+    "BoundedDict": ".library.bounded",
+    "BoundedError": ".library.bounded",
+    "BoundedList": ".library.bounded",
+    "MetricsCollector": ".library.bounded",
+    "SingletonMeta": ".library.bounded",
+    "AgentSingleton": ".library.singletons",
+    "BoundedCache": ".library.cache",
+    "CacheError": ".library.cache",
+    "CacheExistsError": ".library.cache",
+    "CacheManager": ".library.cache",
+    "CacheMetrics": ".library.cache",
+    "deep_sizeof": ".library.cache",
+    "get_cache_manager": ".library.cache",
+    "AllocationSite": ".library.diagnostics",
+    "LeakCandidate": ".library.diagnostics",
+    "MemoryDiagnostics": ".library.diagnostics",
+    "MonitorError": ".library.monitor",
+    "MonitorEvent": ".library.monitor",
+    "ProcessGoneError": ".library.monitor",
+    "ProcessMonitor": ".library.monitor",
+    "UnknownProcessError": ".library.monitor",
+    "HandlerExistsError": ".library.pressure",
+    "MemoryPressureCoordinator": ".library.pressure",
+    "PressureError": ".library.pressure",
+    "PressureResponse": ".library.pressure",
+    "get_memory_pressure_coordinator": ".library.pressure",
     # services
     "memory_app": ".web.endpoints",
     "MemoryMonitorMiddleware": ".web.asgi",
@@ -104,7 +104,7 @@ def __getattr__(name: str) -> Any:
         except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
             return "0+unknown"
     if name == "cache_manager":
-        from .cache import get_cache_manager
+        from .library.cache import get_cache_manager
 
         return get_cache_manager()
     module = _EXPORTS.get(name)
@@ -120,24 +120,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
-    from .automatic import AutomaticError as AutomaticError
-    from .bounded import BoundedDict as BoundedDict
-    from .bounded import BoundedError as BoundedError
-    from .bounded import BoundedList as BoundedList
-    from .bounded import MetricsCollector as MetricsCollector
-    from .bounded import SingletonMeta as SingletonMeta
-    from .cache import BoundedCache as BoundedCache
-    from .cache import CacheError as CacheError
-    from .cache import CacheExistsError as CacheExistsError
-    from .cache import CacheManager as CacheManager
-    from .cache import CacheMetrics as CacheMetrics
-    from .cache import deep_sizeof as deep_sizeof
-    from .cache import get_cache_manager as get_cache_manager
-    from .compare import Allowance as Allowance
-    from .compare import AllowanceError as AllowanceError
-    from .compare import ReportDiff as ReportDiff
-    from .compare import diff_reports as diff_reports
-    from .compare import parse_allowance as parse_allowance
     from .core.guard import AbortInfo as AbortInfo
     from .core.guard import Guard as Guard
     from .core.guard import LevelEvent as LevelEvent
@@ -146,41 +128,59 @@ if TYPE_CHECKING:  # the "X as X" form marks each name as re-exported
     from .core.sites import Site as Site
     from .core.sizes import format_size as format_size
     from .core.sizes import parse_size as parse_size
-    from .diagnostics import AllocationSite as AllocationSite
-    from .diagnostics import LeakCandidate as LeakCandidate
-    from .diagnostics import MemoryDiagnostics as MemoryDiagnostics
     from .errors import MemguardError as MemguardError
     from .errors import MemoryBudgetExceeded as MemoryBudgetExceeded
     from .errors import MemoryLeakDetected as MemoryLeakDetected
     from .errors import MemoryLimitExceeded as MemoryLimitExceeded
     from .errors import SizeError as SizeError
     from .errors import ThresholdError as ThresholdError
-    from .lifespan import start_memory_cleanup as start_memory_cleanup
-    from .lifespan import stop_memory_cleanup as stop_memory_cleanup
-    from .monitor import MonitorError as MonitorError
-    from .monitor import MonitorEvent as MonitorEvent
-    from .monitor import ProcessGoneError as ProcessGoneError
-    from .monitor import ProcessMonitor as ProcessMonitor
-    from .monitor import UnknownProcessError as UnknownProcessError
-    from .pressure import HandlerExistsError as HandlerExistsError
-    from .pressure import MemoryPressureCoordinator as MemoryPressureCoordinator
-    from .pressure import PressureError as PressureError
-    from .pressure import PressureResponse as PressureResponse
-    from .pressure import get_memory_pressure_coordinator as get_memory_pressure_coordinator
+    from .library.automatic import AutomaticError as AutomaticError
+    from .library.bounded import BoundedDict as BoundedDict
+    from .library.bounded import BoundedError as BoundedError
+    from .library.bounded import BoundedList as BoundedList
+    from .library.bounded import MetricsCollector as MetricsCollector
+    from .library.bounded import SingletonMeta as SingletonMeta
+    from .library.cache import BoundedCache as BoundedCache
+    from .library.cache import CacheError as CacheError
+    from .library.cache import CacheExistsError as CacheExistsError
+    from .library.cache import CacheManager as CacheManager
+    from .library.cache import CacheMetrics as CacheMetrics
+    from .library.cache import deep_sizeof as deep_sizeof
+    from .library.cache import get_cache_manager as get_cache_manager
+    from .library.diagnostics import AllocationSite as AllocationSite
+    from .library.diagnostics import LeakCandidate as LeakCandidate
+    from .library.diagnostics import MemoryDiagnostics as MemoryDiagnostics
+    from .library.lifespan import start_memory_cleanup as start_memory_cleanup
+    from .library.lifespan import stop_memory_cleanup as stop_memory_cleanup
+    from .library.monitor import MonitorError as MonitorError
+    from .library.monitor import MonitorEvent as MonitorEvent
+    from .library.monitor import ProcessGoneError as ProcessGoneError
+    from .library.monitor import ProcessMonitor as ProcessMonitor
+    from .library.monitor import UnknownProcessError as UnknownProcessError
+    from .library.pressure import HandlerExistsError as HandlerExistsError
+    from .library.pressure import MemoryPressureCoordinator as MemoryPressureCoordinator
+    from .library.pressure import PressureError as PressureError
+    from .library.pressure import PressureResponse as PressureResponse
+    from .library.pressure import get_memory_pressure_coordinator as get_memory_pressure_coordinator
+    from .library.singletons import AgentSingleton as AgentSingleton
     from .probe.process import current_rss as current_rss
     from .probe.process import open_peak_meter as open_peak_meter
     from .probe.process import rss_of as rss_of
     from .probe.system import SystemMemory as SystemMemory
     from .probe.system import read_pressure as read_pressure
     from .probe.system import read_system_memory as read_system_memory
-    from .render import render_report as render_report
-    from .report import SCHEMA as SCHEMA
-    from .report import ReportError as ReportError
-    from .report import load_report as load_report
-    from .report import load_schema as load_schema
-    from .results import Budget as Budget
-    from .results import TestMemory as TestMemory
-    from .singletons import AgentSingleton as AgentSingleton
+    from .reporting.compare import Allowance as Allowance
+    from .reporting.compare import AllowanceError as AllowanceError
+    from .reporting.compare import ReportDiff as ReportDiff
+    from .reporting.compare import diff_reports as diff_reports
+    from .reporting.compare import parse_allowance as parse_allowance
+    from .reporting.render import render_report as render_report
+    from .reporting.report import SCHEMA as SCHEMA
+    from .reporting.report import ReportError as ReportError
+    from .reporting.report import load_report as load_report
+    from .reporting.report import load_schema as load_schema
+    from .reporting.results import Budget as Budget
+    from .reporting.results import TestMemory as TestMemory
     from .web.asgi import MemoryMonitorMiddleware as MemoryMonitorMiddleware
     from .web.endpoints import memory_app as memory_app
     from .web.recorder import RequestRecord as RequestRecord

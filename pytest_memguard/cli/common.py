@@ -7,10 +7,10 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
-from ..compare import Allowance, AllowanceError, parse_allowance, report_tests
 from ..core.sizes import MAX_SIZE, parse_limit
 from ..errors import SizeError
-from ..report import ReportError, load_report
+from ..reporting.compare import Allowance, AllowanceError, parse_allowance, report_tests
+from ..reporting.report import ReportError, load_report
 
 __all__ = [
     "EXIT_ERROR",

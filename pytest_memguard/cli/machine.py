@@ -39,7 +39,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
 
 def status() -> dict[str, Any]:
     """Usable memory (bytes) with its source, the pressure level and PSI (None without it)."""
-    from ..pressure import MemoryPressureCoordinator
+    from ..library.pressure import MemoryPressureCoordinator
     from ..probe.system import read_pressure, read_system_memory
 
     memory = read_system_memory()
@@ -87,7 +87,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _diagnostics(args: argparse.Namespace) -> int:
-    from ..diagnostics import MemoryDiagnostics
+    from ..library.diagnostics import MemoryDiagnostics
 
     try:
         with MemoryDiagnostics() as diagnostics:

@@ -4,7 +4,7 @@ On Linux memguard makes itself the child subreaper of what it starts
 (``prctl(PR_SET_CHILD_SUBREAPER)``): a process of the command's tree whose parent exits is
 reparented to memguard instead of init, so it stays in sight however soon it was
 orphaned (``sh -c 'work &'`` exits at once), and memguard reaps it.  Elsewhere the
-:class:`~pytest_memguard.monitor.ProcessMonitor` keeps the descendants it saw at a reading.
+:class:`~pytest_memguard.library.monitor.ProcessMonitor` keeps the descendants it saw at a reading.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Final
 import psutil
 
 from ..core.sizes import format_size
-from ..monitor import ProcessMonitor
+from ..library.monitor import ProcessMonitor
 
 __all__ = ["Adopted", "Leftovers", "child_subreaper", "wait_for_leftovers"]
 

@@ -45,9 +45,9 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from ..output import reason_of
-    from ..recovery import RecoveryError, recover_report
-    from ..report import write_report
+    from ..core.files import reason_of
+    from ..reporting.recovery import RecoveryError, recover_report
+    from ..reporting.report import write_report
 
     folder = Path(args.folder)
     try:
@@ -66,8 +66,8 @@ def _recover(args: argparse.Namespace) -> int:
         if json_path:
             written.append(str(write_report(report, json_path)))
         if html_path:
-            from ..html_report import render_html
-            from ..output import write_atomically
+            from ..core.files import write_atomically
+            from ..reporting.html_report import render_html
 
             written.append(str(write_atomically(html_path, render_html(report, None))))
     except OSError as error:  # OutputPathError too

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any, Final, TextIO
 
-from ..compare import DEFAULT_ALLOWANCE, diff_reports, parse_allowance
-from ..render import FORMATS, SORTS, render_diff, render_report
+from ..reporting.compare import DEFAULT_ALLOWANCE, diff_reports, parse_allowance
+from ..reporting.render import FORMATS, SORTS, render_diff, render_report
 from .common import allowance, count, load
 
 __all__ = ["EXIT_REGRESSION", "add_parsers", "colour_wanted"]
@@ -73,7 +73,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
 def _show(args: argparse.Namespace) -> int:
     report = load(args.report)
     if args.format == "html":
-        from ..html_report import render_html
+        from ..reporting.html_report import render_html
 
         baseline = load(args.baseline) if args.baseline else None
         sys.stdout.write(render_html(report, baseline))

@@ -35,7 +35,7 @@ from typing import Any, Final
 from ..core.levels import MemoryThresholds
 from ..core.sizes import format_size
 from ..errors import SizeError, ThresholdError
-from ..monitor import (
+from ..library.monitor import (
     ALERTS_FILE,
     MONITOR_FILE,
     STATS_FILE,
@@ -175,7 +175,7 @@ def _forwarding(children: list[subprocess.Popen[bytes]], stop: threading.Event) 
 @contextmanager
 def _quiet_monitor_log() -> Iterator[None]:
     """The monitor logs its alerts; here they are printed once, by :func:`_say`."""
-    logger = logging.getLogger("pytest_memguard.monitor")
+    logger = logging.getLogger("pytest_memguard.library.monitor")
     handler, propagate = logging.NullHandler(), logger.propagate
     logger.addHandler(handler)
     logger.propagate = False
@@ -299,7 +299,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the command runs, an output path that cannot be written."""
-    from ..output import OutputPathError, check_output_path
+    from ..core.files import OutputPathError, check_output_path
 
     outputs = [("--json", args.json)] if args.json else []
     if args.log_dir:
@@ -329,8 +329,8 @@ def _summary(
     left: Leftovers,
 ) -> bool:
     """Write the ``--json`` summary; False (and a line saying why) when it cannot be."""
-    from ..output import reason_of
-    from ..report import write_report
+    from ..core.files import reason_of
+    from ..reporting.report import write_report
 
     data = {
         "command": command,

@@ -18,8 +18,8 @@ from ..core.sizes import format_size
 from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
-    from ..compare import Allowance, Figures, MetricChange
-    from .run import Run
+    from ..reporting.compare import Allowance, Figures, MetricChange
+    from .context import Run
     from .settings import Settings
     from .state import TestState
 
@@ -67,8 +67,8 @@ def load_baseline(settings: Settings) -> Baseline | None:
     path = settings.baseline
     if path is None:
         return None
-    from ..compare import DEFAULT_ALLOWANCE, baseline_figures, parse_allowance
-    from ..report import load_report
+    from ..reporting.compare import DEFAULT_ALLOWANCE, baseline_figures, parse_allowance
+    from ..reporting.report import load_report
 
     source = settings.source("baseline")
     try:
@@ -141,7 +141,7 @@ class BaselineCheck:
         old = self.figures.get(state.nodeid)
         if old is None:
             return None
-        from ..compare import Figures, compare_figures
+        from ..reporting.compare import Figures, compare_figures
 
         new = Figures(state.peak_delta, state.heap_peak, state.leaked)
         change = compare_figures(state.nodeid, old, new, self.allowance)
@@ -235,8 +235,8 @@ class GitHubActions:
         if report is None or self.summary_path is None:
             return
         try:
-            from ..output import append_text, reason_of
-            from ..render import render_report
+            from ..core.files import append_text, reason_of
+            from ..reporting.render import render_report
 
             # Appended, as GitHub asks; a FIFO or a device there is refused, not written.
             append_text(self.summary_path, render_report(report, "markdown") + "\n\n")
@@ -254,7 +254,7 @@ class GitHubActions:
 
     def annotations(self) -> list[str]:
         """One ``::error`` (``::warning`` in report mode) line per memory failure."""
-        from ..results import FAILING_STATUSES
+        from ..reporting.results import FAILING_STATUSES
 
         report = self.report()
         if report is None:

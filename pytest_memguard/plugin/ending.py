@@ -16,8 +16,8 @@ import pytest
 
 from ..core.stopsignals import StopSignals, signal_name
 from . import terminal
+from .context import Run
 from .records import Records
-from .run import Run
 from .summary import run_report, run_summary
 
 __all__ = ["PLUGIN_NAME", "RunEnd"]
@@ -57,7 +57,7 @@ class RunEnd:
             return
         settings = run.settings
         if settings.html_path is not None and settings.baseline is not None:
-            from ..report import ReportError, load_report
+            from ..reporting.report import ReportError, load_report
 
             try:  # the baseline may be the report this run replaces
                 self._baseline = load_report(settings.baseline)
@@ -94,7 +94,7 @@ class RunEnd:
             if wanted and self.report is not None:
                 self._write(self.report)
             if run.owns_work_dir and getattr(run.config, "cache", None) is not None:
-                from .history import save_history
+                from .peakcache import save_history
 
                 try:
                     save_history(run.config, run, self._report)
@@ -137,7 +137,7 @@ class RunEnd:
         try:
             self.save(report)
         except OSError as error:  # the path's problem (it became a folder...), not ours
-            from ..output import reason_of
+            from ..core.files import reason_of
 
             run.notices.append(
                 f"memguard: cannot write the report to {str(run.settings.json_path)!r}"
@@ -171,7 +171,9 @@ class RunEnd:
         settings = self.run.settings
         try:
             if settings.json_path is not None:
-                from ..report import write_report  # not needed by a run without a JSON report
+                from ..reporting.report import (
+                    write_report,  # not needed by a run without a JSON report
+                )
 
                 self.path = write_report(report, settings.json_path)
         finally:
@@ -180,8 +182,8 @@ class RunEnd:
 
     def _save_page(self, report: dict[str, Any], path: Path) -> None:
         """Write the HTML report (with the baseline's figures when there is one)."""
-        from ..html_report import render_html
-        from ..output import reason_of, write_atomically
+        from ..core.files import reason_of, write_atomically
+        from ..reporting.html_report import render_html
 
         try:
             self.html_path = write_atomically(path, render_html(report, self._baseline))

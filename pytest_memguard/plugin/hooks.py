@@ -25,7 +25,6 @@ import pytest
 from ..core.guard import AbortInfo, Guard, LevelEvent
 from ..core.levels import Level
 from ..core.stopsignals import StopSignals
-from ..crashlog import RecordWriter
 from ..errors import MemoryLimitExceeded
 from ..probe.process import (
     ChildrenCheck,
@@ -37,14 +36,15 @@ from ..probe.process import (
     waited_children_peak,
 )
 from ..probe.system import read_system_memory
-from ..results import Budget, Status, merge_outcome
+from ..reporting.crashlog import RecordWriter
+from ..reporting.results import Budget, Status, merge_outcome
 from . import terminal
+from .context import Run
 from .ending import PLUGIN_NAME as END_NAME
 from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
 from .records import records_folder
 from .relief import Pressure
-from .run import Run
 from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, TestState

@@ -14,7 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from ..core.guard import LevelEvent
     from ..core.levels import Level
-    from ..results import Budget, TestMemory
+    from ..reporting.results import Budget, TestMemory
 
 hookspec = pytest.hookspec
 

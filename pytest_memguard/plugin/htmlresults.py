@@ -18,8 +18,8 @@ from typing import Any, Final
 import pytest
 
 from ..core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUS_WORDS
-from .run import Run
+from ..reporting.results import FAILING_STATUSES, STATUS_WORDS
+from .context import Run
 
 __all__ = ["PLUGIN_NAME", "HtmlColumns", "register", "unregister"]
 

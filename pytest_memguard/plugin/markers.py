@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final
 import pytest
 
 if TYPE_CHECKING:
-    from ..results import Budget
+    from ..reporting.results import Budget
 
 __all__ = ["MARKER", "MARKER_LINE", "budget_of"]
 
@@ -39,7 +39,7 @@ def budget_of(item: pytest.Item, defaults: Budget) -> Budget:
     """
     from ..core.sizes import parse_limit
     from ..errors import SizeError
-    from ..results import Budget
+    from ..reporting.results import Budget
 
     mark = item.get_closest_marker(MARKER)
     sources = dict(defaults.sources)

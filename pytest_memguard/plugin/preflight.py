@@ -18,7 +18,7 @@ from ..core.sizes import format_size
 from ..probe.system import read_system_memory
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .context import Run
     from .state import TestState
 
 __all__ = ["PLUGIN_NAME", "Preflight", "register", "unregister"]

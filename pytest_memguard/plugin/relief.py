@@ -89,7 +89,7 @@ class Relief:
     def __init__(
         self, config: pytest.Config, rss: Callable[[], int], events: list[dict[str, Any]]
     ) -> None:
-        from ..pressure import MemoryPressureCoordinator
+        from ..library.pressure import MemoryPressureCoordinator
 
         self.config = config
         self.rss = rss
@@ -128,7 +128,7 @@ class Relief:
 
 def _services(level: Level) -> int | None:
     """The process-wide coordinator's handlers, if the code under test made one."""
-    module = sys.modules.get("pytest_memguard.pressure")
+    module = sys.modules.get("pytest_memguard.library.pressure")
     current = getattr(module, "current_memory_pressure_coordinator", None)
     coordinator = current() if current is not None else None
     if coordinator is None:

@@ -25,7 +25,7 @@ from ..probe.system import read_system_memory
 from .options import DEFAULT_TOP, lookup, parse_bool
 
 if TYPE_CHECKING:
-    from ..compare import Allowance
+    from ..reporting.compare import Allowance
 
 __all__ = ["DEFAULT_THRESHOLDS", "Settings", "resolve_settings"]
 
@@ -126,7 +126,7 @@ def _parse_int(raw: str, source: str) -> int:
 def _check_writable(path: Path, source: str) -> Path:
     """Fail now, not after an hour of tests, when the report cannot or must not be written
     (e.g. the path is a FIFO or a device: it is never replaced)."""
-    from ..output import OutputPathError, check_output_path
+    from ..core.files import OutputPathError, check_output_path
 
     try:
         check_output_path(path)
@@ -290,7 +290,7 @@ def _resolve_baseline(
     raw, source = lookup(config, "max-increase", env)
     allowance = None
     if raw is not None:
-        from ..compare import parse_allowance
+        from ..reporting.compare import parse_allowance
 
         try:
             allowance = parse_allowance(raw)

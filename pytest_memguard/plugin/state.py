@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.levels import Level
 from ..core.sizes import format_limit, format_size
-from ..results import NO_BUDGET, Budget, Status
+from ..reporting.results import NO_BUDGET, Budget, Status
 
 if TYPE_CHECKING:
     from ..core.guard import AbortInfo
     from ..core.leaks import HeapCount
     from ..core.sites import Site
-    from ..results import TestMemory
+    from ..reporting.results import TestMemory
 
 __all__ = ["NO_BUDGET", "TestState"]
 
@@ -115,7 +115,7 @@ class TestState:
 
     def result(self, worker: str) -> TestMemory:
         """The test's result, the public value of the report's test entry."""
-        from ..results import TestMemory
+        from ..reporting.results import TestMemory
 
         message = self.message
         if self.warnings or self.notes:

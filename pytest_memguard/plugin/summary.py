@@ -12,8 +12,8 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from ..results import FAILING_STATUSES, TestMemory
-from .run import Run
+from ..reporting.results import FAILING_STATUSES, TestMemory
+from .context import Run
 
 if TYPE_CHECKING:
     from .state import TestState
@@ -37,8 +37,8 @@ def run_report(
     :param abort: the message of a test the guard is ending the process for, if any
     :param ended: when the run ended (``time.time()``; default: now)
     """
-    from ..report import build_report
-    from ..timeline import build_timeline
+    from ..reporting.report import build_report
+    from ..reporting.timeline import build_timeline
 
     worker = run.worker
     peak = run.max_rss()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..core.sizes import format_limit, format_size
 from ..probe.system import SystemMemory
-from ..results import STATUS_WORDS
+from ..reporting.results import STATUS_WORDS
 from .compat import STATUS_MARKUP
 from .settings import Settings
 

@@ -35,9 +35,9 @@ from .recorder import RequestRecorder, WebConfigError
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from ..cache import CacheManager
-    from ..diagnostics import MemoryDiagnostics
-    from ..pressure import MemoryPressureCoordinator
+    from ..library.cache import CacheManager
+    from ..library.diagnostics import MemoryDiagnostics
+    from ..library.pressure import MemoryPressureCoordinator
 
 __all__ = ["MAX_BODY", "PROTECTED", "MemoryApp", "Monitored", "memory_app"]
 
@@ -347,9 +347,9 @@ def memory_app(
         raise WebConfigError(f"max_body: expected bytes (an int >= 1), got {max_body!r}")
     owns = diagnostics is None
     if diagnostics is None:
-        from ..cache import get_cache_manager
-        from ..diagnostics import MemoryDiagnostics
-        from ..pressure import get_memory_pressure_coordinator
+        from ..library.cache import get_cache_manager
+        from ..library.diagnostics import MemoryDiagnostics
+        from ..library.pressure import get_memory_pressure_coordinator
 
         diagnostics = MemoryDiagnostics(
             coordinator or get_memory_pressure_coordinator(),

@@ -9,8 +9,8 @@ from typing import Any
 
 import jsonschema
 
-from pytest_memguard.report import load_schema
-from pytest_memguard.results import FAILING_STATUSES, STATUSES
+from pytest_memguard.reporting.report import load_schema
+from pytest_memguard.reporting.results import FAILING_STATUSES, STATUSES
 
 MB = 1_000_000
 

@@ -51,7 +51,8 @@ def test_options_are_not_abbreviated(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_the_cli_imports_no_pytest_and_runs_as_a_module() -> None:
     code = (
-        "import sys, pytest_memguard.cli, pytest_memguard.compare, pytest_memguard.render;"
+        "import sys, pytest_memguard.cli, pytest_memguard.reporting.compare;"
+        "import pytest_memguard.reporting.render;"
         "pytest_memguard.cli.build_parser();"
         "from pytest_memguard.cli import machine, reports, run;"
         "assert 'pytest' not in sys.modules and '_pytest' not in sys.modules, 'pytest imported'"

@@ -10,9 +10,9 @@ import pytest
 
 from pytest_memguard import load_schema
 from pytest_memguard.cli import main
-from pytest_memguard.crashlog import RecordWriter
 from pytest_memguard.probe.system import read_system_memory
-from pytest_memguard.report import environment as report_environment
+from pytest_memguard.reporting.crashlog import RecordWriter
+from pytest_memguard.reporting.report import environment as report_environment
 
 MiB = 1024 * 1024
 

@@ -13,9 +13,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from pytest_memguard.cache import CacheManager
 from pytest_memguard.cli import main
-from pytest_memguard.pressure import MemoryPressureCoordinator
+from pytest_memguard.library.cache import CacheManager
+from pytest_memguard.library.pressure import MemoryPressureCoordinator
 from pytest_memguard.web import memory_app
 
 from ..web.helpers import TOKEN, Server, example_service

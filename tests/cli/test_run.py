@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from pytest_memguard.cli import main
-from pytest_memguard.monitor import ProcessMonitor
+from pytest_memguard.library.monitor import ProcessMonitor
 from tests.cli.reports import MB
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_memguard.compare import parse_allowance
 from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.ci import annotation
+from pytest_memguard.reporting.compare import parse_allowance
 
 from .conftest import Run, entry, error_summary
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_memguard.history import KEEP_RUNS
+from pytest_memguard.reporting.history import KEEP_RUNS
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs")
 

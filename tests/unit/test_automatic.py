@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_memguard.automatic import AutomaticError
-from pytest_memguard.cache import CacheManager
 from pytest_memguard.core.levels import Level, MemoryThresholds
-from pytest_memguard.diagnostics import MemoryDiagnostics
-from pytest_memguard.lifespan import start_memory_cleanup, stop_memory_cleanup
-from pytest_memguard.pressure import MemoryPressureCoordinator
+from pytest_memguard.library.automatic import AutomaticError
+from pytest_memguard.library.cache import CacheManager
+from pytest_memguard.library.diagnostics import MemoryDiagnostics
+from pytest_memguard.library.lifespan import start_memory_cleanup, stop_memory_cleanup
+from pytest_memguard.library.pressure import MemoryPressureCoordinator
 from pytest_memguard.probe.system import SystemMemory
 
 MB = 1_000_000

@@ -9,15 +9,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pytest_memguard.bounded import (
+from pytest_memguard.errors import MemguardError
+from pytest_memguard.library.bounded import (
     BoundedDict,
     BoundedError,
     BoundedList,
     MetricsCollector,
     SingletonMeta,
 )
-from pytest_memguard.errors import MemguardError
-from pytest_memguard.singletons import AgentSingleton
+from pytest_memguard.library.singletons import AgentSingleton
 
 
 def _hammer(worker: Any, threads: int = 8) -> None:

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard import cache as cache_module
-from pytest_memguard.cache import (
+from pytest_memguard.core.levels import Level
+from pytest_memguard.errors import MemguardError
+from pytest_memguard.library import cache as cache_module
+from pytest_memguard.library.cache import (
     BoundedCache,
     CacheError,
     CacheExistsError,
@@ -24,9 +26,7 @@ from pytest_memguard.cache import (
     get_cache_sweeper,
     reset_cache_manager,
 )
-from pytest_memguard.core.levels import Level
-from pytest_memguard.errors import MemguardError
-from pytest_memguard.pressure import (
+from pytest_memguard.library.pressure import (
     get_memory_pressure_coordinator,
     reset_memory_pressure_coordinator,
 )
@@ -453,7 +453,8 @@ def test_reset_builds_a_new_manager_and_reregisters_with_a_new_coordinator() -> 
 
 def test_importing_builds_nothing_and_starts_no_thread() -> None:
     code = (
-        "import threading, pytest_memguard.cache as c, pytest_memguard.pressure as p;"
+        "import threading;"
+        "import pytest_memguard.library.cache as c, pytest_memguard.library.pressure as p;"
         "assert c._manager is None and c._sweeper is None and p._default is None;"
         "assert threading.active_count() == 1, threading.enumerate()"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_memguard.ci_env import CI_FIELDS, detect_ci
+from pytest_memguard.reporting.ci_env import CI_FIELDS, detect_ci
 
 
 def test_outside_ci_there_is_nothing() -> None:

@@ -1,4 +1,4 @@
-"""Allowances, per-test changes and report diffs (pytest_memguard.compare)."""
+"""Allowances, per-test changes and report diffs (pytest_memguard.reporting.compare)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard.compare import (
+from pytest_memguard.errors import MemguardError, SizeError
+from pytest_memguard.reporting.compare import (
     DEFAULT_ALLOWANCE,
     Allowance,
     AllowanceError,
@@ -18,9 +19,8 @@ from pytest_memguard.compare import (
     parse_allowance,
     report_tests,
 )
-from pytest_memguard.errors import MemguardError, SizeError
-from pytest_memguard.report import ReportError
-from pytest_memguard.results import TestMemory
+from pytest_memguard.reporting.report import ReportError
+from pytest_memguard.reporting.results import TestMemory
 from tests.cli.reports import MB, make_report, make_test
 
 MiB = 2**20

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_memguard.crashlog import RecordWriter, read_records
+from pytest_memguard.reporting.crashlog import RecordWriter, read_records
 
 MiB = 2**20
 
@@ -51,7 +51,7 @@ def test_a_process_killed_without_closing_leaves_its_lines(tmp_path: Path) -> No
         f"""
         import os, signal
         from pathlib import Path
-        from pytest_memguard.crashlog import RecordWriter
+        from pytest_memguard.reporting.crashlog import RecordWriter
         writer = RecordWriter(Path({str(path)!r}), "gw0")
         writer.start("t::a", 10)
         writer.end("ok", 11)

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_memguard import BoundedCache
-from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
 from pytest_memguard.core.levels import Level, MemoryThresholds
-from pytest_memguard.diagnostics import TRACING_OFF, LeakCandidate, MemoryDiagnostics
-from pytest_memguard.monitor import ProcessMonitor
-from pytest_memguard.pressure import (
+from pytest_memguard.library.cache import CacheManager, get_cache_manager, reset_cache_manager
+from pytest_memguard.library.diagnostics import TRACING_OFF, LeakCandidate, MemoryDiagnostics
+from pytest_memguard.library.monitor import ProcessMonitor
+from pytest_memguard.library.pressure import (
     MemoryPressureCoordinator,
     get_memory_pressure_coordinator,
     reset_memory_pressure_coordinator,

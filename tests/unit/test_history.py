@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard import history as history_module
-from pytest_memguard.history import (
+from pytest_memguard.reporting import history as history_module
+from pytest_memguard.reporting.history import (
     KEEP_RUNS,
     MAX_FIGURE,
     HistoryError,

@@ -8,11 +8,11 @@ from typing import Any
 import jsonschema
 
 from pytest_memguard import load_schema
-from pytest_memguard.html_report import render_html
 from pytest_memguard.probe.system import SystemMemory
-from pytest_memguard.report import build_report, environment
-from pytest_memguard.results import Budget, TestMemory
-from pytest_memguard.timeline import build_timeline
+from pytest_memguard.reporting.html_report import render_html
+from pytest_memguard.reporting.report import build_report, environment
+from pytest_memguard.reporting.results import Budget, TestMemory
+from pytest_memguard.reporting.timeline import build_timeline
 
 MiB = 2**20
 

@@ -16,10 +16,11 @@ PACKAGE = Path(pytest_memguard.__file__).parent
 
 def test_the_package_imports_without_pytest() -> None:
     code = (
-        "import sys, pytest_memguard, pytest_memguard.report, pytest_memguard.crashlog;"
-        "import pytest_memguard.compare, pytest_memguard.render, pytest_memguard.cli.reports;"
-        "import pytest_memguard.cli.run, pytest_memguard.cli.machine;"
-        "import pytest_memguard.html_report, pytest_memguard.timeline;"
+        "import sys, pytest_memguard.reporting.report, pytest_memguard.reporting.crashlog;"
+        "import pytest_memguard.reporting.compare, pytest_memguard.reporting.render;"
+        "import pytest_memguard.reporting.html_report, pytest_memguard.reporting.timeline;"
+        "import pytest_memguard.library.cache, pytest_memguard.library.monitor;"
+        "import pytest_memguard.cli.reports, pytest_memguard.cli.run, pytest_memguard.cli.machine;"
         "assert 'pytest' not in sys.modules, 'pytest was imported';"
         "assert '_pytest' not in sys.modules"
     )
@@ -35,7 +36,7 @@ def test_public_names_are_exported() -> None:
 def test_py_typed_and_schema_ship_with_the_package() -> None:
     root = Path(pytest_memguard.__file__).parent
     assert (root / "py.typed").exists()
-    assert (root / "report.schema.json").exists()
+    assert (root / "reporting" / "report.schema.json").exists()
 
 
 def test_memory_limit_exceeded_is_a_memguard_error_but_not_an_exception() -> None:
@@ -108,23 +109,53 @@ def test_no_module_imports_itself_back_at_run_time() -> None:
     assert not cycles, "\n".join(sorted(set(cycles)))
 
 
-def test_the_engine_imports_nothing_above_it() -> None:
-    """``probe/`` imports only itself, ``core/`` only itself and ``probe/``; both may use
-    the package's exceptions (``errors.py``, which imports nothing)."""
+#: Each layer (a subpackage) and the layers it may import besides itself; any module may
+#: use the package's exceptions (``errors.py``, which imports nothing).
+LAYERS = {
+    "probe": (),
+    "core": ("probe",),
+    "reporting": ("core", "probe"),
+    "library": ("core", "probe"),
+    "web": ("library", "core", "probe"),
+    "plugin": ("reporting", "library", "core", "probe"),
+    "cli": ("reporting", "library", "core", "probe"),
+}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """The package root holds only the public names and the exceptions."""
     modules = _modules()
-    allowed = {
-        "pytest_memguard.probe": ("pytest_memguard.probe",),
-        "pytest_memguard.core": ("pytest_memguard.core", "pytest_memguard.probe"),
-    }
+    loose = [
+        name
+        for name in modules
+        if _layer(name) is None and name not in ("pytest_memguard", "pytest_memguard.errors")
+    ]
+    assert not loose, loose
+
+
+def test_no_module_name_twice() -> None:
+    names = [path.stem for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    assert not twice, twice
+
+
+def test_the_layers_import_one_way() -> None:
+    """engine (probe <- core) <- report model <- plugin and CLI; engine <- runtime library
+    <- services (web)."""
+    modules = _modules()
     assert not _imported("pytest_memguard.errors", modules["pytest_memguard.errors"], modules)
     wrong = []
     for name, path in modules.items():
-        for layer, below in allowed.items():
-            if name == layer or name.startswith(layer + "."):
-                for imported in _imported(name, path, modules):
-                    ok = imported == "pytest_memguard.errors" or any(
-                        imported == b or imported.startswith(b + ".") for b in below
-                    )
-                    if not ok:
-                        wrong.append(f"{name} imports {imported}")
+        layer = _layer(name)
+        if layer is None:
+            continue
+        allowed = {layer, *LAYERS[layer]}
+        for imported in _imported(name, path, modules):
+            if imported != "pytest_memguard.errors" and _layer(imported) not in allowed:
+                wrong.append(f"{name} imports {imported}")
     assert not wrong, "\n".join(wrong)

@@ -21,7 +21,7 @@ import pytest
 
 from pytest_memguard.core.levels import Level, MemoryThresholds
 from pytest_memguard.errors import MemguardError, SizeError
-from pytest_memguard.monitor import (
+from pytest_memguard.library.monitor import (
     ALERTS_FILE,
     MONITOR_FILE,
     STATS_FILE,
@@ -430,7 +430,7 @@ def test_a_log_file_that_is_a_fifo_is_left_alone(
     try:
         mon = ProcessMonitor(thresholds=MemoryThresholds(), log_dir=tmp_path, clock=clock)
         ident = mon.track(os.getpid())
-        with caplog.at_level(logging.WARNING, logger="pytest_memguard.monitor"):
+        with caplog.at_level(logging.WARNING, logger="pytest_memguard.library.monitor"):
             stats = mon.untrack(ident)
         assert stats["pid"] == os.getpid()
         assert os.read(reader, 1) == b"", "something was written into the FIFO"

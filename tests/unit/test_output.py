@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_memguard import MemguardError
-from pytest_memguard.output import (
+from pytest_memguard.core.files import (
     OutputPathError,
     append_text,
     check_output_path,

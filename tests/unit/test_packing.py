@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard.history import Peak, PeakHistory
 from pytest_memguard.plugin.distributed.packing import PackScheduling
+from pytest_memguard.reporting.history import Peak, PeakHistory
 
 MB = 1024 * 1024
 BASE = 50 * MB

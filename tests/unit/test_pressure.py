@@ -14,7 +14,7 @@ import pytest
 
 from pytest_memguard.core.levels import Level
 from pytest_memguard.errors import MemguardError
-from pytest_memguard.pressure import (
+from pytest_memguard.library.pressure import (
     HandlerExistsError,
     MemoryPressureCoordinator,
     PressureError,
@@ -202,7 +202,7 @@ def test_a_failing_handler_does_not_stop_the_others(
     coord.register("broken", broken)
     coord.register("bad-return", lambda level: "lots")  # type: ignore[arg-type,return-value]
     coord.register("last", last)
-    with caplog.at_level(logging.WARNING, logger="pytest_memguard.pressure"):
+    with caplog.at_level(logging.WARNING, logger="pytest_memguard.library.pressure"):
         response = coord.handle_memory_pressure(Level.WARNING)
     assert ran == ["first", "last"]
     assert response.freed == {"first": 1, "last": 2}

@@ -1,4 +1,4 @@
-"""Rows, tables, markdown and JSON of reports and diffs (pytest_memguard.render)."""
+"""Rows, tables, markdown and JSON of reports and diffs (pytest_memguard.reporting.render)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard.compare import diff_reports
-from pytest_memguard.render import render_diff, render_report, report_rows, summary_line
+from pytest_memguard.reporting.compare import diff_reports
+from pytest_memguard.reporting.render import render_diff, render_report, report_rows, summary_line
 from tests.cli.reports import MB, make_report, make_test
 
 

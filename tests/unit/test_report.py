@@ -9,7 +9,7 @@ import pytest
 
 from pytest_memguard import Budget, ReportError, TestMemory, load_report, load_schema
 from pytest_memguard.probe.system import SystemMemory
-from pytest_memguard.report import build_report, environment, write_report
+from pytest_memguard.reporting.report import build_report, environment, write_report
 
 MiB = 2**20
 

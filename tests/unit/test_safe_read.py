@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard import output
-from pytest_memguard.output import InputFileError, read_json, read_text
-from pytest_memguard.report import ReportError, load_report
+from pytest_memguard.core import files as output
+from pytest_memguard.core.files import InputFileError, read_json, read_text
+from pytest_memguard.reporting.report import ReportError, load_report
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, symlinks, modes")
 

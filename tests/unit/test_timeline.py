@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_memguard.timeline import SampleBuffer, build_timeline, thin
+from pytest_memguard.reporting.timeline import SampleBuffer, build_timeline, thin
 
 MiB = 2**20
 

@@ -10,7 +10,7 @@ import asyncio
 import json
 from typing import Any
 
-from pytest_memguard.cache import get_cache_manager
+from pytest_memguard.library.cache import get_cache_manager
 from pytest_memguard.web import MemoryMonitorMiddleware, RequestRecord, memory_app
 from pytest_memguard.web.asgi import ASGIApp, Receive, Scope, Send
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_memguard.cache import CacheManager
 from pytest_memguard.core.levels import MemoryThresholds
-from pytest_memguard.diagnostics import MemoryDiagnostics
-from pytest_memguard.pressure import MemoryPressureCoordinator
+from pytest_memguard.library.cache import CacheManager
+from pytest_memguard.library.diagnostics import MemoryDiagnostics
+from pytest_memguard.library.pressure import MemoryPressureCoordinator
 from pytest_memguard.web import memory_app
 
 from .helpers import AUTH, GET_ROUTES, PROTECTED, TOKEN, raw_head, request

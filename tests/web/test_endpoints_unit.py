@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from pytest_memguard.cache import CacheManager, get_cache_manager, reset_cache_manager
 from pytest_memguard.core.levels import MemoryThresholds
 from pytest_memguard.core.sizes import format_size
-from pytest_memguard.diagnostics import MemoryDiagnostics
-from pytest_memguard.pressure import (
+from pytest_memguard.library.cache import CacheManager, get_cache_manager, reset_cache_manager
+from pytest_memguard.library.diagnostics import MemoryDiagnostics
+from pytest_memguard.library.pressure import (
     MemoryPressureCoordinator,
     get_memory_pressure_coordinator,
     reset_memory_pressure_coordinator,

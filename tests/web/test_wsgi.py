@@ -17,8 +17,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from pytest_memguard.cache import CacheManager
-from pytest_memguard.pressure import MemoryPressureCoordinator
+from pytest_memguard.library.cache import CacheManager
+from pytest_memguard.library.pressure import MemoryPressureCoordinator
 from pytest_memguard.web import (
     OTHER_ROUTE,
     UNMATCHED_ROUTE,

@@ -16,7 +16,7 @@ from typing import Final
 
 import pytest
 
-from ..run import Run
+from ..context import Run
 
 __all__ = ["check_packable", "register", "unregister"]
 
@@ -43,7 +43,7 @@ def register(config: pytest.Config, run: Run, reader: object) -> None:
 
         packer = None
         if run.settings.pack:
-            from ..history import load_history
+            from ..peakcache import load_history
 
             check_packable(config)
             packer = load_history(config, run.settings, run.notices)

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from ...core.sizes import format_size
-from ...crashlog import last_rss
 from ...probe.system import Cgroup, find_memory_cgroup
-from ...results import TestMemory, merge_outcome
+from ...reporting.crashlog import last_rss
+from ...reporting.results import TestMemory, merge_outcome
+from ..context import Run
 from ..hooks import DIR_KEY, ENTRY_KEY, NOT_FINISHED
-from ..run import Run
 from ..terminal import CAUSE_KEY
 from .worker import OUTPUT_KEY, RECYCLE_KEY
 
 if TYPE_CHECKING:
-    from ...history import PeakHistory
+    from ...reporting.history import PeakHistory
     from .packing import PackScheduling
     from .watch import WorkerState, WorkerWatch
 

@@ -20,7 +20,7 @@ Light tests still go out in batches, as xdist's ``load`` scheduler sends them, s
 suite of small tests keeps its throughput; a test that needs more than a worker's fair
 share of the limit goes only to a worker with at most one test ahead of it, so that its
 reservation is not held while a batch runs before it.  The predictions come from the
-history of measured peaks (:mod:`pytest_memguard.history`); a test without one is
+history of measured peaks (:mod:`pytest_memguard.reporting.history`); a test without one is
 predicted at the history's median.
 
 No import of xdist: the scheduler is duck-typed to its ``Scheduling`` protocol, and it
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.sizes import format_size
-from ...history import PeakHistory
+from ...reporting.history import PeakHistory
 
 if TYPE_CHECKING:
     import pytest

@@ -1,7 +1,7 @@
 """The controller's watch over xdist workers: one monitor thread, kills, and why they died.
 
 Workers guard their own tests (the same engine as a single process).  From outside, the
-controller reads every worker's RSS with :class:`~pytest_memguard.monitor.ProcessMonitor`
+controller reads every worker's RSS with :class:`~pytest_memguard.library.monitor.ProcessMonitor`
 and kills a worker that stays past its hard limit longer than its own guard needs to end
 it (``grace`` seconds), that passes ``ceiling`` times the limit (its own guard cannot run:
 a long C call holds the interpreter), or that is the largest when the sum of all workers
@@ -22,9 +22,9 @@ import psutil
 
 from ...core.levels import MemoryThresholds
 from ...core.sizes import format_size
-from ...crashlog import ProcessRecords, read_records
-from ...monitor import MonitorEvent, ProcessMonitor
-from ...timeline import SampleBuffer
+from ...library.monitor import MonitorEvent, ProcessMonitor
+from ...reporting.crashlog import ProcessRecords, read_records
+from ...reporting.timeline import SampleBuffer
 
 __all__ = ["WorkerState", "WorkerWatch", "exit_status"]
 

@@ -22,7 +22,7 @@ from typing import Final
 import pytest
 
 from ...core.sizes import format_size
-from ..run import Run
+from ..context import Run
 
 __all__ = ["OUTPUT_KEY", "RECYCLE_KEY", "Recycler", "WorkerSide"]
 

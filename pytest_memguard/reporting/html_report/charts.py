@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
-from ..core.sizes import format_size
+from ...core.sizes import format_size
 from ..results import FAILING_STATUSES, STATUS_WORDS
 
 __all__ = ["bar_chart", "timeline_chart"]

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from types import MethodType
 from typing import Any, Final, Protocol, Union, final
 
+from ..core.levels import Level
+from ..errors import MemguardError
 from .background import Background, Threaded
-from .core.levels import Level
-from .errors import MemguardError
 
 __all__ = [
     "Handler",
@@ -119,7 +119,7 @@ class _Registered:
 
 
 def _default_memory() -> tuple[int, int]:
-    from .probe.system import read_system_memory
+    from ..probe.system import read_system_memory
 
     reading = read_system_memory()
     return reading.used, reading.total

@@ -23,9 +23,9 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from .core.levels import Level
-from .output import append_text, reason_of
-from .probe.system import SystemMemory
+from ..core.files import append_text, reason_of
+from ..core.levels import Level
+from ..probe.system import SystemMemory
 
 __all__ = [
     "ALERTS_FILE",

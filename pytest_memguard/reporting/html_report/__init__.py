@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
-from ..core.sizes import format_size
+from ...core.sizes import format_size
 from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart

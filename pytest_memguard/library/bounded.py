@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from typing import Any, ClassVar, Final, TypeVar, final, overload
 
-from .errors import MemguardError
+from ..errors import MemguardError
 
 __all__ = [
     "BoundedDict",

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
-from .errors import MemguardError
+from ..errors import MemguardError
 
 __all__ = [
     "HISTORY_VERSION",

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final, overload
 
+from ..core.levels import Level
+from ..core.sizes import format_size, parse_size
+from ..errors import MemguardError
 from .background import Background, Threaded
-from .core.levels import Level
-from .core.sizes import format_size, parse_size
-from .errors import MemguardError
 
 if TYPE_CHECKING:
     from .pressure import MemoryPressureCoordinator

@@ -9,7 +9,7 @@ report is).
 Runs that end together take turns: each holds ``peaks.json.lock`` (beside it) while it
 reads, merges and writes, so no run's peaks are lost; a run that waits more than
 :data:`LOCK_TIMEOUT` seconds keeps nothing and says so.  The file is compact JSON
-written atomically, bounded as :mod:`pytest_memguard.history` says and read no further
+written atomically, bounded as :mod:`pytest_memguard.reporting.history` says and read no further
 than :data:`CACHE_LIMIT`.  It is memguard's own, not the user's: one that cannot be read
 or understood is started afresh with a notice, and one that cannot be written is a
 notice, never an error of the run.
@@ -30,8 +30,8 @@ from typing import Any, Final
 
 import pytest
 
-from ..history import HistoryError, PeakHistory
-from .run import Run
+from ..reporting.history import HistoryError, PeakHistory
+from .context import Run
 from .settings import Settings
 
 __all__ = ["CACHE_FILE", "CACHE_LIMIT", "LOCK_TIMEOUT", "load_history", "save_history"]
@@ -59,7 +59,7 @@ def _cache_file(config: pytest.Config) -> Path | None:
 
 def _cached(path: Path) -> tuple[PeakHistory, str | None]:
     """The history kept at ``path`` and, when it could not be used, why (afresh then)."""
-    from ..output import InputFileError, read_json
+    from ..core.files import InputFileError, read_json
 
     source = "pytest's cache"
     if not os.path.lexists(path):
@@ -82,7 +82,7 @@ def load_history(
         out (the cache's problems are said when the run keeps its peaks)
     """
     if settings.history is not None:
-        from ..report import ReportError, load_report
+        from ..reporting.report import ReportError, load_report
 
         option = settings.source("history")
         try:
@@ -95,7 +95,7 @@ def load_history(
             raise pytest.UsageError(f"{option}: {where}{text}") from None
         if history.dropped and notices is not None:
             from ..core.sizes import format_size
-            from ..history import MAX_FIGURE
+            from ..reporting.history import MAX_FIGURE
 
             notices.append(
                 f"memguard: {option}: {_entries(history.dropped)} of {settings.history} not"
@@ -116,7 +116,7 @@ def save_history(config: pytest.Config, run: Run, report: Mapping[str, Any] | No
     A file that cannot be read, understood or written is a notice of the run (never an
     exception): the peaks are memguard's to keep, not the user's.
     """
-    from ..output import reason_of
+    from ..core.files import reason_of
 
     if report is not None:
         tests = report["tests"]
@@ -148,7 +148,7 @@ def save_history(config: pytest.Config, run: Run, report: Mapping[str, Any] | No
 
 def _merge(path: Path, run: Run, tests: list[Mapping[str, Any]]) -> None:
     """Read, merge and write the history at ``path`` (its lock held)."""
-    from ..output import write_atomically
+    from ..core.files import write_atomically
 
     history, problem = _cached(path)
     if problem is not None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from .core.sites import Site
+from ..core.sites import Site
 
 __all__ = [
     "BUDGET_KINDS",

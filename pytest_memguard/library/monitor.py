@@ -31,10 +31,12 @@ from typing import Any, Final, final
 
 import psutil
 
+from ..core.levels import Level, MemoryThresholds
+from ..core.sizes import format_size, parse_limit
+from ..errors import MemguardError
+from ..probe.process import DescendantsMemory
+from ..probe.system import SystemMemory
 from .background import Background, Threaded
-from .core.levels import Level, MemoryThresholds
-from .core.sizes import format_size, parse_limit
-from .errors import MemguardError
 from .monitorlog import (
     ALERTS_FILE,
     MONITOR_FILE,
@@ -47,8 +49,6 @@ from .monitorlog import (
     stats_record,
     system_record,
 )
-from .probe.process import DescendantsMemory
-from .probe.system import SystemMemory
 
 __all__ = [
     "ALERTS_FILE",
@@ -213,7 +213,7 @@ def _default_thresholds() -> MemoryThresholds:
 
 
 def _read_system() -> SystemMemory:
-    from .probe.system import read_system_memory
+    from ..probe.system import read_system_memory
 
     return read_system_memory()
 

@@ -17,10 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from ..core.files import InputFileError, read_json, write_atomically
+from ..errors import MemguardError
+from ..probe.system import SystemMemory
 from .ci_env import detect_ci
-from .errors import MemguardError
-from .output import InputFileError, read_json, write_atomically
-from .probe.system import SystemMemory
 from .results import STATUSES, TestMemory
 
 __all__ = [
@@ -43,7 +43,9 @@ class ReportError(MemguardError, ValueError):
 def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report, as shipped in the package."""
     text = (
-        resources.files(__package__ or "pytest_memguard").joinpath("report.schema.json").read_text()
+        resources.files(__package__ or "pytest_memguard.reporting")
+        .joinpath("report.schema.json")
+        .read_text()
     )
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -59,7 +61,7 @@ def environment(
 ) -> dict[str, Any]:
     """The ``environment`` section: interpreter, platform, usable memory, CI system.
 
-    ``ci`` is what :func:`~pytest_memguard.ci_env.detect_ci` finds in ``environ`` (default
+    ``ci`` is what :func:`~pytest_memguard.reporting.ci_env.detect_ci` finds in ``environ`` (default
     ``os.environ``): the CI system, commit, branch, job, build and URL; null outside CI.
     """
     return {
@@ -164,7 +166,7 @@ def encode_report(report: Mapping[str, Any]) -> str:
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``report`` to ``path`` atomically (a temporary file, then a rename).
 
-    The rules of :mod:`~pytest_memguard.output`: a symlink's target is replaced, a path
+    The rules of :mod:`~pytest_memguard.core.files`: a symlink's target is replaced, a path
     that is not a regular file is refused (:class:`~.output.OutputPathError`), and an
     existing file keeps its mode.
     """

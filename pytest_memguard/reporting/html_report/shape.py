@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ..core.sizes import MAX_SIZE
+from ...core.sizes import MAX_SIZE
 from ..results import FAILING_STATUSES, STATUSES
 
 __all__ = ["normalised"]

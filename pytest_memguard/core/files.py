@@ -35,8 +35,8 @@ import stat
 from pathlib import Path
 from typing import Any, Final
 
-from .core.sizes import format_size
-from .errors import MemguardError
+from ..errors import MemguardError
+from .sizes import format_size
 
 __all__ = [
     "MAX_READ",

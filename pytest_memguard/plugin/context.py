@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..timeline import SampleBuffer
+from ..reporting.timeline import SampleBuffer
 
 if TYPE_CHECKING:
     from ..probe.system import SystemMemory
@@ -82,7 +82,7 @@ class Run:
     def environment(self) -> dict[str, Any]:
         """The report's ``environment`` section for this run."""
         from ..core.guard import describe_platform
-        from ..report import environment
+        from ..reporting.report import environment
 
         return environment(
             self.memory,

@@ -32,7 +32,7 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .core.sizes import format_size
+from ..core.sizes import format_size
 
 if TYPE_CHECKING:
     from .results import TestMemory

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
+from ..errors import MemguardError
 from .crashlog import ProcessRecords, read_records
-from .errors import MemguardError
 from .results import STATUSES, TestMemory
 
 __all__ = ["KILLED", "RecoveryError", "recover_report"]
@@ -63,8 +63,8 @@ def _entry(end: dict[str, Any], worker: str) -> dict[str, Any]:
 
 def _minimal_environment() -> dict[str, Any]:
     """The environment section when the records lack the run's own line: this machine's."""
-    from .core.guard import describe_platform
-    from .probe.system import read_system_memory
+    from ..core.guard import describe_platform
+    from ..probe.system import read_system_memory
     from .report import environment
 
     return environment(read_system_memory(), peak_method="unknown", interrupt=describe_platform())

@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
+from ..core.sizes import MAX_SIZE, format_size
 from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
-from .core.sizes import MAX_SIZE, format_size
 from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Which CI system runs us, and its commit, branch, job and URL, from the usual variables.
 
-No pytest import here: :func:`pytest_memguard.report.environment` records the result as
+No pytest import here: :func:`pytest_memguard.reporting.report.environment` records the result as
 the report's ``environment.ci`` (null outside CI).
 """
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
-from .core.sizes import format_size, parse_size
-from .errors import SizeError
+from ..core.sizes import format_size, parse_size
+from ..errors import SizeError
 from .report import ReportError
 from .results import STATUSES, TestMemory
 

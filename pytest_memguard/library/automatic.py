@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
+from ..core.levels import Level
+from ..core.sizes import format_size, parse_limit
+from ..errors import MemguardError
 from .background import Background
-from .core.levels import Level
-from .core.sizes import format_size, parse_limit
-from .errors import MemguardError
 
 if TYPE_CHECKING:
     from .diagnostics import MemoryDiagnostics

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import psutil
 
-from .core.levels import Level, MemoryThresholds
-from .core.sizes import format_size
-from .probe.process import RssReader, trim_heap
-from .probe.system import SystemMemory
+from ..core.levels import Level, MemoryThresholds
+from ..core.sizes import format_size
+from ..probe.process import RssReader, trim_heap
+from ..probe.system import SystemMemory
 
 if TYPE_CHECKING:
     from .automatic import AutomaticMode
@@ -91,7 +91,7 @@ _Sites = dict[tuple[str, int], tuple[int, int]]
 
 
 def _read_system() -> SystemMemory:
-    from .probe.system import read_system_memory
+    from ..probe.system import read_system_memory
 
     return read_system_memory()
 
