@@ -7,7 +7,6 @@ beyond the option declarations and the marker line is loaded or started.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:  # the import stays lazy at run time
 
 __all__ = ["PLUGIN_KEY"]
 
-PLUGIN_NAME = "memguard-plugin"
 PLUGIN_KEY: pytest.StashKey[MemguardPlugin] = pytest.StashKey()
 
 
@@ -51,71 +49,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     if not is_enabled(config):
         return
-    from .hooks import MemguardPlugin
+    from .hooks import MemguardPlugin, Roles
     from .settings import resolve_settings
 
     settings = resolve_settings(config)
     baseline = None
     if settings.baseline is not None:
-        from . import ci
+        from .ci import load_baseline
 
-        baseline = ci.load_baseline(settings)  # a bad one stops the run before the guard starts
-
-    plugin = MemguardPlugin(config, settings)
-    config.stash[PLUGIN_KEY] = plugin
-    config.pluginmanager.register(plugin, PLUGIN_NAME)
-    if settings.min_free is not None:
-        from . import preflight
-
-        preflight.register(config, plugin.run, plugin.pressure.relieve)
-    in_xdist = hasattr(config, "workerinput") or getattr(config.option, "dist", "no") != "no"
-    if in_xdist and config.pluginmanager.hasplugin("xdist"):
-        from . import distributed
-
-        distributed.register(config, plugin.run, plugin.reader)
-    elif settings.pack:
-        plugin.run.notices.append(
-            f"memguard: {settings.source('pack')} packs pytest-xdist workers: nothing to pack"
-            " in one process (run with -n N)"
-        )
-    if (
-        config.pluginmanager.hasplugin("html")
-        and config.getoption("htmlpath", None)
-        and not hasattr(config, "workerinput")  # the report is written by the controller
-    ):
-        from . import htmlresults
-
-        htmlresults.register(config, plugin.run)
-    in_github = os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true"
-    if baseline is not None or config.getoption("xmlpath", None) or in_github:
-        from . import ci
-
-        ci.register(config, plugin.run, lambda: plugin.end.report, baseline)
+        baseline = load_baseline(settings)  # a bad one stops the run before the guard starts
+    # Registers itself and the other plugin objects this process needs.
+    config.stash[PLUGIN_KEY] = MemguardPlugin(config, settings, Roles.of(config), baseline)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if PLUGIN_KEY not in config.stash:
-        return
-    plugin = config.stash[PLUGIN_KEY]
-    del config.stash[PLUGIN_KEY]
-    if config.pluginmanager.hasplugin("memguard-preflight"):
-        from . import preflight
-
-        preflight.unregister(config)
-    if config.pluginmanager.hasplugin("memguard-xdist"):
-        from . import distributed
-
-        distributed.unregister(config)
-    if config.pluginmanager.hasplugin("memguard-html"):
-        from . import htmlresults
-
-        htmlresults.unregister(config)
-    if "pytest_memguard.plugin.ci" in sys.modules:
-        from . import ci
-
-        ci.unregister(config)
-    config.pluginmanager.unregister(plugin, PLUGIN_NAME)
-    plugin.close()
+    plugin = config.stash.get(PLUGIN_KEY, None)
+    if plugin is not None:
+        del config.stash[PLUGIN_KEY]
+        plugin.close()  # unregisters what it registered, in reverse
 
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)

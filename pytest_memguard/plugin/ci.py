@@ -1,8 +1,9 @@
 """CI helpers: baseline gating, JUnit properties, GitHub Actions annotations and summary.
 
-Three small plugins, each registered by :func:`register` only when it has work to do
-(a baseline is given, ``--junitxml`` is on, ``GITHUB_ACTIONS=true``), so a run without
-them pays nothing per test.
+The baseline's growth check is a verdict the plugin asks for at the end of each test
+(:meth:`Baseline.judge`); the other two are small plugins, made by :func:`ci_plugins`
+only when they have work to do (``--junitxml`` is on, ``GITHUB_ACTIONS=true``), so a
+run without them pays nothing per test.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import pytest
 
 from ..core.sizes import format_size
-from .terminal import CAUSE_KEY
+from .state import Verdict
 
 if TYPE_CHECKING:
     from ..reporting.compare import Allowance, Figures, MetricChange
-    from .context import Run
+    from .context import RunContext
+    from .hooks import Roles
     from .settings import Settings
     from .state import TestState
 
@@ -28,17 +30,14 @@ ReportGetter = Callable[[], "dict[str, Any] | None"]
 
 __all__ = [
     "Baseline",
-    "BaselineCheck",
     "GitHubActions",
     "JUnitProperties",
     "annotation",
+    "ci_plugins",
     "load_baseline",
     "properties",
-    "register",
-    "unregister",
 ]
 
-BASELINE_NAME: Final = "memguard-baseline"
 JUNIT_NAME: Final = "memguard-junit"
 GITHUB_NAME: Final = "memguard-github"
 #: Words for the compared figures in messages.
@@ -50,7 +49,6 @@ _PROPERTIES: Final = (
     ("memguard_heap_peak", "heap_peak"),
     ("memguard_leaked", "leaked"),
 )
-_JUDGED: Final = frozenset({"ok", "warning"})
 
 
 class Baseline(NamedTuple):
@@ -60,6 +58,36 @@ class Baseline(NamedTuple):
     allowance: Allowance
     #: For messages: ``--memguard-baseline main.json``.
     label: str
+
+    def judge(self, state: TestState) -> Verdict | None:
+        """The verdict on a finished test whose figures grew past the allowance over the
+        baseline's, or None (also for a test the baseline does not have)."""
+        if state.verdict is not None:
+            return None  # failed for memory already, or never ran its body
+        old = self.figures.get(state.nodeid)
+        if old is None:
+            return None
+        from ..reporting.compare import Figures, compare_figures
+
+        new = Figures(state.peak_delta, state.heap_peak, state.leaked)
+        change = compare_figures(state.nodeid, old, new, self.allowance)
+        grown = [_growth(metric) for metric in change.metrics if metric.exceeded]
+        if not grown:
+            return None
+        return Verdict(
+            "baseline",
+            f"memguard: {'; '.join(grown)} (allowed {self.allowance.describe()}, {self.label})",
+        )
+
+
+def _growth(metric: MetricChange) -> str:
+    """``peak growth 286.1 MiB is 150% above the baseline's 114.4 MiB``."""
+    percent = metric.percent
+    above = "above" if percent is None else f"{percent:.0f}% above"
+    return (
+        f"{_WORDS[metric.metric]} {format_size(metric.new)} is {above} the baseline's"
+        f" {format_size(metric.old)}"
+    )
 
 
 def load_baseline(settings: Settings) -> Baseline | None:
@@ -82,98 +110,23 @@ def load_baseline(settings: Settings) -> Baseline | None:
     return Baseline(figures, allowance, f"{source} {path}")
 
 
-def register(
-    config: pytest.Config, run: Run, report: ReportGetter, baseline: Baseline | None
-) -> None:
-    """Register the CI plugins this run needs."""
-    manager = config.pluginmanager
-    if baseline is not None:
-        manager.register(BaselineCheck(run, baseline), BASELINE_NAME)
-    if config.getoption("xmlpath", None):
-        manager.register(JUnitProperties(run), JUNIT_NAME)
-    is_worker = hasattr(config, "workerinput")
-    if not is_worker and os.environ.get("GITHUB_ACTIONS", "").strip().lower() == "true":
-        manager.register(GitHubActions(run, report, os.environ), GITHUB_NAME)
+def ci_plugins(
+    config: pytest.Config,
+    context: RunContext,
+    roles: Roles,
+    report: ReportGetter,
+    state_of: Callable[[str], TestState | None],
+) -> list[tuple[str, object]]:
+    """The CI plugins this run needs, with their names.
 
-
-def unregister(config: pytest.Config) -> None:
-    """Unregister what :func:`register` registered."""
-    manager = config.pluginmanager
-    for name in (BASELINE_NAME, JUNIT_NAME, GITHUB_NAME):
-        found = manager.get_plugin(name)
-        if found is not None:
-            manager.unregister(found, name)
-
-
-# -- baseline gating ---------------------------------------------------------------------
-
-
-class BaselineCheck:
-    """Fails the tests whose figures grew past the allowance over a baseline report.
-
-    Judged on the teardown report, when peak, heap and the leak figure are all known.
+    :param state_of: the running test's measurements, by node id
     """
-
-    def __init__(self, run: Run, baseline: Baseline) -> None:
-        self.run = run
-        self.figures, self.allowance, self.label = baseline
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        message = state = None
-        if call.when == "teardown":
-            state = self.run.state_of(item)
-            try:
-                message = self.judge(state) if state is not None else None
-            except Exception as error:
-                self.run.error(f"comparing {item.nodeid} with the baseline", error)
-        report = yield
-        if message is not None and state is not None:
-            self._mark(report, state, message)
-        return report
-
-    def judge(self, state: TestState) -> str | None:
-        """Compare a finished test with the baseline; set its status and say why, or None."""
-        if state.status not in _JUDGED or state.message is not None:
-            return None  # already failed for memory, or never ran its body
-        old = self.figures.get(state.nodeid)
-        if old is None:
-            return None
-        from ..reporting.compare import Figures, compare_figures
-
-        new = Figures(state.peak_delta, state.heap_peak, state.leaked)
-        change = compare_figures(state.nodeid, old, new, self.allowance)
-        grown = [self._growth(metric) for metric in change.metrics if metric.exceeded]
-        if not grown:
-            return None
-        message = (
-            f"memguard: {'; '.join(grown)} (allowed {self.allowance.describe()}, {self.label})"
-        )
-        state.status, state.message = "over_budget", message
-        return message
-
-    @staticmethod
-    def _growth(metric: MetricChange) -> str:
-        """``peak growth 286.1 MiB is 150% above the baseline's 114.4 MiB``."""
-        percent = metric.percent
-        above = "above" if percent is None else f"{percent:.0f}% above"
-        return (
-            f"{_WORDS[metric.metric]} {format_size(metric.new)} is {above} the baseline's"
-            f" {format_size(metric.old)}"
-        )
-
-    def _mark(self, report: pytest.TestReport, state: TestState, message: str) -> None:
-        """Fail the teardown report (enforce mode) and add the ``memguard`` section."""
-        details = state.details(self.run.peak_method)
-        if self.run.settings.enforce and report.passed:
-            report.outcome = "failed"
-            report.longrepr = message
-            setattr(report, CAUSE_KEY, True)
-        else:  # report mode, or failed already for another reason: the section says why
-            details = f"{message}\n{details}"
-        report.sections.append(("memguard", details))
+    plugins: list[tuple[str, object]] = []
+    if roles.junit:
+        plugins.append((JUNIT_NAME, JUnitProperties(state_of)))
+    if roles.github:
+        plugins.append((GITHUB_NAME, GitHubActions(context, config.rootpath, report, os.environ)))
+    return plugins
 
 
 # -- JUnit XML -----------------------------------------------------------------------
@@ -182,15 +135,15 @@ class BaselineCheck:
 class JUnitProperties:
     """Adds each test's measured figures to its JUnit XML entry (``item.user_properties``)."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    def __init__(self, state_of: Callable[[str], TestState | None]) -> None:
+        self.state_of = state_of
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         if call.when == "teardown":
-            state = self.run.state_of(item)
+            state = self.state_of(item.nodeid)
             if state is not None:
                 # Before the report is made: it copies the item's properties.
                 item.user_properties.extend(properties(state))
@@ -204,7 +157,7 @@ def properties(state: TestState) -> list[tuple[str, str]]:
         for name, field in _PROPERTIES
         if (value := getattr(state, field)) is not None
     ]
-    found.append(("memguard_status", state.final_status()))
+    found.append(("memguard_status", state.status))
     return found
 
 
@@ -214,13 +167,21 @@ def properties(state: TestState) -> list[tuple[str, str]]:
 class GitHubActions:
     """Memory failures as workflow annotations, and the report's table in the job summary."""
 
-    def __init__(self, run: Run, report: ReportGetter, environ: Mapping[str, str]) -> None:
-        self.run = run
+    def __init__(
+        self,
+        context: RunContext,
+        rootpath: Path,
+        report: ReportGetter,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.context = context
+        #: pytest's root folder, that report locations are relative to.
+        self.rootpath = rootpath
         self.report = report
         self.summary_path = environ.get("GITHUB_STEP_SUMMARY", "").strip() or None
         workspace = environ.get("GITHUB_WORKSPACE", "").strip()
         #: The repository root that annotation paths are relative to.
-        self.root = Path(workspace) if workspace else run.config.rootpath
+        self.root = Path(workspace) if workspace else rootpath
         #: node id -> (path relative to the rootdir, 0-based line or None).
         self.locations: dict[str, tuple[str, int | None]] = {}
 
@@ -241,12 +202,12 @@ class GitHubActions:
             # Appended, as GitHub asks; a FIFO or a device there is refused, not written.
             append_text(self.summary_path, render_report(report, "markdown") + "\n\n")
         except OSError as error:  # the path's problem, not memguard's
-            self.run.notices.append(
+            self.context.log.notices.append(
                 f"memguard: cannot write the GitHub job summary to {self.summary_path!r}"
                 f" ({reason_of(error)})"
             )
         except Exception as error:
-            self.run.error("writing the GitHub job summary", error)
+            self.context.log.error("writing the GitHub job summary", error)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.annotations():
@@ -263,7 +224,7 @@ class GitHubActions:
         for test in report.get("tests", []):
             if test.get("status") not in FAILING_STATUSES:
                 continue
-            level = "error" if test.get("outcome") == "failed" else "warning"
+            level = "error" if test.get("outcome") in ("failed", "error") else "warning"
             where = self.locations.get(test["nodeid"])
             path, line = where if where is not None else (None, None)
             if path is not None:
@@ -274,7 +235,7 @@ class GitHubActions:
 
     def _relative(self, path: str) -> str:
         """``path`` (relative to the rootdir) relative to the repository root, with ``/``."""
-        full = os.path.normpath(self.run.config.rootpath / path)
+        full = os.path.normpath(self.rootpath / path)
         relative = os.path.relpath(full, os.path.normpath(self.root))
         if relative.startswith(".."):
             relative = path

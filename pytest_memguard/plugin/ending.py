@@ -2,7 +2,7 @@
 the ``memguard`` section of the terminal summary.
 
 A plugin of its own (``memguard-report``), registered with the run's plugin: it reads
-the :class:`~.run.Run` and nothing else.
+the :class:`~.context.RunContext`, and pytest's config for the report hook and the cache.
 """
 
 from __future__ import annotations
@@ -10,26 +10,32 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import pytest
 
 from ..core.stopsignals import StopSignals, signal_name
+from ..reporting.results import TestMemory
 from . import terminal
-from .context import Run
+from .context import RunContext
 from .records import Records
 from .summary import run_report, run_summary
 
-__all__ = ["PLUGIN_NAME", "RunEnd"]
-
-PLUGIN_NAME: Final = "memguard-report"
+__all__ = ["RunEnd"]
 
 
 class RunEnd:
     """Writes the run's report and shows its summary."""
 
-    def __init__(self, run: Run, signals: StopSignals, records: Records | None) -> None:
-        self.run = run
+    def __init__(
+        self,
+        config: pytest.Config,
+        context: RunContext,
+        signals: StopSignals,
+        records: Records | None,
+    ) -> None:
+        self.config = config
+        self.context = context
         self.signals = signals
         #: The run's records folder, where this process owns it.
         self.records = records
@@ -52,10 +58,10 @@ class RunEnd:
         """A report left at the report paths by an earlier run is emptied now (the file
         keeps its mode and links): a run killed before it writes its own leaves no report
         that passes for this run's, only an empty file."""
-        run = self.run
-        if not run.owns_work_dir:
+        context = self.context
+        if not context.owns_work_dir:
             return
-        settings = run.settings
+        settings = context.settings
         if settings.html_path is not None and settings.baseline is not None:
             from ..reporting.report import ReportError, load_report
 
@@ -70,40 +76,40 @@ class RunEnd:
                 try:
                     os.truncate(path, 0)
                 except OSError as error:
-                    run.notices.append(
+                    context.log.notices.append(
                         f"memguard: cannot empty the earlier report {str(path)!r}"
                         f" ({error.strerror or error}): it is not this run's"
                     )
 
     @pytest.hookimpl(tryfirst=True)  # before xdist stops its workers: a Ctrl-C may cut that
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        run = self.run
+        context, config = self.context, self.config
         signals = self.signals
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(signals.received)
         self._ending = (interrupted, time.time())
+        settings = context.settings
         # The full report (an entry per test) is built only when something reads it.
         wanted = (
-            run.settings.json_path is not None
-            or run.settings.html_path is not None
-            or run.config.hook.pytest_memguard_report.get_hookimpls()
-            or run.controller is not None
+            settings.json_path is not None
+            or settings.html_path is not None
+            or config.hook.pytest_memguard_report.get_hookimpls()
             or interrupted
         )
         signals.holding = True  # a second signal waits until the report is written
         try:
             if wanted and self.report is not None:
                 self._write(self.report)
-            if run.owns_work_dir and getattr(run.config, "cache", None) is not None:
+            if context.owns_work_dir and getattr(config, "cache", None) is not None:
                 from .peakcache import save_history
 
                 try:
-                    save_history(run.config, run, self._report)
+                    save_history(config, context)
                 except Exception as error:
-                    run.error("keeping the tests' peaks in pytest's cache", error)
+                    context.log.error("keeping the tests' peaks in pytest's cache", error)
         finally:
             # An xdist worker keeps holding: it ends when its controller lets it go.
-            signals.holding = not run.owns_work_dir
-        if not run.owns_work_dir:
+            signals.holding = not context.owns_work_dir
+        if not context.owns_work_dir:
             return
         if self.ended:
             # The report has what the records say, and the job may now end at once: a
@@ -115,7 +121,7 @@ class RunEnd:
         if status is not None:  # as a shell reports a process that signal ended
             session.exitstatus = status
         elif exitstatus == 0 and (missing := self._missing()):
-            run.notices.append(
+            context.log.notices.append(
                 f"memguard: the report asked for was not written ({missing}):"
                 " the exit status says so (3)"
             )
@@ -123,7 +129,7 @@ class RunEnd:
 
     def _missing(self) -> str:
         """The report paths asked for and not written, or ""."""
-        settings = self.run.settings
+        settings = self.context.settings
         missing = []
         if settings.json_path is not None and self.path is None:
             missing.append(str(settings.json_path))
@@ -133,24 +139,24 @@ class RunEnd:
 
     def _write(self, report: dict[str, Any]) -> None:
         """Save the report; a path that cannot be written is a notice."""
-        run = self.run
+        context = self.context
         try:
             self.save(report)
         except OSError as error:  # the path's problem (it became a folder...), not ours
             from ..core.files import reason_of
 
-            run.notices.append(
-                f"memguard: cannot write the report to {str(run.settings.json_path)!r}"
+            context.log.notices.append(
+                f"memguard: cannot write the report to {str(context.settings.json_path)!r}"
                 f" ({reason_of(error)})"
             )
         except Exception as error:
-            run.error("writing the report", error)
+            context.log.error("writing the report", error)
 
     @property
     def report(self) -> dict[str, Any] | None:
         """The run's full report, built when first asked for after the session ended
         (None before, and in an xdist worker, whose results went to the controller)."""
-        if self._report is None and self._ending is not None and self.run.owns_work_dir:
+        if self._report is None and self._ending is not None and self.context.owns_work_dir:
             interrupted, ended = self._ending
             first = self.signals.first
             signal = signal_name(first) if first is not None else None
@@ -159,16 +165,26 @@ class RunEnd:
                 reason = f"interrupted by {signal}" if signal else "interrupted"
             try:
                 self._report = run_report(
-                    self.run, interrupted=interrupted, reason=reason, ended=ended, signal=signal
+                    self.context,
+                    interrupted=interrupted,
+                    reason=reason,
+                    extras=self._extras,
+                    ended=ended,
+                    signal=signal,
                 )
             except Exception as error:
-                self.run.error("building the report", error)
+                self.context.log.error("building the report", error)
                 self._ending = None  # no report, no summary; the work folder stays for a look
         return self._report
 
+    def _extras(self, report: Any) -> tuple[dict[str, Any], list[str]]:
+        from .hookcalls import report_extras
+
+        return report_extras(self.config, report)
+
     def save(self, report: dict[str, Any]) -> None:
         """Write ``report`` to the JSON path and its page to the HTML path, where given."""
-        settings = self.run.settings
+        settings = self.context.settings
         try:
             if settings.json_path is not None:
                 from ..reporting.report import (
@@ -188,42 +204,42 @@ class RunEnd:
         try:
             self.html_path = write_atomically(path, render_html(report, self._baseline))
         except OSError as error:  # the path's problem, not ours
-            self.run.notices.append(
+            self.context.log.notices.append(
                 f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"
             )
         except Exception as error:
-            self.run.error("writing the HTML report", error)
+            self.context.log.error("writing the HTML report", error)
 
-    def save_now(self, abort: str) -> Path | None:
-        """The guard is ending the process for a test (``abort``: why): the report now,
-        with that test aborted; where it went (watchdog thread)."""
-        if not self.run.owns_work_dir:
+    def save_now(self, aborted: TestMemory | None) -> Path | None:
+        """The guard is ending the process for a test (``aborted``: its result): the
+        report now; where it went (watchdog thread)."""
+        if not self.context.owns_work_dir:
             return None  # an xdist worker: the controller reads its log
         reason = "the process was ended by memguard"
-        self.save(run_report(self.run, interrupted=True, reason=reason, abort=abort))
+        self.save(run_report(self.context, interrupted=True, reason=reason, aborted=aborted))
         return self.path
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        run = self.run
-        if self._ending is not None and run.owns_work_dir:
+        context = self.context
+        log = context.log
+        if self._ending is not None and context.owns_work_dir:
             try:
-                summary = run_summary(run, run.settings.top, self._report)
+                summary = run_summary(context, context.settings.top)
             except Exception as failure:
-                run.error("summing up the run", failure)
+                log.error("summing up the run", failure)
             else:
-                terminal.write_summary(terminalreporter, summary, run.settings, self.path)
+                terminal.write_summary(terminalreporter, summary, context.settings, self.path)
                 if self.html_path is not None:
                     terminalreporter.write_line(f"HTML report: {self.html_path}")
-        for line in run.notices:
+        for line in log.notices:
             terminalreporter.write_line(line, yellow=True)
-        for text in run.hook_errors:
+        for text in log.hook_errors:
             terminalreporter.write_line(f"memguard: error: {text}", red=True)
-        for error in run.errors:
+        for error in log.errors:
             terminalreporter.write_line(
                 f"memguard: internal error, the guard went on: {error}", yellow=True
             )
 
     def close(self) -> None:
-        """The per-test data is let go: pytest's last garbage collections need not walk it."""
+        """The report is let go: pytest's last garbage collections need not walk it."""
         self._report = None
-        self.run.results = []

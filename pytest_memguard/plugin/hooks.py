@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
 import time
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import pytest
 
@@ -37,34 +36,64 @@ from ..probe.process import (
 )
 from ..probe.system import read_system_memory
 from ..reporting.crashlog import RecordWriter
-from ..reporting.results import Budget, Status, merge_outcome
+from ..reporting.results import Budget, TestMemory, merge_outcome, report_outcome
 from . import terminal
-from .context import Run
-from .ending import PLUGIN_NAME as END_NAME
+from .context import LocalResults, ResultSource, RunContext, RunLog
+from .distributed.wire import DIR_KEY, ENTRY_KEY, RECYCLE_KEY, encode_result
 from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
 from .records import records_folder
 from .relief import Pressure
 from .runner import find_runner
 from .settings import Settings
-from .state import NO_BUDGET, TestState
+from .state import NO_BUDGET, NOT_FINISHED, TestState, Verdict
 from .terminal import CAUSE_KEY
 
 if TYPE_CHECKING:
+    from .ci import Baseline
+    from .distributed.controller import Controller
     from .leakcheck import LeakCheck
+    from .preflight import Preflight
 
-#: ``node.workerinput`` key: the xdist controller's work folder, where workers log.
-DIR_KEY: Final = "memguard_dir"
-#: Report attribute (set in an xdist worker, sent with the report): the test's entry, as
-#: JSON text (execnet serializes one string several times faster than a dict of 18 keys).
-ENTRY_KEY: Final = "memguard"
+#: The names memguard's plugin objects are registered under (they exist only while the
+#: guard is on).
+PLUGIN_NAME: Final = "memguard-plugin"
+END_NAME: Final = "memguard-report"
 #: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
 #: kernel's counters are batched per CPU).
 WAITED_SLACK: Final = 1024 * 1024
-#: The message of a test whose protocol was cut off before its teardown ended (Ctrl-C).
-NOT_FINISHED: Final = "not run (interrupted)"
+__all__ = ["PLUGIN_NAME", "LimitStop", "MemguardPlugin", "Roles"]
 
-__all__ = ["CAUSE_KEY", "DIR_KEY", "ENTRY_KEY", "NOT_FINISHED", "LimitStop", "MemguardPlugin"]
+
+class Roles(NamedTuple):
+    """What this process is in the run, and which of memguard's plugins it needs:
+    decided once, when the guard starts."""
+
+    #: An xdist worker (its controller writes the report).
+    worker: bool
+    #: The xdist controller (it runs no test).
+    controller: bool
+    #: pytest-html writes a report here: memguard's columns in it.
+    html: bool
+    #: ``--junitxml``: each test's figures as JUnit properties.
+    junit: bool
+    #: GitHub Actions: annotations and the job summary (never in a worker).
+    github: bool
+
+    @classmethod
+    def of(cls, config: pytest.Config, environ: Any = os.environ) -> Roles:
+        worker = hasattr(config, "workerinput")
+        has_xdist = config.pluginmanager.hasplugin("xdist")
+        controller = not worker and has_xdist and getattr(config.option, "dist", "no") != "no"
+        return cls(
+            worker=worker and has_xdist,
+            controller=controller,
+            html=not worker
+            and config.pluginmanager.hasplugin("html")
+            and bool(config.getoption("htmlpath", None)),
+            junit=bool(config.getoption("xmlpath", None)),
+            github=not worker and environ.get("GITHUB_ACTIONS", "").strip().lower() == "true",
+        )
 
 
 class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
@@ -85,57 +114,104 @@ class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[mis
 
 
 class MemguardPlugin:
-    """Registered as ``memguard-plugin`` while the guard is on; owns the run's guard."""
+    """Registered as ``memguard-plugin`` while the guard is on; owns the run's guard, its
+    other plugin objects (registered with it, unregistered in reverse by :meth:`close`)
+    and every resource it holds (released in reverse by :meth:`close`).
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    :param baseline: the loaded ``--memguard-baseline``, whose growth check is a verdict
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        roles: Roles,
+        baseline: Baseline | None = None,
+    ) -> None:
         self.config = config
         self.settings = settings
+        self.roles = roles
+        self._stack = contextlib.ExitStack()
+        try:
+            self._start(baseline)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self, baseline: Baseline | None) -> None:
+        config, settings, stack = self.config, self.settings, self._stack
         workerinput = getattr(config, "workerinput", None)
         # An xdist worker logs into the controller's work folder.
         shared = workerinput.get(DIR_KEY) if workerinput else None
         self.records = None if shared else records_folder(settings)
-        self.reader = RssReader()
-        self.has_children = ChildrenCheck()
+        self.reader = stack.enter_context(contextlib.closing(RssReader()))
+        self.has_children = stack.enter_context(contextlib.closing(ChildrenCheck()))
         self.descendants = DescendantsMemory(has_children=self.has_children)
-        self.meter = open_peak_meter(read=self.reader)
-        self.run = Run(
-            config,
+        self.meter = stack.enter_context(contextlib.closing(open_peak_meter(read=self.reader)))
+        worker = workerinput["workerid"] if workerinput else "main"
+        log = RunLog()
+        self.local = LocalResults(worker, log, lambda: self.guard.max_rss)
+        # Last of all, once the records are closed: keep or remove them, let results go.
+        stack.callback(self._release)
+        memory = read_system_memory()
+        work_dir = self.records.folder if self.records is not None else Path(str(shared))
+        self.controller: Controller | None = None
+        source: ResultSource = self.local
+        if self.roles.controller:
+            from .distributed import make_controller
+
+            self.controller = source = make_controller(
+                config, settings, log, work_dir, memory.total, self._say
+            )
+            stack.callback(self.controller.close)
+        self.context = RunContext(
             settings,
-            worker=workerinput["workerid"] if workerinput else "main",
-            work_dir=self.records.folder if self.records is not None else Path(str(shared)),
+            worker,
+            work_dir,
             owns_work_dir=shared is None,
-            memory=read_system_memory(),
+            memory=memory,
             peak_method=self.meter.method,
-            max_rss=lambda: self.guard.max_rss,
+            environment=_environment(memory, self.meter.method),
+            source=source,
+            log=log,
         )
-        self.in_worker = workerinput is not None
-        self.crashlog = RecordWriter(
-            self.run.work_dir / f"{self.run.worker}-{os.getpid()}.jsonl", self.run.worker
+        self.crashlog = stack.enter_context(
+            contextlib.closing(RecordWriter(work_dir / f"{worker}-{os.getpid()}.jsonl", worker))
         )
-        self.run.record = self.crashlog.write
-        if self.run.owns_work_dir:  # what memguard recover needs to know of the run
+        if self.controller is not None:
+            self.controller.record = self.crashlog.write
+        if self.context.owns_work_dir:  # what memguard recover needs to know of the run
             self.crashlog.write(
                 "run",
-                started=self.run.started,
+                started=self.context.started,
                 config=settings.to_json(),
-                environment=self.run.environment(),
+                environment=self.context.environment,
             )
         self.runner = find_runner(config)
         #: The guard interrupts only while pytest's own work of a phase runs.
-        self._work = self.runner.code()
+        self._runner_code = self.runner.code()
         #: Budgets of the tests with a marker (or the marker's error), by node id.
         self._budgets: dict[str, Budget | str] = {}
         #: The budget of every other test.
-        self._shared: Budget = NO_BUDGET
+        self._default: Budget = NO_BUDGET
         self._ask_budget = self._tell_result = True
         self._leaks: LeakCheck | None = None
-        self.pressure = Pressure(config, self.reader, self.run.pressure, self.run.notices)
+        self.baseline = baseline
+        self.preflight: Preflight | None = None
+        if settings.min_free is not None:
+            from .preflight import Preflight
+
+            self.preflight = Preflight(
+                settings.min_free, settings.source("min_free"), self._relieve
+            )
+        self.pressure = Pressure(config, self.reader, log.pressure, log.notices)
         self.signals = StopSignals(on_signal=self._signalled).install()
-        self.end = RunEnd(self.run, self.signals, self.records)
-        config.pluginmanager.register(self.end, END_NAME)
+        stack.callback(self.signals.restore)
+        self.end = RunEnd(config, self.context, self.signals, self.records)
         # A duplicate of the real stderr, taken before any test captures it, so that the
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
+        stack.callback(os.close, self.escalate_fd)
         self.guard = Guard(
             settings.thresholds,
             reader=self.reader,
@@ -145,31 +221,72 @@ class MemguardPlugin:
             on_growth=self._grew,
             on_escalate=self._on_escalate,
             escalate_fd=self.escalate_fd,
-            memory=self.run.memory.total,  # a container's limit: the kernel's wall
+            memory=memory.total,  # a container's limit: the kernel's wall
             stop_error=self._stop_error,
             children=self.descendants,  # a test's memory is its child processes' too
         )
         self.guard.start()
+        stack.callback(self.guard.stop)
+        for name, plugin in [(PLUGIN_NAME, self), (END_NAME, self.end), *self._helpers()]:
+            config.pluginmanager.register(plugin, name)
+            stack.callback(config.pluginmanager.unregister, plugin, name)
+
+    def _helpers(self) -> list[tuple[str, object]]:
+        """memguard's other plugin objects this process needs (see :class:`Roles`)."""
+        roles, config, context = self.roles, self.config, self.context
+        helpers: list[tuple[str, object]] = []
+        if roles.worker:
+            from .distributed import worker_sides
+
+            helpers.extend(worker_sides(config, context, self.reader))
+        elif roles.controller and self.controller is not None:
+            from .distributed import CONTROLLER_NAME
+
+            helpers.append((CONTROLLER_NAME, self.controller))
+        elif self.settings.pack:
+            context.log.notices.append(
+                f"memguard: {self.settings.source('pack')} packs pytest-xdist workers: nothing"
+                " to pack in one process (run with -n N)"
+            )
+        if roles.html:
+            from .htmlresults import PLUGIN_NAME as HTML_NAME
+            from .htmlresults import HtmlColumns
+
+            helpers.append((HTML_NAME, HtmlColumns(context)))
+        if roles.junit or roles.github:
+            from .ci import ci_plugins
+
+            report = lambda: self.end.report  # noqa: E731 - read when the session ends
+            helpers.extend(ci_plugins(config, context, roles, report, self.local.state_of))
+        return helpers
 
     def close(self) -> None:
-        """Undo what the constructor did: thread, signal handlers, files, work folder."""
-        self.signals.restore()
-        self.guard.stop()
-        self.crashlog.close()
-        self.meter.close()
-        self.reader.close()
-        self.has_children.close()
-        os.close(self.escalate_fd)
-        run = self.run
-        if run.controller is not None:
-            run.controller.close()
-        # The crash-proof records are kept only when a session that ran tests did not
-        # end (what they say is not in a report) or the guard ended the process.
-        nothing_ran = not run.results and run.running is None
-        if self.records is not None and not run.escalated and (self.end.ended or nothing_ran):
+        """Undo what the constructor did, in reverse: plugins, thread, signal handlers,
+        files, the records folder."""
+        self._stack.close()
+
+    def _release(self) -> None:
+        """Keep the crash-proof records only when a session that ran tests did not end
+        (what they say is not in a report) or the guard ended the process; let the
+        per-test data go (pytest's last garbage collections need not walk it)."""
+        local = self.local
+        nothing_ran = not local.finished and local.running is None
+        end = getattr(self, "end", None)
+        ended = end is not None and end.ended
+        if self.records is not None and not local.escalated and (ended or nothing_ran):
             self.records.remove()
-        self.end.close()
-        self.config.pluginmanager.unregister(self.end, END_NAME)
+        local.finished = []
+        if end is not None:
+            end.close()
+
+    def _say(self, line: str) -> None:
+        """A line in the terminal, as the run goes (the xdist controller's packing)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+
+    def _relieve(self, trigger: str, nodeid: str | None) -> None:
+        self.pressure.relieve(trigger, nodeid)
 
     # -- collection --------------------------------------------------------------------
 
@@ -178,13 +295,14 @@ class MemguardPlugin:
         # Every conftest is loaded by now: no per-test hook call that nobody listens to.
         self._ask_budget = len(hook.pytest_memguard_budget.get_hookimpls()) > 1
         self._tell_result = bool(hook.pytest_memguard_test_result.get_hookimpls())
-        self._shared = self._default_budget()
-        self.run.collected.extend([item.nodeid for item in session.items])
-        if self.run.owns_work_dir and self.run.controller is None:
-            self.crashlog.write("collected", nodeids=self.run.collected)
+        self._default = self._default_budget()
+        nodeids = [item.nodeid for item in session.items]
+        self.local.collect(nodeids)
+        if self.context.owns_work_dir and self.controller is None:
+            self.crashlog.write("collected", nodeids=nodeids)
         for item in marked(session.items, MARKER):
             try:
-                self._budgets[item.nodeid] = budget_of(item, self._shared)
+                self._budgets[item.nodeid] = budget_of(item, self._default)
             except ValueError as error:
                 self._budgets[item.nodeid] = str(error)
 
@@ -216,7 +334,7 @@ class MemguardPlugin:
             self._finish(state, item)
 
     def _begin(self, item: pytest.Item) -> TestState:
-        budget = self._budgets.get(item.nodeid, self._shared)
+        budget = self._budgets.get(item.nodeid, self._default)
         error = None
         if isinstance(budget, str):  # a bad marker: the test errors at its setup
             error, budget = budget, NO_BUDGET
@@ -228,22 +346,36 @@ class MemguardPlugin:
                 from .hookcalls import wrong_budget
 
                 error, budget = wrong_budget(self.config, answer, self), NO_BUDGET
-        state = self.run.running = TestState(item.nodeid, budget, error)
+        state = self.local.running = TestState(item.nodeid, budget, error)
         self.crashlog.start(item.nodeid, self.guard.last_rss)
         return state
 
+    # -- the verdict -----------------------------------------------------------------------
+
+    def _judge(self, state: TestState, verdict: Verdict | None, *, fail: bool = True) -> None:
+        """Give the test ``verdict`` (see :data:`~.state.VERDICTS` for which one stays),
+        and fail the running phase with it when ``fail`` (in report mode only a stop
+        fails)."""
+        if verdict is None or not state.judge(verdict):
+            return
+        if fail and (verdict.kind == "aborted" or self.settings.enforce):
+            pytest.fail(verdict.message, pytrace=False)
+
+    # -- the phases --------------------------------------------------------------------
+
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        state = self.run.state_of(item)
+        state = self.local.state_of(item.nodeid)
         if state is None:
             return (yield)
         state.new_run()
         rss_cap = state.budget.rss if self.settings.enforce else None
         self.guard.begin(item.nodeid, limit=rss_cap, source=state.budget.source("rss"))
         if state.error is not None:
-            state.message = state.error
             pytest.fail(state.error, pytrace=False)
-        self.guard.arm(self._work)
+        if self.preflight is not None:
+            self._preflight(state)
+        self.guard.arm(self._runner_code)
         try:
             result = yield
         except BaseException as raised:
@@ -252,20 +384,31 @@ class MemguardPlugin:
         self._end_phase(state, None)
         return result
 
+    def _preflight(self, state: TestState) -> None:
+        """``--memguard-min-free``: the test is not started while too little is free."""
+        assert self.preflight is not None
+        try:
+            shortfall = self.preflight.shortfall(state.nodeid)
+        except Exception as error:  # never the cause of a lost run: the test goes on
+            self.context.log.error(f"pre-flight check of {state.nodeid}", error)
+            return
+        if shortfall is not None:
+            state.judge(Verdict("not_run", shortfall))
+            pytest.fail(shortfall, pytrace=False)
+
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        state = self.run.state_of(item)
+        state = self.local.state_of(item.nodeid)
         if state is None:
             return (yield)
         state.phase = "call"
         budget = state.budget
         if budget.leak is not None or budget.heap is not None:
-            self._leak_check().begin(
-                state, item
-            )  # before the meter: tracing's tables are not the test's
+            # before the meter: tracing's tables are not the test's
+            self._leak_check().begin(state, item)
         self._count_children(state)
         state.rss_start = self.meter.reset()
-        self.guard.arm(self._work)
+        self.guard.arm(self._runner_code)
         try:
             result = yield
         except BaseException as raised:
@@ -275,9 +418,7 @@ class MemguardPlugin:
         self._end_body(state)
         self._end_phase(state, None)
         if budget is not NO_BUDGET:
-            message = state.over_budget()
-            if message is not None:
-                self._fail(state, "over_budget", message)
+            self._judge(state, state.over_budget())
         return result
 
     def _end_body(self, state: TestState) -> None:
@@ -325,11 +466,11 @@ class MemguardPlugin:
     def pytest_runtest_teardown(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, object, object]:
-        state = self.run.state_of(item)
+        state = self.local.state_of(item.nodeid)
         if state is None:
             return (yield)
         state.phase = "teardown"
-        self.guard.arm(self._work)
+        self.guard.arm(self._runner_code)
         leak = None
         if state.counted is not None:  # checked for leaks
             if self.runner.found:
@@ -339,22 +480,37 @@ class MemguardPlugin:
                     self.guard.max_rss = peak
             else:
                 state.counted = None  # it cannot run again: not judged
+        failure = leak.failure if leak is not None else None
         try:
             result = yield
         except BaseException as raised:
-            self._end_teardown(state, raised)
+            self._settle(state, raised, failure)
             raise
-        self._end_teardown(state, leak.teardown_error if leak is not None else None)
-        if leak is not None and leak.teardown_error is not None:
-            raise leak.teardown_error
-        if leak is not None and leak.failure is not None:
-            self._fail(state, "leak", leak.failure)
+        rerun_error = leak.teardown_error if leak is not None else None
+        self._settle(state, rerun_error, failure)
+        if rerun_error is not None:
+            raise rerun_error
         return result
 
-    def _end_teardown(self, state: TestState, raised: BaseException | None) -> None:
+    def _settle(self, state: TestState, raised: BaseException | None, leak: str | None) -> None:
+        """The end of the test's teardown: the guard's last news, and the verdicts that
+        need the whole test (the leak check's, the baseline's).  Its result is final from
+        here; it fails the teardown (when its own code did not)."""
         state.torn_down = True
         state.duration_s = time.perf_counter() - state.started
-        self._end_phase(state, raised)
+        try:
+            self._end_phase(state, raised)
+        finally:  # a weaker verdict than a stop's fails nothing more
+            self.guard.end()
+            self._pass_events(state)
+            verdicts = [Verdict("leak", leak) if leak is not None else None]
+            if self.baseline is not None:
+                try:
+                    verdicts.append(self.baseline.judge(state))
+                except Exception as error:
+                    self.context.log.error(f"comparing {state.nodeid} with the baseline", error)
+            for verdict in verdicts:
+                self._judge(state, verdict, fail=raised is None)
 
     def _end_phase(self, state: TestState, raised: BaseException | None) -> None:
         """Disarm the guard; pass its level events on, and fail the phase when the guard
@@ -368,105 +524,99 @@ class MemguardPlugin:
         state.stop_handled = True
         state.abort = abort
         if isinstance(raised, MemoryLimitExceeded):
-            # The stop came out of the phase (recorded by _stop_error).  What the stopped
+            # The stop came out of the phase (judged by _stop_error).  What the stopped
             # frames hold is garbage now, even where a plugin keeps the exception
             # (pytest-rerunfailures keeps every failure's).
             traceback.clear_frames(raised.__traceback__)
             return
-        self._fail(
-            state, "aborted", f"memguard: {abort.message} (it caught the interrupt and went on)"
-        )
+        message = f"memguard: {abort.message} (it caught the interrupt and went on)"
+        self._judge(state, Verdict("aborted", message))
 
     def _pass_events(self, state: TestState | None) -> None:
         for event in self.guard.drain_events():
             if state is not None:
-                state.levels = max(state.levels, event.level)
+                state.level = max(state.level, event.level)
             if event.level >= Level.CRITICAL:
                 self.pressure.tight("the process passed its critical threshold")
             self.config.hook.pytest_memguard_threshold_crossed(config=self.config, event=event)
 
     def _stop_error(self, info: AbortInfo) -> BaseException:
         """The exception that stops the running phase (the guard's signal handler calls
-        this in the main thread): a failure with memguard's message, recorded here, before
+        this in the main thread): a failure with memguard's message, judged here, before
         the phase's report is made."""
         message = f"memguard: {info.message}"
-        state = self.run.running
-        if state is not None and not state.stop_handled:
+        state = self.local.running
+        if state is not None and state.abort is None:
             state.abort = info
-            self._record_failure(state, "aborted", message)
+            state.judge(Verdict("aborted", message))
         return LimitStop(message, rss=info.rss, limit=info.limit, source=info.source)
-
-    def _record_failure(self, state: TestState, status: Status, message: str) -> None:
-        state.status, state.message, state.failed_when = status, message, state.phase
-
-    def _fail(self, state: TestState, status: Status, message: str) -> None:
-        """Record a memory failure of the running phase, and fail it (in report mode
-        only aborts fail)."""
-        self._record_failure(state, status, message)
-        if status == "aborted" or self.settings.enforce:
-            pytest.fail(message, pytrace=False)
 
     def _finish(self, state: TestState, item: pytest.Item) -> None:
         """The end of a test's protocol: its result kept, its record line, the pressure
         check; memory freed after a stopped test, before the next one starts."""
-        run = self.run
-        run.running = None
+        local = self.local
         try:
-            self.guard.end()
-            self._pass_events(state)
-            if not state.torn_down:  # interrupted (Ctrl-C) before its teardown ended
-                state.outcome = state.status = "not_run"
-                state.message = NOT_FINISHED
-            run.results.append(state)
+            self.guard.end()  # ended by _settle, unless the test was cut off
+            if state.built is None:  # interrupted (Ctrl-C) before its teardown ended
+                self._pass_events(state)
+                if state.judge(Verdict("not_run", NOT_FINISHED)):
+                    state.outcome = "not_run"
+                state.built = state.result(local.worker)
+            result = state.built
+            local.running = None
+            local.finished.append(result)
             if state.abort is not None:
                 gc.collect()
                 trim_heap()
-            status = state.final_status()
             self.crashlog.end(
-                status,
-                state.rss_end,
-                outcome=state.outcome,
-                start=state.rss_start,
-                peak=state.rss_peak,
-                delta=state.peak_delta,
-                children=state.children_peak,
-                duration=state.duration_s,
-                message=None if status == "ok" else state.message,
+                result.status,
+                result.rss_end,
+                outcome=result.outcome,
+                start=result.rss_start,
+                peak=result.rss_peak,
+                delta=result.peak_delta,
+                children=result.children_peak,
+                duration=result.duration_s,
+                message=None if result.status == "ok" else result.message,
             )
             if self._tell_result:
-                result = state.result(run.worker)
                 self.config.hook.pytest_memguard_test_result(item=item, result=result)
             self.pressure.after(state.nodeid)
         except Exception as error:  # e.g. a listener of a memguard hook
-            run.error(f"ending {state.nodeid}", error)
+            local.running = None
+            self.context.log.error(f"ending {state.nodeid}", error)
 
     # -- reports ---------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
-        state = self.run.running
+        state = self.local.running
         if state is not None and state.counted is not None:  # pytest's, not the test's
             self._leak_check().report_starts()
         return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
-        """The test's outcome; the ``memguard`` section on the report of the phase it
-        failed; in an xdist worker, the entry on the teardown report (it travels with it).
-        A leak-checked test's report is logged: what pytest kept of it is pytest's."""
-        state = self.run.running
+        """The test's outcome; the ``memguard`` section on the report of the phase its
+        verdict was given in; on the teardown report, the test's result, built once (in
+        an xdist worker it travels on that report).  A leak-checked test's report is
+        logged: what pytest kept of it is pytest's."""
+        state = self.local.running
         if state is None or state.nodeid != report.nodeid:
             return (yield)
-        state.outcome = merge_outcome(state.outcome, report.outcome)
-        if state.failed_when == report.when and state.status != "ok":
+        outcome = report_outcome(report.outcome, report.when, hasattr(report, "wasxfail"))
+        state.outcome = merge_outcome(state.outcome, outcome)
+        if state.verdict_phase == report.when and state.verdict is not None:
             report.sections.append(("memguard", state.details(self.meter.method)))
             if report.failed:
                 setattr(report, CAUSE_KEY, True)
-        if self.in_worker and report.when == "teardown":
+        if report.when == "teardown":
             try:
-                setattr(report, ENTRY_KEY, json.dumps(state.entry(self.run.worker)))
+                state.built = state.result(self.local.worker)
+                if self.roles.worker:
+                    setattr(report, ENTRY_KEY, encode_result(state.built))
             except Exception as error:
-                self.run.error(f"sending the result of {report.nodeid}", error)
+                self.context.log.error(f"the result of {report.nodeid}", error)
         yield
         if state.counted is not None:
             self._leak_check().report_logged(report)
@@ -475,6 +625,10 @@ class MemguardPlugin:
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, str | tuple[str, dict[str, bool]]] | None:
+        if report.__dict__.get(RECYCLE_KEY) and self.roles.controller:
+            # The stand-in report of a recycled worker's unstarted test: neither shown nor
+            # counted (the test runs again on another worker).
+            return "", "", ""
         return terminal.memory_status(report)
 
     def _leak_check(self) -> LeakCheck:
@@ -491,30 +645,30 @@ class MemguardPlugin:
     def _grew(self, nodeid: str, rss: int) -> None:
         """The running test grew by a step: a record line, and a sample of the timeline."""
         self.crashlog.grew(nodeid, rss)
-        self.run.samples.add(time.time(), rss)
+        self.local.buffer.add(time.time(), rss)
 
     def _on_event(self, event: LevelEvent) -> None:
         alert = {
             "timestamp": event.time,
             "level": str(event.level),
-            "process": self.run.worker,
+            "process": self.local.worker,
             "pid": os.getpid(),
             "rss": event.rss,
             "threshold": event.threshold,
             "nodeid": event.unit,
             "message": event.message,
         }
-        self.run.alerts.append(alert)
+        self.context.log.alerts.append(alert)
         self.crashlog.write("alert", **alert)
 
     def _signalled(self, signum: int) -> None:
         """SIGTERM or SIGHUP reached the xdist controller: its workers end as it does
         (signal handler, main thread)."""
-        if self.run.controller is not None and signum != signal.SIGINT:
-            self.run.controller.signal_workers(signum)
+        if self.controller is not None and signum != signal.SIGINT:
+            self.controller.signal_workers(signum)
 
     def _on_escalate(self, info: AbortInfo) -> None:
-        self.run.escalated = True
+        self.local.escalated = True
         _kill_descendants()  # they would outlive the process, holding their memory
         message = (
             f"memguard: {info.message}, but it caught the interrupt and kept running;"
@@ -523,7 +677,19 @@ class MemguardPlugin:
         self.crashlog.write(
             "abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message
         )
-        path = self.end.save_now(message)
+        running = self.local.running
+        aborted = None
+        if running is not None:
+            aborted = TestMemory(
+                running.nodeid,
+                "failed",
+                "aborted",
+                self.local.worker,
+                0.0,
+                rss_peak=self.guard.max_rss,
+                message=message,
+            )
+        path = self.end.save_now(aborted)
         if path is not None:
             os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
             if self.records is not None:  # the report says what the records say
@@ -531,12 +697,13 @@ class MemguardPlugin:
 
     # -- the end -----------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self) -> None:
-        self._pass_events(None)  # before the report is written
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        self._pass_events(None)  # before any implementation: the report is written by one
+        return (yield)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        lines = terminal.header_lines(self.settings, self.meter.method, self.run.memory)
+        lines = terminal.header_lines(self.settings, self.meter.method, self.context.memory)
         if not self.runner.found:
             lines.append(
                 "memguard: pytest's runner was not found: a stop may interrupt other"
@@ -556,3 +723,16 @@ def _kill_descendants() -> None:
     for child in reversed(children):
         with contextlib.suppress(psutil.Error):
             child.kill()
+
+
+def _environment(memory: Any, peak_method: str) -> dict[str, Any]:
+    """The report's ``environment`` section for this process."""
+    from ..core.guard import describe_platform
+    from ..reporting.report import environment
+
+    return environment(
+        memory,
+        peak_method=peak_method,
+        interrupt=describe_platform(),
+        pytest_version=pytest.__version__,
+    )

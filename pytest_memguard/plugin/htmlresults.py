@@ -6,22 +6,23 @@ nothing here is imported without it.  The columns come through pytest-html's own
 (``pytest_html_results_table_header`` and ``_row``); a memory failure's ``memguard``
 section also goes into the row's extras, as HTML.
 
-pytest-html builds a test's rows when its teardown report is logged, so the figures
-are final then: the running test's (one process) or the entry the worker sent (xdist).
+pytest-html builds a test's rows when its teardown report is logged, when the test's
+result is final: the run's result source has it (this process's, or the one its xdist
+worker sent).
 """
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
 from ..core.sizes import format_size
 from ..reporting.results import FAILING_STATUSES, STATUS_WORDS
-from .context import Run
+from .context import RunContext
 
-__all__ = ["PLUGIN_NAME", "HtmlColumns", "register", "unregister"]
+__all__ = ["PLUGIN_NAME", "HtmlColumns"]
 
 PLUGIN_NAME: Final = "memguard-html"
 #: After pytest-html's result, test, duration columns.
@@ -32,22 +33,8 @@ _WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)
 class HtmlColumns:
     """pytest-html hook implementations over the run's results."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-
-    def _figures(self, nodeid: str) -> dict[str, Any] | None:
-        """The test's peak growth, peak RSS and status (None: memguard has none)."""
-        controller = self.run.controller
-        if controller is not None and controller.active:
-            return controller.entries.get(nodeid)
-        state = self.run.running
-        if state is None or state.nodeid != nodeid:
-            return None
-        return {
-            "peak_delta": state.peak_delta,
-            "rss_peak": state.rss_peak,
-            "status": state.final_status(),
-        }
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         cells[_AT:_AT] = [
@@ -58,17 +45,19 @@ class HtmlColumns:
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         try:
-            figures = self._figures(report.nodeid) or {}
-            status = str(figures.get("status") or "")
+            result = self.context.source.result_of(report.nodeid)
+            status = result.status if result is not None else ""
             word = _WORDS.get(status, "-")
             style = ' style="color:#c62828;font-weight:bold"' if status in FAILING_STATUSES else ""
+            delta = result.peak_delta if result is not None else None
+            rss = result.rss_peak if result is not None else None
             cells[_AT:_AT] = [
-                f'<td class="col-memguard-peak">{format_size(figures.get("peak_delta"))}</td>',
-                f'<td class="col-memguard-rss">{format_size(figures.get("rss_peak"))}</td>',
+                f'<td class="col-memguard-peak">{format_size(delta)}</td>',
+                f'<td class="col-memguard-rss">{format_size(rss)}</td>',
                 f'<td class="col-memguard-status"{style}>{escape(word)}</td>',
             ]
         except Exception as error:  # never the cause of a lost report
-            self.run.error(f"adding memory columns for {report.nodeid}", error)
+            self.context.log.error(f"adding memory columns for {report.nodeid}", error)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -83,14 +72,3 @@ class HtmlColumns:
             for text in sections
         )
         report.extras = [*getattr(report, "extras", []), extras.html(content)]  # type: ignore[attr-defined]
-
-
-def register(config: pytest.Config, run: Run) -> None:
-    """Add the columns to pytest-html's table (the caller checked it is loaded)."""
-    config.pluginmanager.register(HtmlColumns(run), PLUGIN_NAME)
-
-
-def unregister(config: pytest.Config) -> None:
-    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
-    if plugin is not None:
-        config.pluginmanager.unregister(plugin, PLUGIN_NAME)

@@ -24,14 +24,14 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
 from ..reporting.history import HistoryError, PeakHistory
-from .context import Run
+from .context import RunContext
 from .settings import Settings
 
 __all__ = ["CACHE_FILE", "CACHE_LIMIT", "LOCK_TIMEOUT", "load_history", "save_history"]
@@ -109,62 +109,49 @@ def load_history(
     return _cached(path)[0]
 
 
-def save_history(config: pytest.Config, run: Run, report: Mapping[str, Any] | None) -> None:
-    """Merge the run's peaks into the history in pytest's cache (if it is on): from the
-    report's entries when it was built, else from the results (no report needed).
+def save_history(config: pytest.Config, context: RunContext) -> None:
+    """Merge the run's peaks into the history in pytest's cache (if it is on).
 
     A file that cannot be read, understood or written is a notice of the run (never an
     exception): the peaks are memguard's to keep, not the user's.
     """
     from ..core.files import reason_of
 
-    if report is not None:
-        tests = report["tests"]
-    else:
-        tests = [
-            {
-                "nodeid": state.nodeid,
-                "status": state.final_status(),
-                "peak_delta": state.peak_delta,
-                "children_peak": state.children_peak,
-                "rss_start": state.rss_start,
-                "rss_peak": state.rss_peak,
-            }
-            for state in run.results
-        ]
     where = "pytest's cache"
+    notices = context.log.notices
     try:
         path = _cache_file(config)
         if path is None:
             return
         where = str(path)
+        tests = [result.to_json() for result in context.source.results()]
         with _locked(path.with_name(path.name + ".lock")):
-            _merge(path, run, tests)
+            _merge(path, notices, tests, context.source.collected())
     except OSError as error:
-        run.notices.append(
-            f"memguard: cannot keep the tests' peaks in {where} ({reason_of(error)})"
-        )
+        notices.append(f"memguard: cannot keep the tests' peaks in {where} ({reason_of(error)})")
 
 
-def _merge(path: Path, run: Run, tests: list[Mapping[str, Any]]) -> None:
+def _merge(
+    path: Path, notices: list[str], tests: list[dict[str, Any]], collected: Sequence[str]
+) -> None:
     """Read, merge and write the history at ``path`` (its lock held)."""
     from ..core.files import write_atomically
 
     history, problem = _cached(path)
     if problem is not None:
         if os.path.exists(path) and not os.path.isfile(path):
-            run.notices.append(f"memguard: the tests' peaks were not kept: {problem}")
+            notices.append(f"memguard: the tests' peaks were not kept: {problem}")
             return  # a FIFO, a folder: left alone, and not written either
-        run.notices.append(
+        notices.append(
             f"memguard: the tests' peaks in pytest's cache could not be used, started afresh:"
             f" {problem}"
         )
     elif history.dropped:
-        run.notices.append(
+        notices.append(
             f"memguard: {_entries(history.dropped)} of the tests' peaks in {path} not"
             " understood, left out"
         )
-    history.add_run(tests, run.collected)
+    history.add_run(tests, collected)
     write_atomically(path, _encoded(history))
 
 

@@ -57,20 +57,23 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
     tr.write_sep("=", "memguard")
     if summary.heaviest:
         # Child processes' memory counts against budgets: shown when a test had any.
-        children = any(t.get("children_peak") for t in summary.heaviest)
+        children = any(t.children_peak for t in summary.heaviest)
         rows = [
             [
-                _name(t["nodeid"]),
-                STATUS_WORDS[t["status"]],
-                format_size(t["peak_delta"]),
-                *([format_size(t.get("children_peak"))] if children else []),
-                format_size(t["rss_peak"]),
-                format_size(t["rss_end"]),
-                format_size(t["budget"]["peak"]),
+                _name(t.nodeid),
+                STATUS_WORDS[t.status],
+                format_size(t.peak_delta),
+                *([format_size(t.children_peak)] if children else []),
+                format_size(t.rss_peak),
+                format_size(t.rss_end),
+                format_size(t.budget.peak),
             ]
             for t in summary.heaviest
         ]
-        tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {summary.measured}):")
+        of = f"{summary.tests} tests"
+        if summary.measured != summary.tests:
+            of += f", {summary.measured} measured"
+        tr.write_line(f"heaviest tests by peak growth (top {len(rows)} of {of}):")
         from tabulate import tabulate  # only when a table is drawn
 
         headers = ["test", "status", "peak growth", "peak RSS", "end RSS", "budget"]
@@ -93,11 +96,11 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
             f"{len(violations)} {word}:", red=settings.enforce, yellow=not settings.enforce
         )
         for t in violations:
-            tr.write_line(f"  {STATUS_WORDS[t['status']]} {t['nodeid']} - {t['message']}")
+            tr.write_line(f"  {STATUS_WORDS[t.status]} {t.nodeid} - {t.message}")
     if summary.warned:
         tr.write_line(f"{len(summary.warned)} warning(s):", yellow=True)
         for t in summary.warned[:10]:
-            tr.write_line(f"  warning {t['nodeid']} - {t['message']}")
+            tr.write_line(f"  warning {t.nodeid} - {t.message}")
         if len(summary.warned) > 10:
             tr.write_line(f"  ... and {len(summary.warned) - 10} more in the JSON report")
     for worker in summary.workers:
@@ -116,7 +119,7 @@ def write_summary(tr: Any, summary: RunSummary, settings: Settings, path: Path |
         tr.write_line(f"{summary.not_run} test(s) were not run", yellow=True)
     worst = summary.worst
     worst_text = (
-        f"; largest growth {format_size(worst['peak_delta'])} in {worst['nodeid']}" if worst else ""
+        f"; largest growth {format_size(worst.peak_delta)} in {worst.nodeid}" if worst else ""
     )
     tr.write_line(f"peak RSS of the run {format_size(summary.peak_rss)}{worst_text}")
     if path is not None:

@@ -109,13 +109,13 @@ def build_report(
             missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
             ordered.append(missing.to_json())
     counts = dict.fromkeys(STATUSES, 0)
-    failed = 0
+    outcomes: dict[str, int] = {}
     worst: Mapping[str, Any] | None = None
     peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)
     for test in ordered:  # one pass: a run has thousands of tests
         counts[test["status"]] += 1
-        if test["outcome"] == "failed":
-            failed += 1
+        outcome = test["outcome"]
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         delta = test["peak_delta"]
         if delta is not None and (worst is None or delta > worst["peak_delta"]):
             worst = test
@@ -132,7 +132,8 @@ def build_report(
         "summary": {
             "tests": len(ordered),
             "statuses": counts,
-            "failed": failed,
+            "failed": outcomes.get("failed", 0) + outcomes.get("error", 0),
+            "outcomes": outcomes,
             "peak_rss": peak,
             "worst": (
                 {"nodeid": worst["nodeid"], "peak_delta": worst["peak_delta"]}

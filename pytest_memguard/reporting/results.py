@@ -14,12 +14,14 @@ __all__ = [
     "BUDGET_KINDS",
     "FAILING_STATUSES",
     "NO_BUDGET",
+    "OUTCOMES",
     "STATUSES",
     "STATUS_WORDS",
     "Budget",
     "Status",
     "TestMemory",
     "merge_outcome",
+    "report_outcome",
     "to_microsecond",
 ]
 
@@ -49,12 +51,32 @@ FAILING_STATUSES: Final = frozenset({"over_budget", "leak", "aborted", "killed"}
 BUDGET_KINDS: Final = ("peak", "leak", "heap", "rss")
 
 
+#: A test's outcomes, weakest first: over its reports the strongest one stays (as pytest
+#: counts it: a test whose setup fails is an error, an expected failure ``xfailed``).
+OUTCOMES: Final = ("passed", "skipped", "xfailed", "xpassed", "error", "failed")
+_OUTCOME_RANK: Final = {outcome: rank for rank, outcome in enumerate(OUTCOMES)}
+
+
+def report_outcome(outcome: str, when: str, xfail: bool) -> str:
+    """The outcome one of pytest's reports gives its test: ``outcome`` is the report's,
+    ``when`` its phase, ``xfail`` whether it carries ``wasxfail``."""
+    if xfail:
+        if outcome == "skipped":
+            return "xfailed"
+        if outcome == "passed":
+            return "xpassed"
+    if outcome == "failed" and when != "call":
+        return "error"
+    return outcome
+
+
 def merge_outcome(old: str, new: str) -> str:
-    """A test's outcome over its reports: "failed" beats "skipped" beats "passed"; a
-    "rerun" report (pytest-rerunfailures: another run follows) starts it again."""
+    """A test's outcome over its reports: the stronger of ``old`` and ``new`` (see
+    :data:`OUTCOMES`); a "rerun" report (pytest-rerunfailures: another run follows)
+    starts it again."""
     if new == "rerun":
         return "passed"
-    return new if new != "passed" and old != "failed" else old
+    return new if _OUTCOME_RANK.get(new, 0) > _OUTCOME_RANK.get(old, 0) else old
 
 
 def to_microsecond(seconds: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.preflight import Preflight
 
 from .conftest import Run, entry
@@ -77,11 +78,11 @@ def test_a_tiny_min_free_changes_nothing(pytester: pytest.Pytester, run: Run) ->
     assert report["summary"]["statuses"]["ok"] == 2
 
 
-def test_without_the_option_no_preflight_is_registered(pytester: pytest.Pytester) -> None:
+def test_without_the_option_no_preflight_check_is_made(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfigure("--memguard")
-    assert not config.pluginmanager.has_plugin("memguard-preflight")
+    assert config.stash[PLUGIN_KEY].preflight is None
     config = pytester.parseconfigure("--memguard", "--memguard-min-free=1MB")
-    assert config.pluginmanager.has_plugin("memguard-preflight")
+    assert config.stash[PLUGIN_KEY].preflight is not None
 
 
 def test_a_bad_size_is_a_usage_error(pytester: pytest.Pytester) -> None:

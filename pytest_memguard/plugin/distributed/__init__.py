@@ -12,43 +12,69 @@ Split by role, as pytest-xdist splits its own:
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
-from ..context import Run
+if TYPE_CHECKING:
+    from ..context import RunContext, RunLog
+    from ..settings import Settings
+    from .controller import Controller
 
-__all__ = ["check_packable", "register", "unregister"]
+__all__ = ["CONTROLLER_NAME", "check_packable", "make_controller", "worker_sides"]
 
-PLUGIN_NAME: Final = "memguard-xdist"
+CONTROLLER_NAME: Final = "memguard-xdist"
+WORKER_NAME: Final = "memguard-xdist-worker"
+RECYCLER_NAME: Final = "memguard-recycle"
 
 
-def register(config: pytest.Config, run: Run, reader: object) -> None:
-    """Register the worker or the controller side (called only when xdist is loaded).
+def worker_sides(
+    config: pytest.Config, context: RunContext, reader: Callable[[], int]
+) -> list[tuple[str, object]]:
+    """The plugin objects of an xdist worker (with their names).
 
-    :param reader: the plugin's RSS reader (a callable returning bytes)
+    :param reader: the plugin's RSS reader
     """
-    manager = config.pluginmanager
-    if hasattr(config, "workerinput"):
-        from .worker import RECYCLE_KEY, RECYCLER_NAME, Recycler, WorkerSide
+    from .wire import RECYCLE_KEY
+    from .worker import Recycler, WorkerSide
 
-        manager.register(WorkerSide(run), PLUGIN_NAME)
-        recycle = run.settings.recycle
-        if recycle is not None and config.workerinput.get(RECYCLE_KEY):
-            assert callable(reader)
-            recycler = Recycler(run, reader, recycle, run.settings.source("recycle"))
-            manager.register(recycler, RECYCLER_NAME)
-    elif getattr(config.option, "dist", "no") != "no":
-        from .controller import Controller
+    sides: list[tuple[str, object]] = [(WORKER_NAME, WorkerSide(context))]
+    recycle = context.settings.recycle
+    if recycle is not None and getattr(config, "workerinput", {}).get(RECYCLE_KEY):
+        source = context.settings.source("recycle")
+        sides.append((RECYCLER_NAME, Recycler(context.log, reader, recycle, source)))
+    return sides
 
-        packer = None
-        if run.settings.pack:
-            from ..peakcache import load_history
 
-            check_packable(config)
-            packer = load_history(config, run.settings, run.notices)
-        run.controller = Controller(run, packer)
-        manager.register(run.controller, PLUGIN_NAME)
+def make_controller(
+    config: pytest.Config,
+    settings: Settings,
+    log: RunLog,
+    work_dir: Path,
+    memory_total: int,
+    say: Callable[[str], None],
+) -> Controller:
+    """The xdist controller's side (``--memguard-pack``: a usage error when the run
+    cannot be packed; the history read)."""
+    from .controller import Controller
+
+    history = None
+    if settings.pack:
+        from ..peakcache import load_history
+
+        check_packable(config)
+        history = load_history(config, settings, log.notices)
+    return Controller(
+        settings,
+        log,
+        work_dir,
+        memory_total,
+        dist=str(getattr(config.option, "dist", "no")),
+        say=say,
+        history=history,
+    )
 
 
 def check_packable(config: pytest.Config) -> None:
@@ -67,14 +93,3 @@ def check_packable(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"--memguard-pack packs local workers only (-n N or --tx popen), not {remote[0]!r}"
         )
-
-
-def unregister(config: pytest.Config) -> None:
-    """Undo :func:`register`."""
-    from .controller import RECYCLED_STATUS_NAME
-    from .worker import RECYCLER_NAME
-
-    for name in (PLUGIN_NAME, RECYCLER_NAME, RECYCLED_STATUS_NAME):
-        side = config.pluginmanager.get_plugin(name)
-        if side is not None:
-            config.pluginmanager.unregister(side, name)

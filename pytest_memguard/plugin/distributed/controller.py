@@ -9,9 +9,11 @@ purpose (``--memguard-recycle``) has its unstarted test put back in the queue.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import os
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -19,20 +21,19 @@ import pytest
 from ...core.sizes import format_size
 from ...probe.system import Cgroup, find_memory_cgroup
 from ...reporting.crashlog import last_rss
-from ...reporting.results import TestMemory, merge_outcome
-from ..context import Run
-from ..hooks import DIR_KEY, ENTRY_KEY, NOT_FINISHED
+from ...reporting.results import TestMemory, merge_outcome, report_outcome
+from ..state import NOT_FINISHED
 from ..terminal import CAUSE_KEY
-from .worker import OUTPUT_KEY, RECYCLE_KEY
+from .wire import DIR_KEY, ENTRY_KEY, OUTPUT_KEY, RECYCLE_KEY, decode_result, encode_result
 
 if TYPE_CHECKING:
     from ...reporting.history import PeakHistory
+    from ..context import RunLog
+    from ..settings import Settings
     from .packing import PackScheduling
     from .watch import WorkerState, WorkerWatch
 
-__all__ = ["AUTO_KEY", "Controller", "RecycledStatus", "limit_workers", "ran_beside"]
-
-RECYCLED_STATUS_NAME: Final = "memguard-recycled-status"
+__all__ = ["AUTO_KEY", "Controller", "limit_workers", "ran_beside"]
 #: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
 AUTO_KEY: Final = pytest.StashKey[str]()
 
@@ -62,15 +63,17 @@ def limit_workers(config: pytest.Config, count: int) -> int:
 BESIDE: Final = 3
 
 
-def ran_beside(tests: list[dict[str, Any]], times: dict[str, list[float]]) -> dict[str, list[str]]:
+def ran_beside(
+    results: Sequence[TestMemory], times: dict[str, list[float]]
+) -> dict[str, list[str]]:
     """Node id -> the tests that ran on other workers while it ran (as the controller
     heard them start and end), the largest peaks first, at most :data:`BESIDE`."""
     spans = []
-    for entry in tests:
-        heard = times.get(entry["nodeid"])
+    for result in results:
+        heard = times.get(result.nodeid)
         if heard and len(heard) >= 2:
-            growth = (entry.get("peak_delta") or 0) + (entry.get("children_peak") or 0)
-            spans.append((heard[0], heard[-1], entry["worker"], entry["nodeid"], growth))
+            growth = (result.peak_delta or 0) + (result.children_peak or 0)
+            spans.append((heard[0], heard[-1], result.worker, result.nodeid, growth))
     spans.sort()
     beside: dict[str, list[tuple[int, str]]] = {}
     running: list[tuple[float, float, str, str, int]] = []
@@ -92,22 +95,33 @@ def _worker_id(node: Any) -> str:
     return str(node.workerinput["workerid"])
 
 
-class RecycledStatus:
-    """On the controller: the stand-in report of a recycled worker's unstarted test is
-    neither shown nor counted (the test runs again on another worker)."""
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(self, report: Any) -> tuple[str, str, str] | None:
-        if report.__dict__.get(RECYCLE_KEY):
-            return "", "", ""
-        return None
-
-
 class Controller:
-    """On the controller: watches the workers and gathers the whole run's results."""
+    """On the controller: watches the workers and gathers the whole run's results (the
+    run's :class:`~..context.ResultSource`).
 
-    def __init__(self, run: Run, history: PeakHistory | None = None) -> None:
-        self.run = run
+    :param dist: pytest-xdist's distribution mode (``load``...)
+    :param say: writes a line in the terminal as the run goes
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: RunLog,
+        work_dir: Path,
+        memory_total: int,
+        *,
+        dist: str,
+        say: Callable[[str], None],
+        history: PeakHistory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.work_dir = work_dir
+        self.memory_total = memory_total
+        self.dist = dist
+        self.say = say
+        #: Appends a line to the run's crash-proof records (event, then fields).
+        self.record: Callable[..., None] = lambda event, **fields: None
         #: The measured peaks ``--memguard-pack`` predicts from (None: not packing).
         self.history = history
         self.scheduler: PackScheduling | None = None
@@ -116,10 +130,10 @@ class Controller:
         #: node id -> when the controller heard it start, and end (``beside``).
         self.times: dict[str, list[float]] = {}
         self.active = False
-        self.collected: list[str] = []
+        self._collected: list[str] = []
         self._known: set[str] = set()
-        #: node id -> report entry, in the order results arrive.
-        self.entries: dict[str, dict[str, Any]] = {}
+        #: node id -> result, in the order results arrive.
+        self.entries: dict[str, TestMemory] = {}
         #: node id -> (worker, outcome so far, torn down) of tests whose entry did not
         #: arrive (yet).
         self.outcomes: dict[str, tuple[str, str, bool]] = {}
@@ -139,12 +153,12 @@ class Controller:
         if self._watch is None:
             from .watch import WorkerWatch
 
-            settings = self.run.settings
+            settings = self.settings
             self._watch = WorkerWatch(
-                self.run.work_dir,
+                self.work_dir,
                 settings.thresholds,
                 settings.aggregate,
-                on_error=self.run.error,
+                on_error=self.log.error,
             )
         return self._watch
 
@@ -166,15 +180,14 @@ class Controller:
         from ..compat import xdist_worker_count
         from .packing import PackScheduling
 
-        settings = self.run.settings
-        limit = settings.aggregate or self.run.memory.total
+        limit = self.settings.aggregate or self.memory_total
         self.scheduler = PackScheduling(
             config,
             xdist_worker_count(config),
             self.history,
             limit,
             self._base,
-            self._say,
+            self.say,
             log,
         )
         self.watch.expected = self.scheduler.expected
@@ -191,45 +204,39 @@ class Controller:
             base = self.history.usual_start()
         return base or 0
 
-    def _say(self, line: str) -> None:
-        reporter = self.run.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(line)
-
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.times[nodeid] = [time.time()]
 
     def pytest_configure_node(self, node: Any) -> None:
         try:
             self.active = True
-            node.workerinput[DIR_KEY] = str(self.run.work_dir)
+            node.workerinput[DIR_KEY] = str(self.work_dir)
             # A worker's own ``dist`` option is "no": it learns here whether it may recycle.
-            mode = getattr(self.run.config.option, "dist", "no")
-            node.workerinput[RECYCLE_KEY] = mode in RECYCLE_MODES
+            node.workerinput[RECYCLE_KEY] = self.dist in RECYCLE_MODES
             if not self.watch.workers:  # the first worker: the kernel's kills so far
                 self._cgroup = find_memory_cgroup()
                 self._oom_kills = self._cgroup.oom_kills() if self._cgroup else None
             self.watch.add(_worker_id(node))
         except Exception as error:
-            self.run.error("setting up a worker", error)
+            self.log.error("setting up a worker", error)
 
     def pytest_testnodeready(self, node: Any) -> None:
         try:
             self.watch.ready(_worker_id(node))
         except Exception as error:
-            self.run.error("watching a worker", error)
+            self.log.error("watching a worker", error)
 
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        first = not self.collected
+        first = not self._collected
         for nodeid in ids:
             if nodeid not in self._known:
                 self._known.add(nodeid)
-                self.collected.append(nodeid)
-        if first and self.collected:  # for memguard recover, should the run be killed
+                self._collected.append(nodeid)
+        if first and self._collected:  # for memguard recover, should the run be killed
             try:
-                self.run.record("collected", nodeids=self.collected)
+                self.record("collected", nodeids=self._collected)
             except Exception as error:
-                self.run.error("recording the collection", error)
+                self.log.error("recording the collection", error)
 
     def signal_workers(self, signum: int) -> None:
         """Pass a signal on to every worker still up (signal handler, main thread)."""
@@ -253,7 +260,7 @@ class Controller:
             if isinstance(summary, dict):
                 state.peak_rss = max(state.peak_rss, int(summary.get("peak_rss") or 0))
                 for text in summary.get("errors") or ():
-                    self.run.errors.append(f"{worker}: {text}")
+                    self.log.errors.append(f"{worker}: {text}")
             if error is None:
                 return
             records = self.watch.records(worker)
@@ -274,7 +281,7 @@ class Controller:
                             else ": the kernel's OOM killer, or another process"
                         )
         except Exception as raised:
-            self.run.error("a worker went down", raised)
+            self.log.error("a worker went down", raised)
 
     def _memory_evidence(self, state: WorkerState) -> str | None:
         """What says that the kernel killed a worker for memory: its cgroup's OOM kill
@@ -284,7 +291,7 @@ class Controller:
         if now is not None and before is not None and now > before:
             self._oom_kills = now
             return f"the memory cgroup's OOM kill count rose from {before} to {now}"
-        critical = self.run.settings.thresholds.critical
+        critical = self.settings.thresholds.critical
         if critical is not None and state.test_peak >= critical:
             return (
                 f"its RSS reached {format_size(state.test_peak)}, past the critical"
@@ -298,13 +305,10 @@ class Controller:
         records = self.watch.records(worker)
         if records is not None:
             state.peak_rss = max(state.peak_rss, records.peak_rss)
-        self.run.notices.append(
+        self.log.notices.append(
             f"memguard: worker {worker} {reason}; xdist replaced it"
             " (each replacement counts toward --max-worker-restart)"
         )
-        manager = self.run.config.pluginmanager
-        if not manager.has_plugin(RECYCLED_STATUS_NAME):
-            manager.register(RecycledStatus(), RECYCLED_STATUS_NAME)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
@@ -323,7 +327,7 @@ class Controller:
                 return
             self._crashed(crashitem, report)
         except Exception as error:
-            self.run.error(f"naming the test that crashed {crashitem}", error)
+            self.log.error(f"naming the test that crashed {crashitem}", error)
 
     def _crashed(self, crashitem: str, report: Any) -> None:
         worker = _worker_id(report.node)
@@ -353,18 +357,17 @@ class Controller:
                 message=f"{reason}; {words}{culprit}",
             )
         if state.kill is not None and result.status != "killed":
-            result = TestMemory.from_json({**result.to_json(), "status": "killed"})
-        entry = result.to_json()
-        self._predicted(entry)
-        if entry.get("prediction") is not None:
-            entry["message"] += (
-                f"; predicted {format_size(entry['prediction'])} over the worker's"
-                f" {format_size(self._base(worker))}, it reached {format_size(entry['rss_peak'])}"
+            result = dataclasses.replace(result, status="killed")
+        result = self._predicted(result)
+        if result.prediction is not None and result.rss_peak is not None:
+            result = dataclasses.replace(
+                result,
+                message=f"{result.message}; predicted {format_size(result.prediction)} over the"
+                f" worker's {format_size(self._base(worker))}, it reached"
+                f" {format_size(result.rss_peak)}",
             )
-        report.longrepr = (
-            f"worker {worker!r} crashed while running {crashitem!r}\n{entry['message']}"
-        )
-        setattr(report, ENTRY_KEY, entry)
+        report.longrepr = f"worker {worker!r} crashed while running {crashitem!r}\n{result.message}"
+        setattr(report, ENTRY_KEY, encode_result(result))
         if ours:
             setattr(report, CAUSE_KEY, True)
 
@@ -380,59 +383,69 @@ class Controller:
                 node = report.__dict__.get("node")
                 if node is not None:
                     self.recycling[_worker_id(node)] = str(recycle)
-            entry = report.__dict__.get(ENTRY_KEY)
-            if isinstance(entry, str):  # from a worker
-                entry = json.loads(entry)
-            # Workers do not follow outcomes (no hook per report there): the test's
-            # outcome comes from its reports here, the entry with its last one.
+            wired = report.__dict__.get(ENTRY_KEY)
             node = report.__dict__.get("node")
             worker = _worker_id(node) if node is not None else ""
-            _, outcome, _ = self.outcomes.get(report.nodeid, (worker, "passed", False))
-            outcome = merge_outcome(outcome, report.outcome)
             if report.when == "teardown" and worker:
                 self.watch.test_ended(worker)
                 self.times.setdefault(report.nodeid, [time.time()]).append(time.time())
-            if isinstance(entry, dict):
+            if isinstance(wired, str):
                 self.outcomes.pop(report.nodeid, None)
-                # A crash another plugin runs again (pytest-rerunfailures): it failed.
-                rerun = str(report.outcome) == "rerun"  # not one of pytest's own outcomes
-                entry["outcome"] = "failed" if rerun else outcome
-                if worker and isinstance(entry.get("rss_start"), int):
-                    self.bases[worker] = entry["rss_start"]
-                self._predicted(entry)
-                old = self.entries.get(report.nodeid)
-                if old is not None and report.nodeid in self.crash_reruns:
-                    # The run after a crash: one entry, with the runs counted and the crash said.
-                    self.crash_reruns.discard(report.nodeid)
-                    entry["reruns"] = int(old.get("reruns") or 0) + 1 + int(entry["reruns"] or 0)
-                    said = f"{entry['message']}; " if entry.get("message") else ""
-                    entry["message"] = f"{said}an earlier run crashed: {old['message']}"
-                    self.entries[report.nodeid] = entry
-                elif old is not None and old["status"] == "killed":
-                    # Run again after its worker died (e.g. --dist loadscope): the kill stays.
-                    old["message"] += f"; it ran again on {entry['worker']}: {outcome}"
-                else:
-                    self.entries[report.nodeid] = entry
-                if rerun:
-                    self.crash_reruns.add(report.nodeid)
-            else:
-                self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
+                self._received(report, decode_result(wired), worker)
+                return
+            # No result (yet): the test's outcome so far, should its result never come.
+            _, outcome, _ = self.outcomes.get(report.nodeid, (worker, "passed", False))
+            xfail = hasattr(report, "wasxfail")
+            outcome = merge_outcome(outcome, report_outcome(report.outcome, report.when, xfail))
+            self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
         except Exception as error:
-            self.run.error(f"receiving the result of {report.nodeid}", error)
+            self.log.error(f"receiving the result of {report.nodeid}", error)
 
-    def _predicted(self, entry: dict[str, Any]) -> None:
-        """Put the prediction a test was scheduled with on its entry (when packing)."""
-        prediction = self.scheduler.prediction_of(entry["nodeid"]) if self.scheduler else None
-        if prediction is not None:
-            entry["prediction"] = prediction
+    def _received(self, report: pytest.TestReport, result: TestMemory, worker: str) -> None:
+        """A test's result, from its worker (its outcome merged there) or from the crash
+        of its worker (a stand-in report here)."""
+        nodeid = report.nodeid
+        # A crash another plugin runs again (pytest-rerunfailures): it failed.
+        rerun = str(report.outcome) == "rerun"  # not one of pytest's own outcomes
+        if rerun:
+            result = dataclasses.replace(result, outcome="failed")
+        if worker and result.rss_start is not None:
+            self.bases[worker] = result.rss_start
+        result = self._predicted(result)
+        old = self.entries.get(nodeid)
+        if old is not None and nodeid in self.crash_reruns:
+            # The run after a crash: one result, with the runs counted and the crash said.
+            self.crash_reruns.discard(nodeid)
+            said = f"{result.message}; " if result.message else ""
+            self.entries[nodeid] = dataclasses.replace(
+                result,
+                reruns=old.reruns + 1 + result.reruns,
+                message=f"{said}an earlier run crashed: {old.message}",
+            )
+        elif old is not None and old.status == "killed":
+            # Run again after its worker died (e.g. --dist loadscope): the kill stays.
+            self.entries[nodeid] = dataclasses.replace(
+                old, message=f"{old.message}; it ran again on {result.worker}: {result.outcome}"
+            )
+        else:
+            self.entries[nodeid] = result
+        if rerun:
+            self.crash_reruns.add(nodeid)
+
+    def _predicted(self, result: TestMemory) -> TestMemory:
+        """``result`` with the prediction it was scheduled with (when packing)."""
+        prediction = self.scheduler.prediction_of(result.nodeid) if self.scheduler else None
+        if prediction is None:
+            return result
+        return dataclasses.replace(result, prediction=prediction)
 
     # -- the report ----------------------------------------------------------------------
 
-    def tests(self) -> list[dict[str, Any]]:
-        """Every test with a result: entries, and tests whose entry never came.  One
+    def results(self) -> list[TestMemory]:
+        """Every test with a result: results, and tests whose result never came.  One
         that passed so far but never reached the end of its teardown was cut off (Ctrl-C):
         not run, as in a single process."""
-        tests = list(self.entries.values())
+        results = list(self.entries.values())
         for nodeid, (worker, outcome, torn_down) in self.outcomes.items():
             if nodeid in self.entries:
                 continue
@@ -440,24 +453,33 @@ class Controller:
                 result = TestMemory(nodeid, "not_run", "not_run", worker, 0.0, message=NOT_FINISHED)
             else:
                 result = TestMemory(nodeid, outcome, "ok", worker, 0.0)
-            tests.append(result.to_json())
-        beside = ran_beside(tests, self.times)
-        for entry in tests:
-            found = beside.get(entry["nodeid"])
-            if found:
-                entry["beside"] = found
-        return tests
+            results.append(result)
+        beside = ran_beside(results, self.times)
+        if beside:
+            results = [
+                dataclasses.replace(result, beside=tuple(found))
+                if (found := beside.get(result.nodeid))
+                else result
+                for result in results
+            ]
+        return results
+
+    def result_of(self, nodeid: str) -> TestMemory | None:
+        return self.entries.get(nodeid)
+
+    def collected(self) -> Sequence[str]:
+        return self._collected
 
     def alerts(self) -> list[dict[str, Any]]:
-        """The workers' own alerts (from their records) and the controller's."""
-        if self._watch is None:
-            return []
-        alerts: list[dict[str, Any]] = []
-        for worker in list(self._watch.workers):
-            records = self._watch.records(worker)
-            if records is not None:
-                alerts.extend(records.alerts)
-        alerts.extend(self._watch.alerts)
+        """The workers' own alerts (from their records), the controller's and this
+        process's."""
+        alerts: list[dict[str, Any]] = list(self.log.alerts)
+        if self._watch is not None:
+            for worker in list(self._watch.workers):
+                records = self._watch.records(worker)
+                if records is not None:
+                    alerts.extend(records.alerts)
+            alerts.extend(self._watch.alerts)
         return sorted(alerts, key=lambda alert: float(alert.get("timestamp") or 0))
 
     def samples(self) -> dict[str, list[tuple[float, int]]]:
@@ -466,11 +488,17 @@ class Controller:
             return {}
         return {worker: state.samples.samples() for worker, state in self._watch.workers.items()}
 
-    def workers(self) -> list[dict[str, Any]]:
+    def workers(self, reason: str = "") -> list[dict[str, Any]]:
         """The report's ``workers`` list."""
         if self._watch is None:
             return []
         return [state.to_json() for state in list(self._watch.workers.values())]
+
+    def peak_rss(self) -> int:
+        workers = self._watch.workers.values() if self._watch is not None else ()
+        peaks = [state.peak_rss for state in list(workers)]
+        peaks.extend(result.rss_peak for result in self.entries.values() if result.rss_peak)
+        return max(peaks, default=0)
 
     def not_run_reason(self) -> str | None:
         """Why tests without a result did not run, when a worker's end says it (None:

@@ -17,41 +17,37 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Final
 
 import pytest
 
 from ...core.sizes import format_size
-from ..context import Run
+from ..context import RunContext, RunLog
+from .wire import OUTPUT_KEY, RECYCLE_KEY
 
-__all__ = ["OUTPUT_KEY", "RECYCLE_KEY", "Recycler", "WorkerSide"]
-
-#: ``config.workeroutput`` key: the worker's summary, sent on a clean finish.
-OUTPUT_KEY: Final = "memguard"
-#: ``node.workerinput`` key: whether a worker may recycle itself (its scheduler requeues);
-#: and the report attribute that says why the worker ends after this test.
-RECYCLE_KEY: Final = "memguard_recycle"
-RECYCLER_NAME: Final = "memguard-recycle"
+__all__ = ["Recycler", "WorkerSide"]
 
 
 class WorkerSide:
     """In a worker: the summary on ``workeroutput``."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         output = getattr(session.config, "workeroutput", None)
         if isinstance(output, dict):
-            output[OUTPUT_KEY] = {"peak_rss": self.run.max_rss(), "errors": list(self.run.errors)}
+            output[OUTPUT_KEY] = {
+                "peak_rss": self.context.source.peak_rss(),
+                "errors": list(self.context.log.errors),
+            }
 
 
 class Recycler:
     """In a worker (``--memguard-recycle``): end the worker between two tests when its RSS
     after a test is above the limit."""
 
-    def __init__(self, run: Run, rss: Callable[[], int], limit: int, source: str) -> None:
-        self.run = run
+    def __init__(self, log: RunLog, rss: Callable[[], int], limit: int, source: str) -> None:
+        self.log = log
         self.rss = rss
         self.limit = limit
         self.source = source
@@ -71,7 +67,7 @@ class Recycler:
                 )
                 setattr(report, RECYCLE_KEY, self.reason)
         except Exception as error:
-            self.run.error(f"checking RSS after {report.nodeid}", error)
+            self.log.error(f"checking RSS after {report.nodeid}", error)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
