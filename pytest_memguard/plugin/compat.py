@@ -181,13 +181,15 @@ def xdist_worker_count(config: pytest.Config) -> int:
     return len(parse(config))
 
 
-def worker_id_of_report(report: Any) -> str:
-    """On the controller: the id (``gw0``) of the worker a report came from.
+def worker_id_of_report(report: Any) -> str | None:
+    """On the controller: the id (``gw0``) of the worker a report came from; None for a
+    report no worker sent.
 
     xdist puts the worker's node on the reports it relays (``report.node``), the stand-in
     report of ``pytest_handlecrashitem`` included; the id is on its ``workerinput``.
     """
-    return str(report.node.workerinput["workerid"])
+    node = report.__dict__.get("node")
+    return None if node is None else str(node.workerinput["workerid"])
 
 
 # -- pytest's root folder (``--memguard-json PATH``, space form) -------------------------

@@ -246,7 +246,7 @@ def test_xdist_names_the_worker_of_a_crashed_tests_report(pytester: pytest.Pytes
 
         def pytest_handlecrashitem(crashitem, report, sched):
             with open("crashed-on", "w") as out:
-                out.write(compat.worker_id_of_report(report))
+                out.write(str(compat.worker_id_of_report(report)))
         """
     )
     pytester.makepyfile(
@@ -264,6 +264,8 @@ def test_xdist_names_the_worker_of_a_crashed_tests_report(pytester: pytest.Pytes
         "pytest-xdist: report.node.workerinput moved or changed; a crash is not"
         " matched with its worker"
     )
+    local = pytest.TestReport("t.py::t", ("t.py", 0, "t"), {}, "passed", None, "call")
+    assert compat.worker_id_of_report(local) is None
 
 
 def test_the_config_keeps_its_root_folder_where_memguard_looks(
