@@ -5,8 +5,10 @@ Nothing else in the plugin reaches for a private name: each one is used here, be
 small function or constant that says what it is for, checked on pytest 7.4, 8.x and 9.x,
 pytest-xdist 3.5 and 3.8.  tests/plugin/test_compat.py has a canary for each, run on every
 cell of the version matrix (noxfile.py), so that a release that moves one fails loudly
-there rather than quietly in a user's run.  Where an internal is missing, the function
-says so (None, False, an empty tuple) and its caller does without the feature.
+there rather than quietly in a user's run.  Where an internal may be missing, its function
+says so (None or False) and the caller does without the feature.  In order: pytest's
+terminal, its runner plugin (the guard's phases, a leak suspect's rerun), pluggy, pytest's
+capture, pytest-xdist, pytest's root folder.
 """
 
 from __future__ import annotations
@@ -44,13 +46,9 @@ __all__ = [
     "xdist_worker_count",
 ]
 
-# -- pytest's terminal -------------------------------------------------------------------
-
 #: pytest 8 shows a status word with its markup (``("MEMORY", {"red": True})``) in the
 #: short test summary; pytest 7 prints the tuple as it is, so it gets the word alone.
 STATUS_MARKUP: Final = pytest.version_tuple >= (8,)
-
-# -- pytest's runner plugin (the guard's phases, a leak suspect's rerun) -----------------
 
 
 def runner_phases(
@@ -132,16 +130,10 @@ def hooks_relayed(session: pytest.Session, wrap: Callable[[Any], Any]) -> Iterat
         del session.gethookproxy  # the method again
 
 
-# -- pluggy ------------------------------------------------------------------------------
-
-
 def call_hookimpl(impl: Any, arguments: Mapping[str, Any]) -> Any:
     """Call one implementation of a hook alone (pluggy's ``HookImpl.function``), with the
     arguments it names (``HookImpl.argnames``) taken from ``arguments``."""
     return impl.function(**{name: arguments[name] for name in impl.argnames})
-
-
-# -- pytest's capture --------------------------------------------------------------------
 
 
 def log_capture_handlers() -> list[logging.Handler]:
@@ -162,9 +154,6 @@ def global_capture_reader(config: pytest.Config) -> Callable[[], tuple[str, str]
     capman = config.pluginmanager.getplugin("capturemanager")
     read = getattr(capman, "read_global_capture", None)
     return read if callable(read) else None
-
-
-# -- pytest-xdist ------------------------------------------------------------------------
 
 
 def xdist_worker_count(config: pytest.Config) -> int:
@@ -191,8 +180,6 @@ def worker_id_of_report(report: Any) -> str | None:
     node = report.__dict__.get("node")
     return None if node is None else str(node.workerinput["workerid"])
 
-
-# -- pytest's root folder (``--memguard-json PATH``, space form) -------------------------
 
 #: The config attributes :func:`put_root` and :func:`reparse_initial_args` set (pytest
 #: keeps the ini values in ``_inicfg`` from 9, in ``inicfg`` before).
