@@ -3,11 +3,11 @@
 A checked unit of work (a test) is judged in two steps, so that nothing cries wolf and a
 unit that keeps nothing pays next to nothing:
 
-1. Screening, untraced (:class:`HeapCount`, a few microseconds): the allocators' counts
-   before and after the unit (and its teardown) bound what it kept from above
-   (:meth:`HeapCount.kept_since`).  At most the budget: clean.  Over it, or RSS grown by
-   :data:`NATIVE_LEAK_THRESHOLD`: a ``gc.collect()`` (and a heap trim for RSS) and the
-   counts again; a unit still over is a suspect.
+1. Screening, untraced (:class:`HeapCount`: counters, read without walking the heap):
+   the allocators' counts before and after the unit (and its teardown) bound what it
+   kept from above (:meth:`HeapCount.kept_since`).  At most the budget: clean.  Over it,
+   or RSS grown by :data:`NATIVE_LEAK_THRESHOLD`: a ``gc.collect()`` (and a heap trim for
+   RSS) and the counts again; a unit still over is a suspect.
 2. Only for a suspect: the unit runs again, counted.  Keeping its budget or less this
    time, the first run filled a cache or imported something: a warm-up.  Keeping more
    again, it runs once more, traced, between two snapshots (:func:`take_snapshot`,
@@ -97,7 +97,8 @@ class HeapCount:
     ``blocks`` is ``sys.getallocatedblocks()`` (every Python allocation, small or
     ``malloc``'d, counts one), ``c_heap`` the bytes ``malloc`` has handed out
     (:func:`~pytest_memguard.probe.process.c_heap_in_use`; None where it cannot be read)
-    and ``rss`` the process's resident memory.  Reading one costs a few microseconds.
+    and ``rss`` the process's resident memory.  Reading one walks nothing (counters the
+    allocators and the kernel keep), so every test can afford it.
     ``small``, read only by :meth:`exact` (it walks the allocator's pools), is the bytes in
     pymalloc's blocks in use.
     """
@@ -162,10 +163,10 @@ def diff(
     The site of a trace is the innermost frame of user code in its traceback (see
     :mod:`pytest_memguard.core.sites`); traces with no user frame that pass through an
     ``exclude`` module (pytest's bookkeeping) count in ``excluded``, not in ``growth``.
-    Cost grows with the snapshots: tens of ms for tracing scoped to one test, 0.25 s for
-    157,000 traces of 1 frame and about 1 s for 110,000 to 157,000 traces of 8 frames
-    (``Snapshot.compare_to``: 2.4 s, 8 to 11 s); the first call also spends 20 to 120 ms
-    learning where the libraries are.
+    Cost grows with the snapshots and their frames: whole traces are counted in C and
+    only the traces that changed reach Python code, where ``Snapshot.compare_to`` builds
+    statistics of every trace (benchmarks/leak_costs.py); the first call also learns
+    where the libraries are.
 
     :param top: how many sites to keep, largest growth first
     :param exclude: top-level modules whose frames are framework, not user code

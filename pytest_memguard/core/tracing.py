@@ -4,10 +4,10 @@
 code (:mod:`pytest_memguard.core.sites`), which needs frames past the library that
 allocated: ``np.ones`` is 2 frames above the test, ``json.loads`` and ``re.compile`` 4;
 pytest also has to show up behind the standard library for its bookkeeping to be left
-out.  Every frame costs in every traced allocation: an allocation-heavy body ran about
-10x slower traced with 1 frame, 21x with 8 and 32x with 16 (``benchmarks/leak_costs.py``),
-and 550 pytest tests traced from call to teardown paid 1.3, 12 and 32 ms each.  8 frames
-find the user's line for common library calls at a half to two-thirds of the price of 16.
+out.  Every frame costs in every traced allocation, so an allocation-heavy body and a
+traced suite slow down with each frame kept (``benchmarks/leak_costs.py`` measures it).
+8 frames find the user's line for common library calls, and cost well under what 16
+would.
 """
 
 from __future__ import annotations
@@ -70,11 +70,6 @@ class Tracer:
                 tracemalloc.stop()
 
     @property
-    def user_started(self) -> bool:
-        """Whether tracemalloc is tracing but not because of this tracer."""
-        return tracemalloc.is_tracing() and not self._owned
-
-    @property
     def tracing(self) -> bool:
         """Whether tracemalloc traces now (code under test may have stopped it)."""
         return tracemalloc.is_tracing()
@@ -108,9 +103,9 @@ class Tracer:
 def take_snapshot() -> tracemalloc.Snapshot:
     """A snapshot of the traced heap, unfiltered: :func:`diff` drops framework traces.
 
-    Filtering here (``Snapshot.filter_traces``) matches every trace with ``fnmatch``: 3 to
-    24 s on a session-wide heap of 157,000 traces, where :func:`diff` classifies only the
-    few traces that changed.
+    Filtering here (``Snapshot.filter_traces``) would match every trace with ``fnmatch``,
+    on a session-wide heap too, where :func:`diff` classifies only the few traces that
+    changed.
 
     :raises RuntimeError: when tracemalloc is not tracing
     """

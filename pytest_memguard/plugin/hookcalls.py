@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from .compat import call_hookimpl
+
 __all__ = ["describe_impl", "report_extras", "wrong_budget"]
 
 
@@ -44,9 +46,7 @@ def report_extras(
             continue  # a wrapper answers nothing of its own
         where = f"pytest_memguard_report in {describe_impl(impl, config.rootpath)}"
         try:
-            answer = impl.function(
-                **{name: {"config": config, "report": report}[name] for name in impl.argnames}
-            )
+            answer = call_hookimpl(impl, {"config": config, "report": report})
         except Exception as error:
             errors.append(f"{where} raised {type(error).__name__}: {error}")
             continue

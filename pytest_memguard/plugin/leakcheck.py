@@ -2,7 +2,8 @@
 
 Imported only when a test is checked.  A leak check screens every test without tracing:
 the allocators' counts when its body starts and after the teardown of its function
-fixtures (:class:`~pytest_memguard.core.leaks.HeapCount`, a few microseconds each).
+fixtures (:class:`~pytest_memguard.core.leaks.HeapCount`: counters the allocators keep,
+read without walking the heap, so that every test can afford them).
 What pytest keeps of the test's reports (one per subtest too) is counted apart, from
 the start of each report to the end of its logging, and is not the test's.  Only a test
 the counts say may have kept more than its budget is collected (``gc.collect()``) and
@@ -42,6 +43,7 @@ from ..core.leaks import (
 )
 from ..errors import MemoryLimitExceeded
 from ..probe.process import trim_heap
+from . import compat
 from .retention import captured_apart, forget_log_records, log_record_lists, section_bytes
 from .runner import Runner
 from .state import TestState
@@ -68,10 +70,10 @@ class LeakResult(NamedTuple):
 class LeakCheck:
     """Per-test counts, tracing and verdicts for one run (main thread only)."""
 
-    def __init__(self, root: Path, default_budget: int | None, rss: Callable[[], int]) -> None:
+    def __init__(self, root: Path, default_budget: int | None, read_rss: Callable[[], int]) -> None:
         self.root = root
         self.default_budget = DEFAULT_LEAK_BUDGET if default_budget is None else default_budget
-        self.rss = rss
+        self.read_rss = read_rss
         self.tracer = Tracer()
         #: What pytest kept of the counted test's reports so far, by the counts.
         self.reports_kept = 0
@@ -88,9 +90,9 @@ class LeakCheck:
             self.reports_kept, self._report_start = 0, None
             self._log_records = log_record_lists()
             # A doctest runs in a namespace that its run clears: kept for its reruns.
-            globs = getattr(getattr(item, "dtest", None), "globs", None)
-            self._doctest_globs = dict(globs) if isinstance(globs, dict) else None
-            state.counted = HeapCount.now(self.rss)
+            globs = compat.doctest_globals(item)
+            self._doctest_globs = dict(globs) if globs is not None else None
+            state.counted = HeapCount.now(self.read_rss)
         if state.budget.heap is not None:
             self.tracer.ensure(1)
             state.traced_start = self.tracer.traced()
@@ -125,7 +127,7 @@ class LeakCheck:
         """
         start, state.counted = state.counted, None
         assert start is not None, "only a counted test is checked"
-        error = runner.teardown_function(item)
+        error = runner.tear_down_function_scope(item)
         # Nobody reads the records pytest's log capture kept once the function's
         # fixtures (caplog) are torn down: let them go before counting.
         forget_log_records([*self._log_records, *log_record_lists()])
@@ -142,24 +144,24 @@ class LeakCheck:
         except MemoryLimitExceeded as stop:  # the guard stopped the rerun
             return LeakResult(stop, None)
 
-    def _screen(self, start: HeapCount, budget: int, pytests: int = 0) -> tuple[int, int]:
+    def _screen(self, start: HeapCount, budget: int, kept_by_pytest: int = 0) -> tuple[int, int]:
         """What the test kept by the counts (exact where ``start`` is, else a bound from
-        above), less ``pytests`` (what pytest kept of its reports), and RSS growth since
-        ``start``.  Counted again after garbage collection while the counts say it kept
-        too much: the young generations first (a full collection costs tens of
-        milliseconds in a big session), then all; for a native leak's RSS growth a full
-        collection and a heap trim at once."""
+        above), less ``kept_by_pytest`` (what pytest kept of its reports), and RSS growth
+        since ``start``.  Counted again after garbage collection while the counts say it
+        kept too much: the young generations first (a full collection walks every object
+        of the session, which grows with the suite), then all; for a native leak's RSS
+        growth a full collection and a heap trim at once."""
         count = HeapCount.now if start.small is None else HeapCount.exact
-        end = count(self.rss)
+        end = count(self.read_rss)
         native = end.rss - start.rss >= NATIVE_LEAK_THRESHOLD
         for generation in (2,) if native else (1, 2):
-            if not native and end.kept_since(start) - pytests <= budget:
+            if not native and end.kept_since(start) - kept_by_pytest <= budget:
                 break
             gc.collect(generation)
             if native:
                 trim_heap()
-            end = count(self.rss)
-        return max(0, end.kept_since(start) - pytests), end.rss - start.rss
+            end = count(self.read_rss)
+        return max(0, end.kept_since(start) - kept_by_pytest), end.rss - start.rss
 
     def _confirm(
         self,
@@ -176,10 +178,10 @@ class LeakCheck:
         ``np.ones`` is two frames above the test), for what it keeps and where."""
         reruns, kept_again, traced, native_leak, error = 0, None, None, None, None
         while reruns < COUNTED_RERUNS and error is None:
-            start = HeapCount.exact(self.rss)  # a rerun is measured, not bounded
+            start = HeapCount.exact(self.read_rss)  # a rerun is measured, not bounded
             self._renew_doctest(item)
             with captured_apart(item.config):
-                error = runner.run_again(item)
+                error = runner.repeat_test(item)
             reruns += 1
             if error is not None:
                 break
@@ -219,8 +221,9 @@ class LeakCheck:
 
     def _renew_doctest(self, item: pytest.Item) -> None:
         """Give a doctest back the namespace its last run cleared."""
-        if self._doctest_globs is not None:
-            item.dtest.globs.update(self._doctest_globs)  # type: ignore[attr-defined]
+        globs = compat.doctest_globals(item)
+        if self._doctest_globs is not None and globs is not None:
+            globs.update(self._doctest_globs)
 
     def _traced_rerun(
         self, item: pytest.Item, runner: Runner
@@ -236,7 +239,7 @@ class LeakCheck:
             before = take_snapshot()
             start = tracer.traced()
             with captured_apart(item.config):
-                error = runner.run_again(item)
+                error = runner.repeat_test(item)
             gc.collect()
             growth = tracer.traced() - start
             after = take_snapshot()

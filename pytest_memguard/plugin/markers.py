@@ -66,7 +66,8 @@ def marked(items: Iterable[pytest.Item], name: str) -> list[pytest.Item]:
     """The items with a ``name`` marker, on themselves or on a parent (class, module...).
 
     What ``get_closest_marker`` finds, but each parent is looked at once for all of its
-    items rather than once per item: a few thousand items cost a few milliseconds less.
+    items rather than once per item: it runs at every guarded collection, whose parents
+    hold many items each.
     """
     parents: dict[int, bool] = {}
 

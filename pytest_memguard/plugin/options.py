@@ -192,7 +192,7 @@ def parse_bool(raw: str, source: str) -> bool:
     raise pytest.UsageError(f"{source}: invalid value {raw!r} (expected true or false, 1 or 0)")
 
 
-def is_enabled(config: pytest.Config, environ: Mapping[str, str] | None = None) -> bool:
+def is_enabled(config: pytest.Config) -> bool:
     """Whether the guard is on (``--memguard``, ``MEMGUARD``, ini ``memguard``)."""
-    raw, source = lookup(config, "", os.environ if environ is None else environ)
+    raw, source = lookup(config, "", os.environ)
     return raw is not None and parse_bool(raw, source)

@@ -181,7 +181,7 @@ def _locked(path: Path) -> Iterator[None]:
         while not _try_lock(fd):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"another run held {path.name} for {LOCK_TIMEOUT:g} s")
-            time.sleep(0.01)  # another run merges: a few milliseconds
+            time.sleep(0.01)  # another run merges: it holds the lock only for that
         try:
             yield
         finally:

@@ -15,16 +15,14 @@ pytest keeps 20,000 records and their text until the test's last report is made.
   is measured with pytest's capture out of the way and its output never reaches a
   report.
 
-The handlers are pytest's own (defined in a module of ``_pytest``, with a ``records``
-list), found without importing pytest's private module; the capture manager by its
-plugin name.
+The handlers and the capture manager's reading are pytest's own, found through
+:mod:`.compat`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -32,24 +30,14 @@ from typing import Any
 import pytest
 
 from ..core.leaks import SMALL_BLOCK_MAX
+from .compat import global_capture_reader, log_capture_handlers
 
 __all__ = [
     "captured_apart",
     "forget_log_records",
-    "log_capture_handlers",
     "log_record_lists",
     "section_bytes",
 ]
-
-
-def log_capture_handlers() -> list[logging.Handler]:
-    """pytest's log capture handlers on the root logger now (the running phase's)."""
-    return [
-        handler
-        for handler in logging.getLogger().handlers
-        if type(handler).__module__.startswith("_pytest.")  # not a handler of the test's
-        and isinstance(getattr(handler, "records", None), list)
-    ]
 
 
 def log_record_lists() -> list[list[Any]]:
@@ -86,9 +74,8 @@ def captured_apart(config: pytest.Config) -> Iterator[None]:
         stream = getattr(handler, "stream", None)
         position = stream.tell() if isinstance(stream, io.StringIO) else None
         marks.append((records, len(records), stream, position))
-    capman = config.pluginmanager.getplugin("capturemanager")
-    read = getattr(capman, "read_global_capture", None)
-    before = read() if callable(read) else None  # the phase's output so far
+    read = global_capture_reader(config)
+    before = read() if read is not None else None  # the phase's output so far
     try:
         yield
     finally:
@@ -97,7 +84,7 @@ def captured_apart(config: pytest.Config) -> Iterator[None]:
             if isinstance(stream, io.StringIO) and position is not None:
                 stream.seek(position)
                 stream.truncate()
-        if callable(read) and before is not None:
+        if read is not None and before is not None:
             read()  # the rerun's output, dropped
             out, err = before
             # Back where the phase's capture keeps it, for the phase's report.

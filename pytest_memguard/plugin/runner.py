@@ -6,9 +6,9 @@ guard interrupts only while that code runs (never pytest's reporting around it, 
 another plugin's wrapper), and a leak suspect is run again through it, with the
 fixtures of every scope above the function still set up:
 
-- :meth:`Runner.teardown_function` tears down only the function's own fixtures (the
-  teardown as if the next test were a sibling of this one);
-- :meth:`Runner.run_again` runs setup, body and that partial teardown once more, with
+- :meth:`Runner.tear_down_function_scope` tears down only the function's own fixtures
+  (the teardown as if the next test were a sibling of this one);
+- :meth:`Runner.repeat_test` runs setup, body and that partial teardown once more, with
   nothing reported: what the rerun's body reports itself (unittest's ``subTest``,
   pytest's ``subtests`` fixture) goes to :class:`_Unreported`, not to pytest.
 
@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from ..errors import MemoryLimitExceeded
+from . import compat
 
 __all__ = ["Runner", "find_runner"]
 
@@ -48,22 +49,23 @@ class Runner(NamedTuple):
         """The code of the three implementations, for :meth:`Guard.arm`'s ``within`` (only
         one runs in a phase); empty when one is missing: the guard then interrupts
         anywhere in the phase."""
-        codes = tuple(getattr(impl, "__code__", None) for impl in self)
-        return codes if all(isinstance(code, CodeType) for code in codes) else ()  # type: ignore[return-value]
+        codes = tuple(compat.code_of(impl) for impl in self)
+        return codes if all(code is not None for code in codes) else ()  # type: ignore[return-value]
 
-    def teardown_function(self, item: pytest.Item) -> BaseException | None:
+    def tear_down_function_scope(self, item: pytest.Item) -> BaseException | None:
         """Tear down the fixtures of ``item``'s function scope only; what it raised."""
         assert self.teardown is not None
         try:
-            self.teardown(item=item, nextitem=item.parent)
+            compat.tear_down_function_scope(self.teardown, item)
         except _PASS_THROUGH:
             raise
         except BaseException as error:  # pytest's outcomes are BaseExceptions
             return error
         return None
 
-    def run_again(self, item: pytest.Item) -> str | None:
-        """Run ``item`` once more (setup, body, function teardown); what went wrong, or None.
+    def repeat_test(self, item: pytest.Item) -> str | None:
+        """Run ``item``'s test once more (setup, body, function teardown); what went
+        wrong, or None.
 
         Only pytest's runner takes part (fixtures and the body; the test's own plugins
         hook into the body, e.g. pytest-asyncio and anyio) and the fixtures above the
@@ -73,18 +75,17 @@ class Runner(NamedTuple):
         """
         assert self.setup is not None
         assert self.call is not None
-        reset = getattr(item, "_initrequest", None)  # as pytest does for a rerun
-        if callable(reset):
-            reset()
-        elif getattr(item, "dtest", None) is None:  # a doctest's setup makes a new request
+        renewed = compat.renew_request(item)  # as pytest does for a rerun
+        if not renewed and compat.doctest_globals(item) is None:
+            # (a doctest's setup makes a new request)
             return f"memguard cannot run a {type(item).__name__} item again"
         error: str | None = None
         stop: MemoryLimitExceeded | None = None
         when = "setup"
         # pytest before 9 keeps a unittest test's failures (a subTest's too) on the item,
         # for the next report: the rerun's are taken back, as its own failures.
-        kept = item.__dict__.get("_excinfo")
-        kept_before = len(kept) if isinstance(kept, list) else 0
+        kept = compat.unittest_failures(item)
+        kept_before = len(kept) if kept is not None else 0
         with _unreported(item) as failures:
             try:
                 self.setup(item=item)
@@ -96,9 +97,9 @@ class Runner(NamedTuple):
                 stop = raised
             except BaseException as raised:  # pytest's outcomes are BaseExceptions
                 error = f"{when}: {type(raised).__name__}: {raised}".strip()
-            failed = self.teardown_function(item)
-        kept = item.__dict__.get("_excinfo")
-        if isinstance(kept, list) and len(kept) > kept_before:
+            failed = self.tear_down_function_scope(item)
+        kept = compat.unittest_failures(item)
+        if kept is not None and len(kept) > kept_before:
             failures.extend(str(info.value) or info.typename for info in kept[kept_before:])
             del kept[kept_before:]
         if error is None and failures:
@@ -131,30 +132,13 @@ class _Unreported:
 
 @contextmanager
 def _unreported(item: pytest.Item) -> Iterator[list[str]]:
-    """Within: the hooks of ``item``'s nodes (``node.ihook`` asks the session for its
-    relay at each use) report nothing.  Yields the descriptions of the failed reports."""
-    session = item.session
+    """Within: the hooks of ``item``'s nodes report nothing.  Yields the descriptions of
+    the failed reports."""
     failures: list[str] = []
-    hook_proxy = session.gethookproxy
-
-    def unreported_proxy(fspath: Any) -> _Unreported:
-        return _Unreported(hook_proxy(fspath), failures)
-
-    session.gethookproxy = unreported_proxy  # type: ignore[method-assign,assignment]
-    try:
+    with compat.hooks_relayed(item.session, lambda relay: _Unreported(relay, failures)):
         yield failures
-    finally:
-        del session.gethookproxy  # the method again
 
 
 def find_runner(config: pytest.Config) -> Runner:
     """pytest's implementations of the three phases' hooks (those that can be found)."""
-
-    def implementation(phase: str) -> Callable[..., Any] | None:
-        hook = getattr(config.hook, f"pytest_runtest_{phase}")
-        for impl in hook.get_hookimpls():
-            if impl.plugin_name == "runner" and not impl.wrapper and not impl.hookwrapper:
-                return impl.function  # type: ignore[no-any-return]
-        return None
-
-    return Runner(implementation("setup"), implementation("call"), implementation("teardown"))
+    return Runner(*compat.runner_phases(config))

@@ -41,11 +41,10 @@ _THRESHOLD_OPTION: Final = {"warning": "warn", "critical": "critical", "max": "m
 class Settings(NamedTuple):
     """The effective configuration of one run.
 
-    A named tuple rather than a dataclass: it is built once per run, and a dataclass
-    costs every guarded run about a millisecond to define.
+    A named tuple rather than a dataclass: it is built once per run, and defining a
+    dataclass would generate and compile its methods at every guarded run's start.
     """
 
-    enabled: bool = False
     mode: Mode = "enforce"
     budget: int | None = None
     thresholds: MemoryThresholds = MemoryThresholds()
@@ -137,18 +136,13 @@ def _check_writable(path: Path, source: str) -> Path:
     return path
 
 
-def resolve_settings(
-    config: pytest.Config,
-    environ: Mapping[str, str] | None = None,
-    memory_total: Callable[[], int] | None = None,
-) -> Settings:
-    """Resolve every memguard setting; raises ``pytest.UsageError`` naming the bad one."""
-    env = os.environ if environ is None else environ
-    if memory_total is None:  # read at most once: percentages of several settings
-        memory_total = functools.cache(lambda: read_system_memory().total)
-    raw_enabled, enabled_source = lookup(config, "", env)
-    enabled = raw_enabled is not None and parse_bool(raw_enabled, enabled_source)
-    sources: dict[str, str] = {"memguard": enabled_source}
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Resolve every memguard setting of a guarded run (the guard is on); raises
+    ``pytest.UsageError`` naming the bad one."""
+    env = os.environ
+    # Read at most once: the percentages of several settings are of the same total.
+    memory_total = functools.cache(lambda: read_system_memory().total)
+    sources: dict[str, str] = {"memguard": lookup(config, "", env)[1]}
 
     raw_mode, mode_source = lookup(config, "mode", env)
     mode = ("enforce" if raw_mode is None else raw_mode).strip().lower()
@@ -158,7 +152,7 @@ def resolve_settings(
         )
     sources["mode"] = mode_source
 
-    budget = resolve_size_setting(config, "budget", env, sources)
+    budget = resolve_size_setting(config, "budget", sources)
 
     thresholds = _resolve_thresholds(config, env, sources, memory_total)
 
@@ -168,7 +162,7 @@ def resolve_settings(
         sources["leaks"] = leaks_source
     aggregate = _resolve_aggregate(config, env, sources, memory_total)
     leak_budget, min_free, recycle, worker_memory = (
-        resolve_size_setting(config, name, env, sources)
+        resolve_size_setting(config, name, sources)
         for name in ("leak-budget", "min-free", "recycle", "worker-memory")
     )
     baseline, max_increase = _resolve_baseline(config, env, sources)
@@ -180,7 +174,7 @@ def resolve_settings(
     records = _resolve_path(config, "records", env, sources)
 
     json_path, html_path = (
-        _resolve_output(config, name, env, sources, enabled) for name in ("json", "html")
+        _resolve_output(config, name, env, sources) for name in ("json", "html")
     )
 
     raw_top, top_source = lookup(config, "top", env)
@@ -188,7 +182,6 @@ def resolve_settings(
     if raw_top is not None:
         sources["top"] = top_source
     return Settings(
-        enabled=enabled,
         mode=mode,  # type: ignore[arg-type]
         budget=budget,
         thresholds=thresholds,
@@ -211,15 +204,13 @@ def resolve_settings(
 
 
 def _resolve_output(
-    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str], enabled: bool
+    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str]
 ) -> Path | None:
-    """The path of a report (``json``, ``html``), checked now when the guard is on."""
+    """The path of a report (``json``, ``html``), checked now."""
     raw, source = lookup(config, name, env)
     if raw is None:
         return None
     sources[name] = source
-    if not enabled:
-        return None
     return _check_writable(Path(raw).expanduser().absolute(), source)
 
 
@@ -227,7 +218,7 @@ def _resolve_thresholds(
     config: pytest.Config,
     env: Mapping[str, str],
     sources: dict[str, str],
-    memory_total: Callable[[], int] | None,
+    memory_total: Callable[[], int],
 ) -> MemoryThresholds:
     """Given thresholds win; a default that would sit above a given higher one is dropped."""
     given: dict[str, str] = {}
@@ -262,7 +253,7 @@ def _resolve_aggregate(
     config: pytest.Config,
     env: Mapping[str, str],
     sources: dict[str, str],
-    memory_total: Callable[[], int] | None,
+    memory_total: Callable[[], int],
 ) -> int | None:
     """The limit on the sum of the workers' RSS (xdist); ``none`` turns it off."""
     raw, source = lookup(config, "aggregate", env)
@@ -274,7 +265,7 @@ def _resolve_aggregate(
     try:
         total = None
         if raw.strip().endswith("%"):
-            total = memory_total() if memory_total is not None else read_system_memory().total
+            total = memory_total()
         return parse_limit(raw, percent_of=total)
     except SizeError as error:
         raise pytest.UsageError(f"{source}: {error}") from None
@@ -315,16 +306,13 @@ def _resolve_path(
 
 
 def resolve_size_setting(
-    config: pytest.Config,
-    name: str,
-    environ: Mapping[str, str] | None = None,
-    sources: dict[str, str] | None = None,
+    config: pytest.Config, name: str, sources: dict[str, str] | None = None
 ) -> int | None:
     """The size setting ``name`` (e.g. ``min-free``) in bytes, or None when not given.
 
     Every size setting is a limit, threshold or budget: at least one memory page.
     """
-    raw, source = lookup(config, name, os.environ if environ is None else environ)
+    raw, source = lookup(config, name, os.environ)
     if raw is None:
         return None
     try:

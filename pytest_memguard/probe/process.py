@@ -2,7 +2,7 @@
 
 On Linux the peak is the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``),
 reset by writing ``5`` to ``/proc/self/clear_refs``: exact, and a few system calls per
-test with the file descriptors kept open (the first of a group costs several µs when a
+test with the file descriptors kept open (the first of a group is the dear one when a
 test run has left the CPU's caches cold, so the meter makes as few as it can, together).
 Resetting it also resets what ``getrusage().ru_maxrss`` reports inside this process.
 Elsewhere the peak is the largest of the samples fed to
@@ -57,10 +57,10 @@ def _held_pread() -> Callable[[int, int], bytes] | None:
     ``ctypes.PyDLL``), or None where there is none.
 
     ``os.pread`` lets the lock go for the call; taking it back waits until the thread
-    that has it reaches its next bytecode, which can be a C call of ten milliseconds (a
-    16 MiB ``bytearray`` filled).  The watchdog reads a few small ``/proc`` files per
-    sample: with the lock kept, each read is a system call of microseconds, and the
-    guard is not slowed by the very test it has to stop.
+    that has it reaches its next bytecode, which can be the end of a long C call (a
+    large ``bytearray`` filled).  The watchdog reads a few small ``/proc`` files per
+    sample: with the lock kept, each read is one short system call, and the guard is
+    not slowed by the very test it has to stop.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -94,7 +94,8 @@ def _kept_read(fd: int, size: int) -> bytes:
 
 
 class RssReader:
-    """Reads this process's RSS in bytes; about 2 µs on Linux (a kept ``statm`` descriptor).
+    """Reads this process's RSS in bytes (on Linux one ``pread`` of a kept ``statm``
+    descriptor, so the guard can read it at every sample and phase).
 
     Thread-safe: ``os.pread`` does not move a shared file position.
     """
@@ -152,9 +153,9 @@ class DescendantsMemory:
     memory leaves out only what it shares (a program started with ``exec`` shares just
     its libraries' pages).
 
-    ``smaps_rollup`` walks the child's page tables (milliseconds for a child of a few
-    hundred MiB, against microseconds for ``statm``: benchmarks/README.md), and the
-    watchdog samples children every few tens of ms.  So each sample reads ``statm``'s RSS
+    ``smaps_rollup`` walks the child's page tables, in a time that grows with the
+    child's memory, where ``statm`` reads counters (benchmarks/README.md), and the
+    watchdog samples children many times a second.  So each sample reads ``statm``'s RSS
     and takes off the child's shared pages as last read from ``smaps_rollup``, read again
     when the RSS moved by :data:`REREAD_STEP` or after :data:`REREAD_AFTER` seconds (a
     child writing to pages it shares turns them into its own without changing its RSS).
@@ -301,8 +302,9 @@ def process_own_memory(process: Any) -> int:
 
 
 class ChildrenCheck:
-    """Whether this process's main thread has child processes now: about 1 µs on Linux
-    (a kept descriptor on its ``children`` list); elsewhere always False (unknown)."""
+    """Whether this process's main thread has child processes now: on Linux one read of
+    a kept descriptor on its ``children`` list, cheap enough for every phase of every
+    test; elsewhere always False (unknown)."""
 
     __slots__ = ("_fd",)
 
@@ -428,9 +430,9 @@ class PeakMeter(Protocol):
 class KernelPeakMeter:
     """Exact peak from Linux ``VmHWM``, reset through ``/proc/self/clear_refs``.
 
-    Reading ``VmHWM`` means having the kernel format all of ``/proc/self/status``
-    (about 10 µs); ``getrusage().ru_maxrss`` gives the same high-water mark in about
-    1 µs, but it is the larger of that mark and a floor the process inherited at
+    Reading ``VmHWM`` means having the kernel format all of ``/proc/self/status``;
+    ``getrusage().ru_maxrss`` gives the same high-water mark without formatting any
+    text, but it is the larger of that mark and a floor the process inherited at
     ``exec`` (the peak of the image it replaced, e.g. a forking parent).  So the cheap
     reading is used whenever it is above that floor, and ``VmHWM`` otherwise.
     """
@@ -524,7 +526,8 @@ def _maxrss() -> int:
 
     ``RUSAGE_THREAD``: its ``ru_maxrss`` is the process's high-water mark too (the
     memory is shared by the threads), without ``RUSAGE_SELF``'s sum over every thread's
-    CPU time, measured at 300-800 µs a call on a loaded machine against 4 µs.
+    CPU time, which grows with the threads and slows most on a loaded machine, where
+    the guard needs its readings most.
     """
     return _getrusage(_RUSAGE).ru_maxrss * 1024
 
@@ -619,7 +622,8 @@ def c_heap_in_use() -> int | None:
 
     That is every ``malloc``'d block, mapped ones included: Python objects over 512 bytes,
     numpy's buffers, C extensions' memory, but not pymalloc's arenas of small objects
-    (``sys.getallocatedblocks()`` counts those).  About a microsecond.
+    (``sys.getallocatedblocks()`` counts those).  One call that reads glibc's counters
+    and walks no heap, cheap enough for every test.
     """
     mallinfo2 = _mallinfo2()
     if mallinfo2 is None:

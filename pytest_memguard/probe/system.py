@@ -188,7 +188,8 @@ def _host_memory() -> tuple[int, int]:
 def read_system_memory(cgroup: Cgroup | Literal["find"] | None = "find") -> SystemMemory:
     """Total and available memory for this process, container-aware.
 
-    :param cgroup: the memory cgroup to read; by default it is looked up (about 0.3 ms)
+    :param cgroup: the memory cgroup to read; by default it is looked up (it reads
+        ``/proc/self/cgroup`` and the mounts: pass one found once to read it often)
     """
     host_total, host_available = _host_memory()
     group = find_memory_cgroup() if cgroup == "find" else cgroup

@@ -10,8 +10,9 @@ that name the culprit.
 The lines are copied into a shared memory map of the file, not written with a system
 call each: pages of a shared file mapping belong to the kernel's page cache, so a line
 is in the file the moment it is copied, whatever happens to the process after.  That
-costs a copy per test instead of a system call (measured inside a run of small tests,
-where the CPU's caches are cold: about 3 µs for the copy, 6 µs for ``os.write``).
+costs a copy per test instead of a system call: every test of a run writes its lines,
+and inside a run of small tests, where the CPU's caches are cold, the system call is
+the dearer of the two (benchmarks/).
 A line is copied by ``mmap.write``, one C call under the interpreter lock, so the two
 threads that write (the test's and the watchdog's) need no lock of their own for it.
 The file is grown in reserved blocks (so a full disk is an error at growth, never a
@@ -166,7 +167,7 @@ class ProcessRecords:
     """What one process's record file says: finished results, the test left running.
 
     A plain class, not a dataclass: this module is imported by every guarded run, and
-    defining a dataclass costs about a millisecond.
+    the dataclass machinery would generate and compile its methods at each import.
     """
 
     def __init__(self, worker: str, pid: int | None) -> None:

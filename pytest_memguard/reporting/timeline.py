@@ -18,8 +18,6 @@ __all__ = ["MAX_POINTS", "SampleBuffer", "build_timeline", "thin"]
 
 #: Samples kept per process in the report.
 MAX_POINTS: Final = 2000
-#: The kinds of marks on the timeline.
-EVENT_KINDS: Final = ("stop", "kill", "recycle")
 
 Sample = tuple[float, int]
 

@@ -88,10 +88,8 @@ def test_tracer_starts_tracing_and_stops_what_it_started() -> None:
     if tracemalloc.is_tracing():
         tracemalloc.stop()
     tracer = Tracer()
-    assert not tracer.user_started
     tracer.ensure()
     assert tracer.tracing
-    assert not tracer.user_started
     assert tracer.nframes == DEFAULT_NFRAMES
     tracer.release()
     assert not tracemalloc.is_tracing()
@@ -117,9 +115,7 @@ def test_tracer_leaves_tracing_it_did_not_start() -> None:
         tracemalloc.stop()
     tracemalloc.start(3)  # as PYTHONTRACEMALLOC=3 would
     tracer = Tracer()
-    assert tracer.user_started
     tracer.ensure()
-    assert tracer.user_started
     assert tracer.nframes == 3
     tracer.release()
     assert tracemalloc.is_tracing()
@@ -354,7 +350,6 @@ from pytest_memguard.core.leaks import Tracer, diff, take_snapshot
 
 assert tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 1
 tracer = Tracer()
-assert tracer.user_started
 tracer.ensure()
 assert tracer.nframes == 1
 start = tracer.traced()
