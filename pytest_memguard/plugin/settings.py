@@ -87,7 +87,13 @@ class Settings(NamedTuple):
         return self.sources.get(name, "default")
 
     def to_json(self) -> dict[str, object]:
-        """The ``config`` section of the JSON report."""
+        """The ``config`` section of the JSON report (the leak budget in effect when every
+        test is checked: the default when none is set)."""
+        leak_budget = self.leak_budget
+        if leak_budget is None and self.leaks:
+            from ..core.leaks import DEFAULT_LEAK_BUDGET
+
+            leak_budget = DEFAULT_LEAK_BUDGET
         return {
             "mode": self.mode,
             "warning": self.thresholds.warning,
@@ -95,7 +101,7 @@ class Settings(NamedTuple):
             "max": self.thresholds.max,
             "budget": self.budget,
             "leaks": self.leaks,
-            "leak_budget": self.leak_budget,
+            "leak_budget": leak_budget,
             "aggregate": self.aggregate,
             "baseline": str(self.baseline) if self.baseline else None,
             "max_increase": self.max_increase.describe() if self.max_increase else None,

@@ -82,8 +82,8 @@ def merge_outcome(old: str, new: str) -> str:
 def to_microsecond(seconds: float) -> float:
     """A duration (never negative) rounded to the microsecond, as reports write it.
 
-    Arithmetic rather than ``round(seconds, 6)``, which formats the float and costs a
-    run of thousands of tests about a microsecond a test.
+    Arithmetic rather than ``round(seconds, 6)``, which formats the float: it runs for
+    every test's entry of every run.
     """
     return int(seconds * 1_000_000 + 0.5) / 1_000_000
 

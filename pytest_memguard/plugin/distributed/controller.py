@@ -22,6 +22,7 @@ from ...core.sizes import format_size
 from ...probe.system import Cgroup, find_memory_cgroup
 from ...reporting.crashlog import last_rss
 from ...reporting.results import TestMemory, merge_outcome, report_outcome
+from ..compat import worker_id_of_report
 from ..state import NOT_FINISHED
 from ..terminal import CAUSE_KEY
 from .wire import DIR_KEY, ENTRY_KEY, OUTPUT_KEY, RECYCLE_KEY, decode_result, encode_result
@@ -313,7 +314,7 @@ class Controller:
     @pytest.hookimpl(tryfirst=True)
     def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
         try:
-            worker = _worker_id(report.node)
+            worker = worker_id_of_report(report) or ""
             reason = self.recycling.get(worker)
             if reason is not None:
                 # Not started: the worker ended before it, on purpose.  The schedulers
@@ -330,7 +331,7 @@ class Controller:
             self.log.error(f"naming the test that crashed {crashitem}", error)
 
     def _crashed(self, crashitem: str, report: Any) -> None:
-        worker = _worker_id(report.node)
+        worker = worker_id_of_report(report) or ""
         watch = self.watch
         state = watch.add(worker)
         records = watch.records(worker)
@@ -380,12 +381,11 @@ class Controller:
             if recycle is not None:
                 if report.when not in ("setup", "call", "teardown"):  # the stand-in
                     return
-                node = report.__dict__.get("node")
-                if node is not None:
-                    self.recycling[_worker_id(node)] = str(recycle)
+                sender = worker_id_of_report(report)
+                if sender is not None:
+                    self.recycling[sender] = str(recycle)
             wired = report.__dict__.get(ENTRY_KEY)
-            node = report.__dict__.get("node")
-            worker = _worker_id(node) if node is not None else ""
+            worker = worker_id_of_report(report) or ""
             if report.when == "teardown" and worker:
                 self.watch.test_ended(worker)
                 self.times.setdefault(report.nodeid, [time.time()]).append(time.time())
