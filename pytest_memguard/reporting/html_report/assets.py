@@ -114,8 +114,8 @@ SCRIPT: Final = """
   var visible = [];  // the rows the filters keep, in that order
   var haystacks = null;  // what the filter searches, built on its first use
   var rowHeight = 0;  // measured on the rows drawn
-  // Until the first frame is drawn, nothing is measured: a measure while the page loads
-  // would lay out the whole page before it is shown.
+  // Until the page is loaded and shown, nothing is measured: a measure while it loads
+  // would lay out the whole page once more before it is shown.
   var settled = false;
   var OVERSCAN = 15;  // rows drawn above and below the view
   var UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -327,7 +327,11 @@ SCRIPT: Final = """
   view.classList.add("virtual");
   window.addEventListener("hashchange", fromFragment);
   fromFragment();
-  window.requestAnimationFrame(function () { settled = true; render(); });
+  window.addEventListener("load", function () {  // after the first frame is painted
+    window.requestAnimationFrame(function () {
+      window.setTimeout(function () { settled = true; render(); }, 0);
+    });
+  });
   var drawn = document.querySelectorAll("svg.chart").length;
   document.body.setAttribute("data-charts", String(drawn));
   document.body.setAttribute("data-ready", "1");
