@@ -1,6 +1,8 @@
 """The HTML report in a real browser (headless Chromium): the report of a run with a
 budget failure, a leak and a stopped runaway opens with no script error, its charts
-drawn, its table sorted by the address fragment, and a screenshot."""
+drawn, its table sorted by the address fragment, and a screenshot; a report of 5,000
+tests has only the rows in view in the page, and sorts and filters (by name, memory
+status and pytest outcome) every one of them; a report of odd fields opens cleanly."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_memguard.reporting.html_report import render_html
+from pytest_memguard.reporting.report import build_report
+from pytest_memguard.reporting.results import TestMemory
+from pytest_memguard.reporting.timeline import build_timeline
+
+MiB = 2**20
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BROWSER = next(
     (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))), None
@@ -100,7 +108,7 @@ def test_it_opens_without_script_errors_with_its_charts_drawn_and_sorted(
     assert dom.count('<g class="bar') >= 10
     assert '<polyline class="rss"' in dom
     assert '<g class="mark stop">' in dom
-    table = dom[dom.index('id="tests"') :]
+    table = dom[dom.index('id="tests"') : dom.index("</table>", dom.index('id="tests"'))]
     peaks = [
         float(v or "-inf") for v in re.findall(r'<td class="num" data-v="([^"]*)">', table)[::6]
     ]
@@ -115,7 +123,7 @@ def test_the_table_sorts_by_name_and_filters_by_status(page: Path, tmp_path: Pat
     )
     dom = shown.stdout
     _no_script_error(dom)
-    table = dom[dom.index('id="tests"') :]
+    table = dom[dom.index('id="tests"') : dom.index("</table>", dom.index('id="tests"'))]
     names = re.findall(r'<td class="test">([^<]*)</td>', table)
     assert names == sorted(names)
     visible = re.findall(r'<tr class="[^"]*" data-status="([^"]*)" title="[^"]*">', table)
@@ -157,3 +165,133 @@ def test_a_screenshot_is_taken(page: Path, tmp_path: Path) -> None:
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000, "more than a blank page"
+
+
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "error", "xpassed", "not_run")
+LARGE = 5000
+
+
+def _large_tests() -> list[TestMemory]:
+    """5,000 tests: every outcome, a peak growth each of its own (7919 is prime to 5000)."""
+    return [
+        TestMemory(
+            f"tests/test_m{i // 1000}.py::test_case[{i}]",
+            OUTCOMES[i % len(OUTCOMES)],
+            "over_budget" if i % 500 == 3 else "ok",
+            f"gw{i % 2}",
+            0.001,
+            rss_peak=60 * MiB + i * 7919 % LARGE * 1024,
+            peak_delta=i * 7919 % LARGE * 1024,
+            started=1000.0 + i / 1000,
+        )
+        for i in range(LARGE)
+    ]
+
+
+@pytest.fixture(scope="module")
+def large_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    report = build_report(
+        tests=[test.to_json() for test in _large_tests()],
+        environment={},
+        config={"max": 2**30},
+        started=1000.0,
+        duration_s=5.0,
+        interrupted=False,
+    )
+    report["timeline"] = build_timeline(tests=report["tests"])
+    path = tmp_path_factory.mktemp("large") / "memguard.html"
+    path.write_text(render_html(report))
+    return path
+
+
+def _open(page: Path, profile: Path, fragment: str = "") -> tuple[str, str, str]:
+    """The page's DOM once its script ran: (the ``<body>`` tag, the table, the DOM)."""
+    done = _chromium(profile, "--window-size=1200,900", "--dump-dom", page.as_uri() + fragment)
+    dom = done.stdout
+    assert "<body" in dom, done.stderr
+    _no_script_error(dom)
+    assert not re.search(r"Uncaught", done.stderr), done.stderr
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None
+    assert 'data-ready="1"' in body.group(1), "the script ran to its end"
+    start = dom.index('id="tests"')
+    return body.group(1), dom[start : dom.index("</table>", start)], dom
+
+
+ROW = re.compile(
+    r'<tr class="[^"]*" data-status="([^"]*)" title="[^"]*">'
+    r'<td class="status"[^>]*>[^<]*</td><td class="outcome [^"]*">([^<]*)</td>'
+    r'<td class="test">([^<]*)</td><td class="num" data-v="(-?\d*)">'
+)
+
+
+def test_a_large_table_has_only_the_rows_in_view_in_the_page(
+    large_page: Path, tmp_path: Path
+) -> None:
+    body, table, dom = _open(large_page, tmp_path / "profile")
+    rows = ROW.findall(table)
+    assert 20 <= len(rows) <= 150, "a window of rows, not 5,000"
+    assert f'data-rows="{len(rows)}"' in body
+    assert [name for _, _, name, _ in rows] == [t.nodeid for t in _large_tests()[: len(rows)]]
+    assert re.search(rf'<span id="shown">{LARGE}</span>', dom)
+    padding = re.search(r'<tr class="pad" aria-hidden="true"><td [^>]*height: ([\d.]+)px', table)
+    assert padding is not None, "the rows below the view, as the table's height"
+    assert float(padding.group(1)) > (LARGE - len(rows)) * 15
+
+
+def test_a_large_table_sorts_and_filters_every_row_not_only_those_drawn(
+    large_page: Path, tmp_path: Path
+) -> None:
+    tests = _large_tests()
+    _, table, _ = _open(large_page, tmp_path / "profile", "#sort=peak&dir=desc")
+    rows = ROW.findall(table)
+    heaviest = sorted(tests, key=lambda t: -(t.peak_delta or 0))
+    assert [name for _, _, name, _ in rows] == [t.nodeid for t in heaviest[: len(rows)]]
+    assert rows[0][3] == str((LARGE - 1) * 1024)
+
+    _, table, dom = _open(large_page, tmp_path / "profile2", "#q=test_case%5B4321%5D")
+    assert re.search(r'<span id="shown">1</span>', dom)
+    assert [name for _, _, name, _ in ROW.findall(table)] == ["tests/test_m4.py::test_case[4321]"]
+
+
+def test_the_outcome_filter_keeps_the_tests_of_that_outcome(
+    large_page: Path, tmp_path: Path
+) -> None:
+    tests = _large_tests()
+    failed = sorted(t.nodeid for t in tests if t.outcome == "failed")
+    _, table, dom = _open(large_page, tmp_path / "profile", "#outcome=failed&sort=test&dir=asc")
+    assert re.search(rf'<span id="shown">{len(failed)}</span>', dom)
+    rows = ROW.findall(table)
+    assert {outcome for _, outcome, _, _ in rows} == {"failed"}
+    assert [name for _, _, name, _ in rows] == failed[: len(rows)]
+    budget = [t for t in tests if t.outcome == "xfailed" and t.status == "over_budget"]
+    _, table, dom = _open(large_page, tmp_path / "profile2", "#outcome=xfailed&status=over_budget")
+    assert re.search(rf'<span id="shown">{len(budget)}</span>', dom)
+    assert [(s, o) for s, o, _, _ in ROW.findall(table)] == [("over_budget", "xfailed")] * len(
+        budget
+    )
+
+
+def test_a_report_with_odd_fields_opens_without_a_script_error(tmp_path: Path) -> None:
+    tests = _large_tests()[:3]
+    report = build_report(
+        tests=[test.to_json() for test in tests],
+        environment={},
+        config={},
+        started=1000.0,
+        duration_s=1.0,
+        interrupted=False,
+    )
+    report["tests"][0].update(outcome=None, status="x\" onmouseover='y'", nodeid="no-file")
+    report["tests"][1].update(budget={"peak": "1 MB", "rss": 10**400}, peak_delta=-5)
+    report["tests"][2].update(nodeid="</script>::x", duration_s="slow", message=7)
+    report["tests"].append({"nodeid": 3})
+    report["timeline"] = {"processes": [{"process": "main", "samples": [[None, 1]]}]}
+    page = tmp_path / "odd.html"
+    page.write_text(
+        render_html(report, baseline={"tests": [{"nodeid": "no-file", "peak_delta": 1}]})
+    )
+    _, table, _ = _open(page, tmp_path / "profile", "#sort=baseline&dir=asc")
+    assert len(ROW.findall(table)) == 3
+    assert "&lt;/script&gt;::x" in table
+    assert '<td class="outcome unknown">unknown</td>' in table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from typing import Any
 
@@ -10,6 +12,7 @@ import jsonschema
 from pytest_memguard import load_schema
 from pytest_memguard.probe.system import SystemMemory
 from pytest_memguard.reporting.html_report import render_html
+from pytest_memguard.reporting.html_report.table import STATIC_ROWS
 from pytest_memguard.reporting.report import build_report, environment
 from pytest_memguard.reporting.results import Budget, TestMemory
 from pytest_memguard.reporting.timeline import build_timeline
@@ -236,3 +239,138 @@ def test_an_unknown_status_is_escaped_in_the_rows_attributes() -> None:
     page = render_html(report)
     assert 'onmouseover="alert(1)' not in page
     assert 'data-status="x&quot; onmouseover=&quot;alert(1)"' in page
+
+
+def _table_data(page: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="table-data">(.*?)</script>', page)
+    assert found is not None
+    data: dict[str, Any] = json.loads(found.group(1))
+    return data
+
+
+def _rows(page: str) -> str:
+    start = page.index('id="tests"')
+    return page[start : page.index("</table>", start)]
+
+
+def test_each_row_shows_the_pytest_outcome_beside_the_memory_status() -> None:
+    tests = _tests()
+    tests.append(
+        TestMemory("t.py::test_broken", "failed", "ok", "main", 0.1, message=None, peak_delta=0)
+    )
+    report = _report(*tests)
+    report["tests"][2]["outcome"] = "xfailed"
+    page = render_html(report)
+    table = _rows(page)
+    assert '<th data-key="outcome">Outcome</th>' in table
+    assert (
+        '<td class="status" data-v="6">ok</td><td class="outcome failed">failed</td>'
+        '<td class="test">t.py::test_broken</td>' in table
+    ), "a failed test whose memory was fine says both"
+    assert '<td class="outcome xfailed">xfailed</td>' in table
+    outcomes = re.search(r'<select id="outcome-filter"[^>]*>(.*?)</select>', page)
+    assert outcomes is not None
+    assert re.findall(r'<option value="([^"]*)">', outcomes.group(1)) == [
+        "",
+        "passed",
+        "failed",
+        "xfailed",
+    ], "the outcomes of this run, in pytest's order"
+
+
+def test_an_outcome_of_any_text_is_shown_escaped_and_a_missing_one_as_unknown() -> None:
+    report = _report(*_tests())
+    report["tests"][0]["outcome"] = 'rerun" onclick="x'
+    del report["tests"][1]["outcome"]
+    report["tests"][2]["outcome"] = 7
+    page = render_html(report)
+    table = _rows(page)
+    assert '<td class="outcome other">rerun&quot; onclick=&quot;x</td>' in table
+    assert table.count('<td class="outcome unknown">unknown</td>') == 2
+    data = _table_data(page)
+    assert [name for name, _ in data["outcomes"]] == ['rerun" onclick="x', "unknown"]
+    assert data["outcomes"][0][1] == "other", "the CSS class is never the report's text"
+
+
+def test_a_large_report_holds_its_tests_once_as_columns() -> None:
+    tests = [
+        TestMemory(
+            f"tests/test_m{i % 3}.py::test_case[{i}]",
+            "failed" if i % 10 == 0 else "passed",
+            "over_budget" if i == 17 else "ok",
+            f"gw{i % 2}",
+            0.001,
+            rss_peak=60 * MiB + i,
+            peak_delta=i,
+            message="over the budget" if i == 17 else None,
+            started=1000.0 + i / 1000,
+        )
+        for i in range(5000)
+    ]
+    page = render_html(_report(*tests))
+    table = _rows(page)
+    assert table.count("<tr class=") == STATIC_ROWS, "the first rows, for a reader with no script"
+    assert "t.py" not in table
+    assert f"the first {STATIC_ROWS} of 5000 tests" in page
+    data = _table_data(page)
+    nodeids = [data["files"][f] + rest for f, rest in zip(data["file"], data["test"], strict=True)]
+    assert nodeids == [test.nodeid for test in tests]
+    assert data["files"] == ["tests/test_m0.py", "tests/test_m1.py", "tests/test_m2.py"]
+    assert data["peak"] == list(range(5000))
+    assert [data["outcomes"][i][0] for i in data["outcome"][:11]] == ["failed"] + 9 * ["passed"] + [
+        "failed"
+    ]
+    assert data["messages"] == {"17": "over the budget"}, "the few messages, by row"
+    assert [data["statuses"][i][0] for i in data["status"][16:18]] == ["ok", "over_budget"]
+    assert data["workers"] == ["gw0", "gw1"]
+    # The timeline draws the tests of each worker in groups, not 2,500 spans a lane.
+    for lane in re.findall(r'data-process="gw\d"(.*?)</svg>', page, re.S):
+        assert 0 < lane.count('<g class="test group') <= 960 // 3
+        assert '<g class="test ok"' not in lane
+    assert '<g class="test group fail">' in page, "the group of the budget failure"
+    assert "1 memory failure(s): tests/test_m2.py::test_case[17]" in page
+
+
+def test_a_nodeid_cannot_end_the_script_that_holds_the_data() -> None:
+    report = _report(*_tests())
+    name = "t.py::test[</script><script>alert(1)</script>&amp;]"
+    report["tests"][0]["nodeid"] = name
+    report["tests"][1]["nodeid"] = "no-separator"
+    report["tests"][2]["nodeid"] = "::only::colons::"
+    page = render_html(report)
+    assert "</script><script>alert(1)" not in page
+    data = _table_data(page)
+    nodeids = [data["files"][f] + rest for f, rest in zip(data["file"], data["test"], strict=True)]
+    assert nodeids == [name, "no-separator", "::only::colons::"]
+
+
+def test_the_charts_keep_their_labels_inside_and_off_the_lane_names() -> None:
+    heavy = TestMemory(
+        "t.py::test_pool_with_a_long_name",
+        "passed",
+        "ok",
+        "main",
+        0.2,
+        rss_peak=2 * 2**30,
+        peak_delta=1000 * MiB,
+        children_peak=900 * MiB,
+        started=1000.5,
+    )
+    page = render_html(_report(*_tests(), heavy))
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        width = float(re.search(r'viewBox="0 0 (\d+) (\d+)"', svg).group(1))  # type: ignore[union-attr]
+        for tag, text in re.findall(r"(<text[^>]*>)([^<]*)</text>", svg):
+            x = float(re.search(r' x="([\d.]+)"', tag).group(1))  # type: ignore[union-attr]
+            anchor = re.search(r'text-anchor="(\w+)"', tag)
+            size = len(html.unescape(text)) * 6.4  # about: 11 px text
+            left = {"end": x - size, "middle": x - size / 2}.get(
+                anchor.group(1) if anchor else "start", x
+            )
+            assert left >= 0, (text, tag)
+            assert left + size <= width + 1, (text, tag)
+    assert '<text class="value inside"' in page, "the longest bar's figure, inside the bar"
+    lane = page[page.index('data-process="main"') :]
+    name_y = float(re.search(r'class="lane-name" x="4" y="([\d.]+)"', lane).group(1))  # type: ignore[union-attr]
+    ticks = [float(y) for y in re.findall(r'<text class="tick" x="68" y="([\d.]+)"', lane)]
+    assert len(ticks) == 5
+    assert min(ticks) - 11 > name_y, "the highest size label is below the lane's name"

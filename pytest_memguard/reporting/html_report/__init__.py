@@ -5,10 +5,13 @@ font, image, style sheet or script is fetched), so it opens from a CI artifact a
 It shows the summary (counts per status, peak RSS, the limits and where each came
 from), the memory failures, a bar chart of the heaviest tests against their budgets, a
 timeline of each process's RSS (:mod:`.charts`), a sortable, filterable table of every
-test, and the allocation sites of confirmed leaks.  Every text from the report is
-escaped.  The report is first given the shape the page reads (:mod:`.shape`): a report
-``memguard show`` accepts renders, whatever other version or hand edit wrote it.  No pytest
-import here: the plugin and ``memguard show`` both render it.
+test with its memory status and pytest outcome (:mod:`.table`: its rows are data the
+script draws as they come into view, so a suite of many thousand tests still opens at
+once; see benchmarks/html_load.py), and the allocation sites of confirmed leaks.  Every
+text from the report is escaped.  The report is first given the shape the page reads
+(:mod:`.shape`): a report ``memguard show`` accepts renders, whatever other version or
+hand edit wrote it.  No pytest import here: the plugin and ``memguard show`` both render
+it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from html import escape
 from typing import Any, Final
 
 from ...core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
+from ..results import FAILING_STATUSES, STATUSES
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart
 from .shape import normalised
+from .table import css, table, word
 
 __all__ = ["render_html"]
 
@@ -36,40 +40,13 @@ _LIMITS: Final = (
     ("min_free", "pre-flight free memory", "min_free"),
     ("recycle", "recycle workers above", "recycle"),
 )
-#: Table columns: key (for sorting and the address fragment), heading, numeric.
-_COLUMNS: Final = (
-    ("status", "Status", False),
-    ("test", "Test", False),
-    ("peak", "Peak growth", True),
-    ("rss", "Peak RSS", True),
-    ("heap", "Heap peak", True),
-    ("retained", "Retained", True),
-    ("duration", "Duration", True),
-    ("budget", "Budget", True),
-    ("worker", "Worker", False),
-)
-#: Sorting by status: the worst first (descending).
-_RANK: Final[dict[str, int]] = {status: i for i, status in enumerate(reversed(STATUSES))}
-_WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)
-
-
-def _word(status: str) -> str:
-    return _WORDS.get(status, status)
-
-
-def _css(status: str) -> str:
-    return "fail" if status in FAILING_STATUSES else status
-
-
-def _num(value: object) -> str:
-    return "" if not isinstance(value, (int, float)) else repr(value)
 
 
 def _summary(report: Mapping[str, Any]) -> str:
     summary = report.get("summary") or {}
     counts: Mapping[str, int] = summary.get("statuses") or {}
     chips = "".join(
-        f'<span class="chip {_css(status)}" data-status="{status}">{escape(_word(status))}'
+        f'<span class="chip {css(status)}" data-status="{status}">{escape(word(status))}'
         f"<b>{int(counts.get(status, 0))}</b></span>"
         for status in STATUSES
     )
@@ -138,7 +115,7 @@ def _failures(tests: Sequence[Mapping[str, Any]]) -> str:
     if not failing:
         return '<section id="failures"><h2>Memory failures</h2><p class="empty">None.</p></section>'
     items = "".join(
-        f'<tr class="fail"><td class="status">{escape(_word(str(test["status"])))}</td>'
+        f'<tr class="fail"><td class="status">{escape(word(str(test["status"])))}</td>'
         f'<td class="test">{escape(str(test["nodeid"]))}</td>'
         f"<td>{escape(str(test.get('message') or ''))}</td></tr>"
         for test in failing
@@ -156,71 +133,6 @@ def _baseline_peaks(baseline: Mapping[str, Any]) -> dict[str, int]:
         for test in baseline.get("tests") or ()
         if isinstance(test.get("peak_delta"), int)
     }
-
-
-def _change(now: object, before: int | None) -> tuple[str, str]:
-    """The cell of the change of peak growth against the baseline: (sort value, html)."""
-    if before is None or not isinstance(now, int):
-        return "", "-"
-    delta = now - before
-    share = f" ({delta / before:+.0%})" if before > 0 else ""
-    css = "worse" if delta > 0 else "better" if delta < 0 else ""
-    text = ("+" if delta > 0 else "") + format_size(delta) + share
-    return str(delta), f'<span class="{css}">{escape(text)}</span>'
-
-
-def _table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> str:
-    columns = list(_COLUMNS)
-    if peaks is not None:
-        columns.append(("baseline", "vs baseline", True))
-    head = "".join(
-        f'<th data-key="{key}"{" class=num" if numeric else ""}>{escape(label)}</th>'
-        for key, label, numeric in columns
-    )
-    rows = []
-    for test in tests:
-        status = str(test.get("status") or "ok")
-        budget = (test.get("budget") or {}).get("peak")
-        duration = float(test.get("duration_s") or 0.0)
-        cells = [
-            f'<td class="status" data-v="{_RANK.get(status, 0)}">{escape(_word(status))}</td>',
-            f'<td class="test">{escape(str(test["nodeid"]))}</td>',
-        ]
-        for field in ("peak_delta", "rss_peak", "heap_peak", "leaked"):
-            value = test.get(field)
-            cells.append(
-                f'<td class="num" data-v="{_num(value)}">{escape(format_size(value))}</td>'
-            )
-        cells.append(f'<td class="num" data-v="{duration!r}">{duration:.3f} s</td>')
-        cap = (test.get("budget") or {}).get("rss")
-        shown = format_size(budget) + (f" (RSS cap {format_size(cap)})" if cap else "")
-        cells.append(f'<td class="num" data-v="{_num(budget)}">{escape(shown)}</td>')
-        cells.append(f"<td>{escape(str(test.get('worker') or 'main'))}</td>")
-        if peaks is not None:
-            value, html = _change(test.get("peak_delta"), peaks.get(str(test["nodeid"])))
-            cells.append(f'<td class="num" data-v="{value}">{html}</td>')
-        title = escape(str(test.get("message") or ""), quote=True)
-        rows.append(
-            f'<tr class="{escape(_css(status), quote=True)}"'
-            f' data-status="{escape(status, quote=True)}" title="{title}">'
-            + "".join(cells)
-            + "</tr>"
-        )
-    options = "".join(
-        f'<option value="{status}">{escape(_word(status))}</option>' for status in STATUSES
-    )
-    return (
-        '<section id="all-tests"><h2>Every test</h2><div class="controls">'
-        '<input id="filter" type="search" placeholder="Filter by name or message"'
-        ' aria-label="Filter the tests">'
-        f'<select id="status-filter" aria-label="Status"><option value="">every status</option>'
-        f'{options}</select><span><span id="shown">{len(tests)}</span> of {len(tests)}'
-        "</span></div>"
-        f'<table id="tests"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-        '</table><p class="legend">Click a heading to sort. Sizes are bytes in IEC units;'
-        " peak growth is the body's peak RSS over its start; retained is what a leak"
-        " suspect kept on its rerun.</p></section>"
-    )
 
 
 def _leak_sites(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -300,7 +212,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
         f"{_summary(report)}{_failures(tests)}"
         f'<section id="heaviest"><h2>Heaviest tests</h2>{bar_chart(tests)}</section>'
         f'<section id="timeline"><h2>RSS over the run</h2>{timeline_chart(report)}</section>'
-        f"{_table(tests, peaks)}{_leak_sites(tests)}{_alerts(report)}"
+        f"{table(tests, peaks)}{_leak_sites(tests)}{_alerts(report)}"
         f"{_environment(report)}<script>{SCRIPT}</script></body></html>\n"
     )
     return page.encode("ascii", "xmlcharrefreplace").decode("ascii")

@@ -2,7 +2,9 @@
 their budgets, and each process's RSS over the run.
 
 Every text that comes from the report is escaped; a chart is drawn from the report's
-numbers only and needs no script.  Sizes on the axes are IEC units.
+numbers only and needs no script.  Sizes on the axes are IEC units.  A lane of many tests
+draws them in groups a few pixels wide (see :data:`_EACH_TEST`), so the chart's size does
+not grow with the suite; every label stays inside its chart and off the lane's name.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ WIDTH: Final = 960
 TOP_BARS: Final = 15
 _BAR: Final = 22
 _LABEL: Final = 360
-_LANE: Final = 170
+_LANE: Final = 184
 _LEFT: Final = 72
+#: A lane's strip above its plot, for its name and the thresholds above the chart.
+_TOP: Final = 26
+#: Past this many tests a lane draws them in groups, one a :data:`_GROUP` pixels of time
+#: (thousands of spans narrower than a pixel only made the page heavy).
+_EACH_TEST: Final = 300
+_GROUP: Final = 3
+#: About the width of a character of the charts' 11 px text, to keep a label inside.
+_CHAR: Final = 6.4
 #: A threshold line is drawn when it is at most this many times the highest RSS sampled
 #: (else it is named above the chart, which would be flat under it).
 _IN_RANGE: Final = 3.0
@@ -63,7 +73,7 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
         width = max(1.0, plot * delta / scale)
         extra = plot * kids / scale
         name = str(test["nodeid"])
-        short = name if len(name) <= 58 else "\u2026" + name[-57:]
+        short = name if len(name) <= 52 else "\u2026" + name[-51:]
         status = str(test.get("status") or "ok")
         tip = f"{name}: peak growth {format_size(delta)}"
         tip += f", child processes {format_size(kids)}" if kids else ""
@@ -81,10 +91,14 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
                 f' height="{_BAR - 6}" fill-opacity="0.45"></rect>'
             )
             value += f" + {format_size(kids)} children"
-        parts.append(
-            f'<text class="value" x="{_LABEL + width + extra + 4:.1f}" y="{y + 15}">'
-            f"{escape(value)}</text>"
-        )
+        end = _LABEL + width + extra
+        if end + 4 + len(value) * _CHAR <= WIDTH:
+            parts.append(f'<text class="value" x="{end + 4:.1f}" y="{y + 15}">')
+        else:  # past the chart's edge: inside the bar, at its end
+            parts.append(
+                f'<text class="value inside" x="{end - 4:.1f}" y="{y + 15}" text-anchor="end">'
+            )
+        parts.append(f"{escape(value)}</text>")
         if budget:
             x = _LABEL + plot * budget / scale
             parts.append(
@@ -96,7 +110,7 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
     if any(children):
         legend += "; lighter: its child processes' own memory at their peak"
     parts.append(
-        f'<text class="legend" x="{_LABEL}" y="{height - 4}">{legend};'
+        f'<text class="legend" x="4" y="{height - 4}">{legend};'
         " tick: the test's peak budget</text></svg>"
     )
     return "".join(parts)
@@ -110,13 +124,13 @@ class _Scale:
         self.span = max(end - start, 1e-3)
         self.top = max(top, 1)
         self.plot = WIDTH - _LEFT - 12
-        self.height = _LANE - 34
+        self.height = _LANE - _TOP - 26
 
     def x(self, time: float) -> float:
         return _LEFT + self.plot * (time - self.start) / self.span
 
     def y(self, rss: int) -> float:
-        return 8 + self.height * (1 - min(rss, self.top) / self.top)
+        return _TOP + self.height * (1 - min(rss, self.top) / self.top)
 
 
 def _time_range(
@@ -134,9 +148,9 @@ def _time_range(
 
 
 def _axes(scale: _Scale, name: str) -> list[str]:
-    bottom = 8 + scale.height
+    bottom = _TOP + scale.height
     parts = [
-        f'<text class="lane-name" x="4" y="18">{escape(name)}</text>',
+        f'<text class="lane-name" x="4" y="16">{escape(name)}</text>',
         f'<line class="axis" x1="{_LEFT}" x2="{_LEFT + scale.plot}" y1="{bottom}"'
         f' y2="{bottom}"></line>',
     ]
@@ -152,10 +166,85 @@ def _axes(scale: _Scale, name: str) -> list[str]:
     for step in range(0, 6):
         seconds = scale.span * step / 5
         x = _LEFT + scale.plot * step / 5
+        anchor = "start" if step == 0 else "end" if step == 5 else "middle"
         parts.append(
-            f'<text class="tick" x="{x:.1f}" y="{bottom + 14}" text-anchor="middle">'
+            f'<text class="tick" x="{x:.1f}" y="{bottom + 15}" text-anchor="{anchor}">'
             f"{seconds:.1f} s</text>"
         )
+    return parts
+
+
+def _spans(tests: Sequence[Mapping[str, Any]], scale: _Scale, start: float) -> list[str]:
+    """Each test's span, its peak as a band; the nodeid on hover."""
+    parts = []
+    for test in tests:
+        began = float(test["started"])
+        x1, x2 = scale.x(began), scale.x(began + float(test["duration_s"] or 0))
+        width = max(x2 - x1, 0.8)
+        peak = test.get("rss_peak")
+        status = str(test.get("status") or "ok")
+        tip = (
+            f"{test['nodeid']}\nstarted at {began - start:.3f} s,"
+            f" took {float(test['duration_s'] or 0):.3f} s"
+            f"\nRSS {format_size(test.get('rss_start'))}"
+            f" -> peak {format_size(peak)} -> {format_size(test.get('rss_end'))}"
+            f" ({STATUS_WORDS.get(status, status)})"
+        )
+        parts.append(
+            f'<g class="test {_attr(_status_class(status))}"><title>{escape(tip)}</title>'
+            f'<rect class="span" x="{x1:.1f}" y="{_TOP}" width="{width:.1f}"'
+            f' height="{scale.height}"></rect>'
+        )
+        if isinstance(peak, int):
+            y = scale.y(peak)
+            parts.append(
+                f'<rect class="peak" x="{x1:.1f}" y="{y:.1f}" width="{width:.1f}"'
+                f' height="{_TOP + scale.height - y:.1f}"></rect>'
+            )
+        parts.append(
+            f'<line class="boundary" x1="{x1:.1f}" x2="{x1:.1f}" y1="{_TOP}"'
+            f' y2="{_TOP + scale.height}"></line></g>'
+        )
+    return parts
+
+
+def _groups(tests: Sequence[Mapping[str, Any]], scale: _Scale) -> list[str]:
+    """The tests in groups of :data:`_GROUP` pixels of time: each group's span up to its
+    highest peak, marked failed when one of its tests failed; its count, its heaviest
+    test and its memory failures on hover."""
+    groups: dict[int, list[Mapping[str, Any]]] = {}
+    for test in tests:
+        groups.setdefault(int((scale.x(float(test["started"])) - _LEFT) // _GROUP), []).append(test)
+    parts = []
+    for key in sorted(groups):
+        members = groups[key]
+        x1 = _LEFT + key * _GROUP
+        end = max(float(t["started"]) + float(t["duration_s"] or 0) for t in members)
+        width = max(scale.x(end) - x1, float(_GROUP))
+        measured = [t for t in members if isinstance(t.get("rss_peak"), int)]
+        heaviest = max(measured, key=lambda t: int(t["rss_peak"]), default=None)
+        failing = [t for t in members if t.get("status") in FAILING_STATUSES]
+        tip = f"{len(members)} tests"
+        if heaviest is not None:
+            tip += f"\nhighest peak RSS {format_size(heaviest['rss_peak'])}: {heaviest['nodeid']}"
+        if failing:
+            tip += f"\n{len(failing)} memory failure(s): " + ", ".join(
+                str(t["nodeid"]) for t in failing[:3]
+            )
+            tip += ", ..." if len(failing) > 3 else ""
+        kind = "fail" if failing else "ok"
+        parts.append(
+            f'<g class="test group {kind}"><title>{escape(tip)}</title>'
+            f'<rect class="span" x="{x1:.1f}" y="{_TOP}" width="{width:.1f}"'
+            f' height="{scale.height}"></rect>'
+        )
+        if heaviest is not None:
+            y = scale.y(int(heaviest["rss_peak"]))
+            parts.append(
+                f'<rect class="peak" x="{x1:.1f}" y="{y:.1f}" width="{width:.1f}"'
+                f' height="{_TOP + scale.height - y:.1f}"></rect>'
+            )
+        parts.append("</g>")
     return parts
 
 
@@ -182,36 +271,7 @@ def _lane(
         f' width="{WIDTH}" height="{_LANE}" role="img" aria-label="RSS of {_attr(name)}">'
     ]
     parts += _axes(scale, name)
-    for test in tests:  # a test's span, its peak as a band; the nodeid on hover
-        started = test.get("started")
-        if not isinstance(started, (int, float)):
-            continue
-        x1, x2 = scale.x(float(started)), scale.x(float(started) + float(test["duration_s"] or 0))
-        width = max(x2 - x1, 0.8)
-        peak = test.get("rss_peak")
-        status = str(test.get("status") or "ok")
-        tip = (
-            f"{test['nodeid']}\nstarted at {float(started) - start:.3f} s,"
-            f" took {float(test['duration_s'] or 0):.3f} s"
-            f"\nRSS {format_size(test.get('rss_start'))}"
-            f" -> peak {format_size(peak)} -> {format_size(test.get('rss_end'))}"
-            f" ({STATUS_WORDS.get(status, status)})"
-        )
-        parts.append(
-            f'<g class="test {_attr(_status_class(status))}"><title>{escape(tip)}</title>'
-            f'<rect class="span" x="{x1:.1f}" y="8" width="{width:.1f}"'
-            f' height="{scale.height}"></rect>'
-        )
-        if isinstance(peak, int):
-            y = scale.y(peak)
-            parts.append(
-                f'<rect class="peak" x="{x1:.1f}" y="{y:.1f}" width="{width:.1f}"'
-                f' height="{8 + scale.height - y:.1f}"></rect>'
-            )
-        parts.append(
-            f'<line class="boundary" x1="{x1:.1f}" x2="{x1:.1f}" y1="8"'
-            f' y2="{8 + scale.height}"></line></g>'
-        )
+    parts += _spans(tests, scale, start) if len(tests) <= _EACH_TEST else _groups(tests, scale)
     if samples:
         points = " ".join(f"{scale.x(float(t)):.1f},{scale.y(int(r)):.1f}" for t, r in samples)
         parts.append(f'<polyline class="rss" points="{points}"></polyline>')
@@ -230,7 +290,7 @@ def _lane(
         )
     if above:
         parts.append(
-            f'<text class="above" x="{_LEFT + scale.plot - 2}" y="20" text-anchor="end">'
+            f'<text class="above" x="{_LEFT + scale.plot}" y="16" text-anchor="end">'
             "above the chart: "
             f"{escape(', '.join(above))}</text>"
         )
@@ -240,8 +300,8 @@ def _lane(
         tip = f"{kind}: {event.get('nodeid') or name}\n{event.get('message') or ''}".strip()
         parts.append(
             f'<g class="mark {_attr(kind)}"><title>{escape(tip)}</title>'
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="8" y2="{8 + scale.height}"></line>'
-            f'<text x="{x:.1f}" y="{8 + scale.height - 4}" text-anchor="middle">'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + scale.height}"></line>'
+            f'<text x="{x:.1f}" y="{_TOP + scale.height - 4}" text-anchor="middle">'
             f"{_MARKS.get(kind, '*')}</text></g>"
         )
     parts.append("</svg>")

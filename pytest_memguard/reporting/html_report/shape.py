@@ -101,6 +101,7 @@ def _test(value: object) -> dict[str, Any] | None:
     test: dict[str, Any] = {
         "nodeid": value["nodeid"],
         "status": _text(value.get("status"), "ok") or "ok",
+        "outcome": _text(value.get("outcome"), "unknown") or "unknown",
         "worker": _text(value.get("worker"), "main") or "main",
         "duration_s": max(0.0, _seconds(value.get("duration_s")) or 0.0),
         "started": _seconds(value.get("started")),
