@@ -23,6 +23,7 @@ import psutil
 
 from ..core.sizes import format_size
 from ..library.monitor import ProcessMonitor
+from ..probe.process import end_processes
 
 __all__ = ["Adopted", "Leftovers", "child_subreaper", "wait_for_leftovers"]
 
@@ -185,11 +186,4 @@ def wait_for_leftovers(
 
 
 def _signal(processes: list[psutil.Process], kill: bool) -> None:
-    for process in processes:
-        try:
-            if kill:
-                process.kill()
-            else:
-                process.terminate()
-        except (psutil.Error, OSError):  # ended meanwhile, or not ours to signal
-            continue
+    end_processes(processes, kill=kill)  # one not ours to signal is left to the report

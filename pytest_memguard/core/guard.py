@@ -50,7 +50,7 @@ from ..probe.process import PeakMeter, RssReader
 from .levels import Level, MemoryThresholds
 from .sizes import format_size
 
-__all__ = ["AbortInfo", "Guard", "LevelEvent"]
+__all__ = ["CEILING", "GRACE", "AbortInfo", "Guard", "LevelEvent"]
 
 _LEVEL_WORDS: Final = {
     Level.WARNING: "warning threshold",
@@ -60,6 +60,12 @@ _LEVEL_WORDS: Final = {
 
 #: Exit status of a process the guard had to end (the unit would not stop).
 ESCALATION_EXIT_CODE: Final = 1
+#: The policy for a process past its hard limit that does not stop (the guard's, and the
+#: xdist controller's watch from outside, which allows it a margin over these):
+#: seconds a unit may run on at its limit after its first interrupt...
+GRACE: Final = 2.0
+#: ...and the multiple of its limit (its ceiling) at which the process ends at once.
+CEILING: Final = 1.25
 
 #: Seconds between samples while a stopped unit is over its limit: a runaway that
 #: allocates 4 GB a second passes 20 MB between two.
@@ -171,8 +177,8 @@ class Guard:
         max_interval: float = 0.1,
         growth_rate: float = 8 * 1024**3,
         resend: float = 0.05,
-        grace: float = 2.0,
-        ceiling: float = 1.25,
+        grace: float = GRACE,
+        ceiling: float = CEILING,
         memory: int | None = None,
         hold: float = 1.0,
         growth_step: int = 32 * 1024 * 1024,

@@ -34,7 +34,7 @@ import psutil
 from ..core.levels import Level, MemoryThresholds
 from ..core.sizes import format_size, parse_limit
 from ..errors import MemguardError
-from ..probe.process import DescendantsMemory
+from ..probe.process import DescendantsMemory, end_processes, tree_of
 from ..probe.system import SystemMemory
 from .background import Background, Threaded
 from .monitorlog import (
@@ -582,25 +582,11 @@ class ProcessMonitor(Threaded):
         """The process and (if counted) its descendants, children first."""
         if entry.keep:
             return list(reversed(self._tree(entry))) or [entry.process]
-        children: list[psutil.Process] = []
-        if self.include_children:
-            try:
-                children = entry.process.children(recursive=True)
-            except (psutil.Error, OSError):
-                children = []
-        return [*reversed(children), entry.process]
+        return tree_of(entry.process, children=self.include_children)
 
     def _signal(self, entry: _Tracked, kill: bool) -> None:
-        for process in self._targets(entry):
-            try:
-                if kill:
-                    process.kill()
-                else:
-                    process.terminate()
-            except psutil.NoSuchProcess:
-                continue
-            except (psutil.AccessDenied, OSError) as error:
-                logger.warning("memguard: cannot signal pid %d: %s", process.pid, error)
+        for process, error in end_processes(self._targets(entry), kill=kill):
+            logger.warning("memguard: cannot signal pid %d: %s", process.pid, error)
 
     def _terminate(
         self, entry: _Tracked, now: float, reason: str, events: list[MonitorEvent]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import pytest
 
-from ..core.guard import AbortInfo, Guard, LevelEvent
+from ..core.guard import AbortInfo, Guard
 from ..core.levels import Level
 from ..core.stopsignals import StopSignals
 from ..errors import MemoryLimitExceeded
@@ -36,7 +36,7 @@ from ..probe.process import (
 )
 from ..probe.system import read_system_memory
 from ..reporting.crashlog import RecordWriter
-from ..reporting.results import Budget, TestMemory, merge_outcome, report_outcome
+from ..reporting.results import Budget, merge_outcome, report_outcome
 from . import terminal
 from .context import LocalResults, ResultSource, RunContext, RunLog
 from .distributed.wire import DIR_KEY, ENTRY_KEY, RECYCLE_KEY, encode_result
@@ -48,6 +48,7 @@ from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, NOT_FINISHED, TestState, Verdict
 from .terminal import CAUSE_KEY
+from .watchdog import WatchdogCalls
 
 if TYPE_CHECKING:
     from .ci import Baseline
@@ -212,14 +213,17 @@ class MemguardPlugin:
         # message of a process the guard has to end is not lost in a capture file.
         self.escalate_fd = os.dup(2)
         stack.callback(os.close, self.escalate_fd)
+        watchdog = WatchdogCalls(
+            self.crashlog, self.local, log, self.end, self.records, self.escalate_fd
+        )
         self.guard = Guard(
             settings.thresholds,
             reader=self.reader,
             upper_bound=rss_upper_bound() if self.meter.exact else None,
             peak_meter=self.meter,
-            on_event=self._on_event,
-            on_growth=self._grew,
-            on_escalate=self._on_escalate,
+            on_event=watchdog.event,
+            on_growth=watchdog.grew,
+            on_escalate=watchdog.escalate,
             escalate_fd=self.escalate_fd,
             memory=memory.total,  # a container's limit: the kernel's wall
             stop_error=self._stop_error,
@@ -249,8 +253,7 @@ class MemguardPlugin:
                 " to pack in one process (run with -n N)"
             )
         if roles.html:
-            from .htmlresults import PLUGIN_NAME as HTML_NAME
-            from .htmlresults import HtmlColumns
+            from .htmlresults import HTML_NAME, HtmlColumns
 
             helpers.append((HTML_NAME, HtmlColumns(context)))
         if roles.junit or roles.github:
@@ -640,60 +643,11 @@ class MemguardPlugin:
             self._leaks = LeakCheck(root, budget, self.reader)
         return self._leaks
 
-    # -- the watchdog's callbacks (watchdog thread) -------------------------------------
-
-    def _grew(self, nodeid: str, rss: int) -> None:
-        """The running test grew by a step: a record line, and a sample of the timeline."""
-        self.crashlog.grew(nodeid, rss)
-        self.local.buffer.add(time.time(), rss)
-
-    def _on_event(self, event: LevelEvent) -> None:
-        alert = {
-            "timestamp": event.time,
-            "level": str(event.level),
-            "process": self.local.worker,
-            "pid": os.getpid(),
-            "rss": event.rss,
-            "threshold": event.threshold,
-            "nodeid": event.unit,
-            "message": event.message,
-        }
-        self.context.log.alerts.append(alert)
-        self.crashlog.write("alert", **alert)
-
     def _signalled(self, signum: int) -> None:
         """SIGTERM or SIGHUP reached the xdist controller: its workers end as it does
         (signal handler, main thread)."""
         if self.controller is not None and signum != signal.SIGINT:
             self.controller.signal_workers(signum)
-
-    def _on_escalate(self, info: AbortInfo) -> None:
-        self.local.escalated = True
-        _kill_descendants()  # they would outlive the process, holding their memory
-        message = (
-            f"memguard: {info.message}, but it caught the interrupt and kept running;"
-            " memguard ended the process"
-        )
-        self.crashlog.write(
-            "abort", nodeid=info.unit, rss=info.rss, limit=info.limit, message=message
-        )
-        running = self.local.running
-        aborted = None
-        if running is not None:
-            aborted = TestMemory(
-                running.nodeid,
-                "failed",
-                "aborted",
-                self.local.worker,
-                0.0,
-                rss_peak=self.guard.max_rss,
-                message=message,
-            )
-        path = self.end.save_now(aborted)
-        if path is not None:
-            os.write(self.escalate_fd, f"memguard: JSON report written to {path}\n".encode())
-            if self.records is not None:  # the report says what the records say
-                self.records.remove()
 
     # -- the end -----------------------------------------------------------------------
 
@@ -710,19 +664,6 @@ class MemguardPlugin:
                 " plugins' work of a phase, and leak suspects are not run again"
             )
         return lines
-
-
-def _kill_descendants() -> None:
-    """Kill this process's descendants (as the process is being ended)."""
-    import psutil
-
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
-    for child in reversed(children):
-        with contextlib.suppress(psutil.Error):
-            child.kill()
 
 
 def _environment(memory: Any, peak_method: str) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from ..core.sizes import format_size
 from ..reporting.results import FAILING_STATUSES, STATUS_WORDS
 from .context import RunContext
 
-__all__ = ["PLUGIN_NAME", "HtmlColumns"]
+__all__ = ["HTML_NAME", "HtmlColumns"]
 
-PLUGIN_NAME: Final = "memguard-html"
+HTML_NAME: Final = "memguard-html"
 #: After pytest-html's result, test, duration columns.
 _AT: Final = 3
 _WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)

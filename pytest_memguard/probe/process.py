@@ -33,11 +33,13 @@ __all__ = [
     "c_heap_in_use",
     "current_rss",
     "descendants_rss",
+    "end_processes",
     "open_peak_meter",
     "process_own_memory",
     "rss_of",
     "rss_upper_bound",
     "small_object_bytes",
+    "tree_of",
     "trim_heap",
     "waited_children_peak",
 ]
@@ -269,6 +271,39 @@ def _rollup(pid: int) -> tuple[int, int] | None:
     private = fields[b"Private_Clean:"] + fields[b"Private_Dirty:"]
     # Anonymous pages are dirty or zero: those not private are shared (with a parent).
     return private, max(fields[b"Anonymous:"] - fields[b"Private_Dirty:"], 0)
+
+
+def tree_of(process: Any, *, root: bool = True, children: bool = True) -> list[Any]:
+    """A psutil process's descendants (when ``children``), the deepest first, then the
+    process itself (when ``root``): the order to end them in, so that no parent is gone
+    while its children run on (they would be another parent's then, out of reach)."""
+    import psutil
+
+    found: list[Any] = []
+    if children:
+        with contextlib.suppress(psutil.Error, OSError):
+            found = list(reversed(process.children(recursive=True)))
+    return [*found, process] if root else found
+
+
+def end_processes(processes: list[Any], *, kill: bool = True) -> list[tuple[Any, BaseException]]:
+    """SIGKILL (``kill``) or SIGTERM each psutil process, in order; one that ended
+    meanwhile is skipped.  The processes that could not be signalled (not ours), each
+    with its error."""
+    import psutil
+
+    refused: list[tuple[Any, BaseException]] = []
+    for process in processes:
+        try:
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
+        except psutil.NoSuchProcess:
+            continue
+        except (psutil.Error, OSError) as error:
+            refused.append((process, error))
+    return refused
 
 
 def _psutil_descendants(root: int) -> int:

@@ -106,7 +106,7 @@ def build_report(
         ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
         ordered.extend(by_id.values())
         for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
-            missing = TestMemory(nodeid, "not_run", "not_run", "", 0.0, message=not_run_reason)
+            missing = TestMemory.not_run(nodeid, not_run_reason)
             ordered.append(missing.to_json())
     counts = dict.fromkeys(STATUSES, 0)
     outcomes: dict[str, int] = {}

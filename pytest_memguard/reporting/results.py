@@ -191,6 +191,11 @@ class TestMemory:
         return entry
 
     @classmethod
+    def not_run(cls, nodeid: str, message: str, worker: str = "") -> TestMemory:
+        """The result of a test that did not run, or was cut off (``message``: why)."""
+        return cls(nodeid, "not_run", "not_run", worker, 0.0, message=message)
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TestMemory:
         """Read back a test entry written by :meth:`to_json`."""
         budget = data.get("budget") or {}

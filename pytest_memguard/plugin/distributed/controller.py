@@ -450,7 +450,7 @@ class Controller:
             if nodeid in self.entries:
                 continue
             if outcome == "passed" and not torn_down:
-                result = TestMemory(nodeid, "not_run", "not_run", worker, 0.0, message=NOT_FINISHED)
+                result = TestMemory.not_run(nodeid, NOT_FINISHED, worker)
             else:
                 result = TestMemory(nodeid, outcome, "ok", worker, 0.0)
             results.append(result)

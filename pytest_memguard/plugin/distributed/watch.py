@@ -20,18 +20,23 @@ from typing import Any, Final
 
 import psutil
 
+from ...core.guard import CEILING, GRACE
 from ...core.levels import MemoryThresholds
 from ...core.sizes import format_size
 from ...library.monitor import MonitorEvent, ProcessMonitor
+from ...probe.process import end_processes, tree_of
 from ...reporting.crashlog import ProcessRecords, read_records
 from ...reporting.timeline import SampleBuffer
 
 __all__ = ["WorkerState", "WorkerWatch", "exit_status"]
 
-#: Seconds a worker may stay past its hard limit: its own guard ends it after ~2 s.
-KILL_AFTER: Final = 3.0
-#: A worker this many times past its hard limit is killed at once.
-CEILING: Final = 1.5
+#: Seconds a worker may stay past its hard limit: its own guard, which ends it after
+#: its grace, goes first (one policy: the engine's, with a second's room).
+KILL_AFTER: Final = GRACE + 1.0
+#: A worker this many times past its hard limit is killed at once: past the ceiling at
+#: which its own guard ends it, by a fifth, for the guard is not running then (a long C
+#: call holds the interpreter).
+OUTSIDE_CEILING: Final = CEILING * 1.2
 
 
 @dataclass
@@ -239,10 +244,10 @@ class WorkerWatch:
                 if state.over_since is None:
                     state.over_since = now
                 source = self.thresholds.sources.get("max", "max")
-                if rss >= limit * CEILING:
+                if rss >= limit * OUTSIDE_CEILING:
                     self.kill(
                         state,
-                        f"RSS {format_size(rss)} passed {CEILING:g} x the hard limit"
+                        f"RSS {format_size(rss)} passed {OUTSIDE_CEILING:g} x the hard limit"
                         f" {format_size(limit)} ({source})",
                         rss,
                     )
@@ -318,18 +323,8 @@ class WorkerWatch:
         state.kill = f"killed by memguard: {reason}"
         state.test_peak = max(state.test_peak, rss or 0)
         self._alert("abort", state.id, rss, f"{state.id}: {state.kill}")
-        process = state.process
-        if process is None:
-            return
-        try:
-            targets = [*reversed(process.children(recursive=True)), process]
-        except psutil.Error:
-            targets = [process]
-        for target in targets:
-            try:
-                target.kill()
-            except psutil.Error:
-                continue
+        if state.process is not None:
+            end_processes(tree_of(state.process))
 
     def _error(self, where: str, error: BaseException) -> None:
         if self.on_error is not None:
