@@ -41,7 +41,8 @@ def test_the_strongest_verdict_stays(first: str, second: str, kept: str) -> None
     state.judge(Verdict(first, f"{first}!"))
     state.phase = "teardown"
     given = state.judge(Verdict(second, f"{second}!!"))
-    assert state.verdict is not None and state.verdict.kind == kept
+    assert state.verdict is not None
+    assert state.verdict.kind == kept
     assert given == (kept == second)
     # The later of two of one kind: its message, its phase.
     assert state.verdict_phase == ("teardown" if given else "setup")
@@ -77,7 +78,9 @@ def test_a_rerun_forgets_its_last_runs_figures_and_verdict_but_not_its_peaks() -
         "passed",
     )
     result = state.result("main")
-    assert result.reruns == 1 and result.status == "ok" and result.message is None
+    assert result.reruns == 1
+    assert result.status == "ok"
+    assert result.message is None
 
 
 def test_the_result_says_the_verdict_then_the_warnings() -> None:
