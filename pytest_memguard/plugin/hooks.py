@@ -144,16 +144,16 @@ class MemguardPlugin:
         workerinput = getattr(config, "workerinput", None)
         # An xdist worker logs into the controller's work folder.
         shared = workerinput.get(DIR_KEY) if workerinput else None
+        worker = workerinput["workerid"] if workerinput else "main"
+        log = RunLog()
+        self.local = LocalResults(worker, log, lambda: self.guard.max_rss)
         self.records = None if shared else records_folder(settings)
+        # Last of all, once the records are closed: keep or remove them, let results go.
+        stack.callback(self._release)
         self.reader = stack.enter_context(contextlib.closing(RssReader()))
         self.has_children = stack.enter_context(contextlib.closing(ChildrenCheck()))
         self.descendants = DescendantsMemory(has_children=self.has_children)
         self.meter = stack.enter_context(contextlib.closing(open_peak_meter(read=self.reader)))
-        worker = workerinput["workerid"] if workerinput else "main"
-        log = RunLog()
-        self.local = LocalResults(worker, log, lambda: self.guard.max_rss)
-        # Last of all, once the records are closed: keep or remove them, let results go.
-        stack.callback(self._release)
         memory = read_system_memory()
         work_dir = self.records.folder if self.records is not None else Path(str(shared))
         self.controller: Controller | None = None
