@@ -11,8 +11,10 @@ them.  Machine drift hits both kinds alike, because they alternate.  Not counted
 hooks' dispatch, which both kinds pay, the start and end of each test's protocol (its
 record lines and result, outside the window), and the cost per run (imports, the report).
 
-Standing aside clears the running test of the run (``MemguardPlugin.run.running``) at
-``logstart``: this is a developer's tool, not a public interface.
+Standing aside clears the running test of the run (``MemguardPlugin.local.running``) at
+``logstart``: this is a developer's tool, not a public interface.  The caller's
+``PYTHONPATH`` comes after the suite's folder, so another checkout's package can be
+measured (``PYTHONPATH=old-checkout python benchmarks/split.py``).
 
     python benchmarks/split.py [--tests 2000] [--runs 3] [-- extra pytest arguments]
 """
@@ -44,7 +46,8 @@ def pytest_runtest_logstart(nodeid, location):
     _state["index"] += 1
     plugin = _CONFIG.pluginmanager.get_plugin("memguard-plugin")
     if not guarded:
-        plugin.run.running = None
+        local = getattr(plugin, "local", None) or plugin.run  # .run: before the context
+        local.running = None
     _state["start"] = time.perf_counter()
 
 
@@ -81,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         (root / "pytest.ini").write_text("[pytest]\n")
         (root / "memguard_split.py").write_text(SPLITTER)
         out = root / "split.json"
-        env |= {"PYTHONPATH": str(root), "MEMGUARD_SPLIT_OUT": str(out)}
+        path = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        env |= {"PYTHONPATH": path, "MEMGUARD_SPLIT_OUT": str(out)}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         command += ["-p", "memguard_split", "--memguard", *args.pytest_args]
         print(f"{args.tests} trivial tests, guarded and not in alternating pairs:")
