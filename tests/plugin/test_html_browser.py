@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ..sessions import check_session
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BROWSER = next(
     (found for name in ("chromium", "chromium-browser") if (found := shutil.which(name))), None
@@ -67,6 +69,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", *command], cwd=folder, capture_output=True, text=True, check=False
     )
     assert done.returncode == 1, done.stdout + done.stderr
+    check_session(done.stdout + done.stderr, done.args)
     return path
 
 
