@@ -115,12 +115,14 @@ class _Terminal:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.copying = False
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
+        self.copying = True
         write_line = reporter.write_line
 
         def copied(line: str | bytes, **markup: bool) -> None:
@@ -130,6 +132,8 @@ class _Terminal:
         reporter.write_line = copied
 
     def pytest_internalerror(self, excrepr: object) -> None:
+        if self.copying:
+            return  # the reporter writes it
         self.lines += [f"INTERNALERROR> {line}" for line in str(excrepr).splitlines()]
 
 

@@ -112,6 +112,19 @@ def test_a_pytest_internalerror_fails_the_test(pytester: pytest.Pytester) -> Non
     )
     with pytest.raises(pytest.fail.Exception) as failure:
         guarded_run(pytester, inprocess=True)
+    message = str(failure.value)
+    assert "\n  INTERNALERROR> " in message
+    assert message.count("RuntimeError: broken session start") == 1
+
+
+def test_a_pytest_internalerror_without_a_terminal_fails_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        "def pytest_sessionstart(session):\n    raise RuntimeError('broken session start')\n"
+    )
+    with pytest.raises(pytest.fail.Exception) as failure:
+        pytester.inline_run("-p", "no:terminal")
     assert "\n  INTERNALERROR> " in str(failure.value)
     assert "RuntimeError: broken session start" in str(failure.value)
 
