@@ -1,8 +1,34 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from .sessions import MARKER, expecting, install
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}: the inner pytest sessions of this test may show memguard's internal"
+        " errors (or list errors in their JSON report); without it they fail the test",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checked_sessions() -> Iterator[None]:
+    """Every inner pytest session pytester runs is checked for errors inside memguard."""
+    with pytest.MonkeyPatch.context() as patch:
+        install(patch)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _expected_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``memguard_errors`` expects its inner sessions to show some."""
+    with expecting(request.node.get_closest_marker(MARKER) is not None):
+        yield
 
 
 @pytest.fixture(autouse=True)

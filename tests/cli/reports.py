@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from pytest_memguard.reporting.report import load_schema
 from pytest_memguard.reporting.results import FAILING_STATUSES, STATUSES
 
+from ..sessions import validate
+
 MB = 1_000_000
-
-
-@cache
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = load_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
 
 
 def make_test(
@@ -94,7 +85,7 @@ def make_report(*tests: dict[str, Any]) -> dict[str, Any]:
         "alerts": [],
         "workers": [],
     }
-    _validator().validate(report)
+    validate(report)
     return report
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from pytest_memguard import load_schema
 from pytest_memguard.cli import main
 from pytest_memguard.probe.system import read_system_memory
 from pytest_memguard.reporting.crashlog import RecordWriter
 from pytest_memguard.reporting.report import environment as report_environment
+
+from ..sessions import validate
 
 MiB = 1024 * 1024
 
@@ -51,7 +51,7 @@ def test_recover_writes_the_report_where_the_run_would_have(
     assert "recovered 3 test(s)" in err
     assert "(1 not run); killed while running: t.py::b" in err
     report = json.loads(report_path.read_text())
-    jsonschema.validate(report, load_schema())
+    validate(report)
     assert report["interrupted"] is True
     a, b, c = report["tests"]
     assert (a["status"], a["outcome"], a["peak_delta"], a["rss_peak"]) == (

@@ -1,48 +1,28 @@
 from __future__ import annotations
 
-import json
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-import jsonschema
 import pytest
 
-from pytest_memguard import load_schema
 from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.settings import Settings
 
-Run = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
+from ..sessions import Run as Run
+from ..sessions import check_session, guarded_run
 
 
 @pytest.fixture
 def run(pytester: pytest.Pytester) -> Run:
-    """Run pytest with the guard on and a JSON report; returns the result and the report.
-
-    The report is validated against the shipped JSON Schema every time, and holds no
-    ``errors`` unless the test says it expects some.  Runs are in a
-    subprocess by default, because real RSS, threads and signals matter.
-    """
-
-    def _run(
-        *args: str, inprocess: bool = False, errors: bool = False
-    ) -> tuple[pytest.RunResult, dict[str, Any]]:
-        """:param errors: the test expects memguard to report errors (else none may be)."""
-        path = pytester.path / "memguard.json"
-        argv = ("--memguard", f"--memguard-json={path}", "-p", "no:cacheprovider", *args)
-        result = pytester.runpytest(*argv) if inprocess else pytester.runpytest_subprocess(*argv)
-        assert path.exists(), "the JSON report was not written"
-        report: dict[str, Any] = json.loads(path.read_text())
-        jsonschema.validate(report, load_schema())
-        if not errors:  # memguard swallows its own errors so a run goes on: not here
-            assert "errors" not in report, report["errors"]
-        return result, report
-
-    return _run
+    """Run pytest with the guard on and a JSON report; returns the result and the report
+    (:func:`tests.sessions.guarded_run`: validated, and no ``errors`` unless the test says
+    ``errors=True``).  Runs are in a subprocess unless ``inprocess=True``."""
+    return functools.partial(guarded_run, pytester)
 
 
 def entry(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -156,14 +136,17 @@ def wait_for_files(
 
 def finish(process: subprocess.Popen[bytes], timeout: float = 60) -> str:
     """The output of a session started by :func:`start_session`, once it ended (it is
-    killed, with its group, if it does not end in ``timeout`` seconds)."""
+    killed, with its group, if it does not end in ``timeout`` seconds), checked for
+    errors inside memguard."""
     try:
         stdout, _ = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    return stdout.decode()
+    output = stdout.decode()
+    check_session(output, process.args)
+    return output
 
 
 def error_summary(line: str) -> str:

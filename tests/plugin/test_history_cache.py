@@ -14,6 +14,8 @@ import pytest
 
 from pytest_memguard.reporting.history import KEEP_RUNS
 
+from ..sessions import check_session
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs")
 
 #: Deeper than any JSON parser's recursion.
@@ -214,6 +216,7 @@ def test_runs_that_end_together_each_keep_their_peaks(pytester: pytest.Pytester)
         for process in processes:
             output, _ = process.communicate(timeout=TIMEOUT)
             assert process.returncode == 0, output.decode()
+            check_session(output.decode(), process.args)
             assert b"memguard: " not in output.replace(b"memguard: 1 test", b""), output.decode()
     kept = json.loads(cached.read_text())
     expected = {f"test_{side}{pair}.py::test_it" for pair in range(pairs) for side in "ab"}

@@ -119,6 +119,7 @@ def test_report_hook_adds_extra_fields(pytester: pytest.Pytester, run: Run) -> N
     assert report["extra"] == {"team": "storage", "tests_seen": 2}
 
 
+@pytest.mark.memguard_errors
 def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """

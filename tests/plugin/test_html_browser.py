@@ -19,6 +19,8 @@ from pytest_memguard.reporting.report import build_report
 from pytest_memguard.reporting.results import TestMemory
 from pytest_memguard.reporting.timeline import build_timeline
 
+from ..sessions import check_session
+
 MiB = 2**20
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BROWSER = next(
@@ -75,6 +77,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", *command], cwd=folder, capture_output=True, text=True, check=False
     )
     assert done.returncode == 1, done.stdout + done.stderr
+    check_session(done.stdout + done.stderr, done.args)
     return path
 
 

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
-from pytest_memguard import load_schema
 from pytest_memguard.cli import main
 
+from ..sessions import validate
 from .conftest import finish, start_session, wait_for_files
 
 TESTS = 20
@@ -37,7 +36,7 @@ STALE = '{"schema": "pytest-memguard/1", "interrupted": false, "stale": true}\n'
 
 def _report(path: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(report, load_schema())
+    validate(report)
     return report
 
 

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
-from pytest_memguard import load_schema
 from pytest_memguard.core.sizes import format_size
 
+from ..sessions import guarded_run
 from .conftest import HOLD, entry, error_summary
 
 pytest.importorskip("xdist")
@@ -46,12 +45,9 @@ def test_heavy(i):
 
 def run(pytester: pytest.Pytester, *args: str, name: str = "memguard.json") -> dict[str, Any]:
     """A guarded run in a subprocess (pytest's cache on); its report, validated."""
-    path = pytester.path / name
-    result = pytester.runpytest_subprocess(
-        "--memguard", f"--memguard-json={path}", "-p", "no:randomly", *args, timeout=120
+    result, report = guarded_run(
+        pytester, "-p", "no:randomly", *args, report=name, cache=True, timeout=120
     )
-    report: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(report, load_schema())
     report["_result"] = result
     return report
 

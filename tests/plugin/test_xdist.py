@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-import jsonschema
 import pytest
 
-from pytest_memguard import load_schema
 from pytest_memguard.core.sizes import format_size
 
+from ..sessions import guarded_run
 from .conftest import HOLD, STUBBORN, entry
 
 pytest.importorskip("xdist")
@@ -31,21 +29,7 @@ def run_xdist(
     pytester: pytest.Pytester, *args: str, workers: str = "2"
 ) -> tuple[pytest.RunResult, dict[str, Any]]:
     """``pytest -n 2 --memguard`` in a subprocess; the report, validated against the schema."""
-    path = pytester.path / "memguard.json"
-    result = pytester.runpytest_subprocess(
-        "-n",
-        workers,
-        "-p",
-        "no:cacheprovider",
-        "--memguard",
-        f"--memguard-json={path}",
-        *args,
-        timeout=120,
-    )
-    assert path.exists(), "the JSON report was not written"
-    report: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(report, load_schema())
-    return result, report
+    return guarded_run(pytester, "-n", workers, *args, timeout=120)
 
 
 def test_one_report_names_every_test_and_both_workers(pytester: pytest.Pytester) -> None:
@@ -215,12 +199,7 @@ def test_without_xdist_nothing_of_it_is_loaded(pytester: pytest.Pytester) -> Non
             assert "pytest_memguard.plugin.xdist" not in sys.modules
         """
     )
-    path = pytester.path / "memguard.json"
-    result = pytester.runpytest_subprocess(
-        "-p", "no:xdist", "-p", "no:cacheprovider", "--memguard", f"--memguard-json={path}"
-    )
+    result, report = guarded_run(pytester, "-p", "no:xdist")
     result.assert_outcomes(passed=1)
-    report = json.loads(path.read_text())
-    jsonschema.validate(report, load_schema())
     assert [w["id"] for w in report["workers"]] == ["main"]
     assert entry(report, "test_alone")["worker"] == "main"

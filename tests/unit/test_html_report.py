@@ -7,15 +7,14 @@ import json
 import re
 from typing import Any
 
-import jsonschema
-
-from pytest_memguard import load_schema
 from pytest_memguard.probe.system import SystemMemory
 from pytest_memguard.reporting.html_report import render_html
 from pytest_memguard.reporting.html_report.table import STATIC_ROWS
 from pytest_memguard.reporting.report import build_report, environment
 from pytest_memguard.reporting.results import Budget, TestMemory
 from pytest_memguard.reporting.timeline import build_timeline
+
+from ..sessions import validate
 
 MiB = 2**20
 
@@ -133,11 +132,11 @@ def test_the_table_has_every_test_and_the_change_against_a_baseline() -> None:
 
 def test_a_report_written_with_the_timeline_validates_and_an_old_one_still_renders() -> None:
     report = _report(*_tests())
-    jsonschema.validate(report, load_schema())
+    validate(report)
     del report["timeline"]
     for test in report["tests"]:
         test.pop("started")
-    jsonschema.validate(report, load_schema())
+    validate(report)
     page = render_html(report)
     assert "This report has no timeline" in page
     assert page.count('<g class="bar') == 3
@@ -178,7 +177,7 @@ def test_kills_and_recycles_are_marked_in_their_workers_lanes() -> None:
     report["timeline"] = build_timeline(
         tests=report["tests"], alerts=report["alerts"], workers=report["workers"]
     )
-    jsonschema.validate(report, load_schema())
+    validate(report)
     page = render_html(report)
     lanes = dict(re.findall(r'data-process="(\w+)"(.*?)</svg>', page, re.S))
     assert set(lanes) == {"gw0", "gw1"}

@@ -4,12 +4,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
-from pytest_memguard import Budget, ReportError, TestMemory, load_report, load_schema
+from pytest_memguard import Budget, ReportError, TestMemory, load_report
 from pytest_memguard.probe.system import SystemMemory
 from pytest_memguard.reporting.report import build_report, environment, write_report
+
+from ..sessions import validate
 
 MiB = 2**20
 
@@ -48,7 +49,7 @@ def test_report_validates_and_lists_every_collected_test() -> None:
     report = _report(
         [_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"]
     )
-    jsonschema.validate(report, load_schema())
+    validate(report)
     assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]
     summary = report["summary"]
     assert summary["statuses"]["not_run"] == 1
