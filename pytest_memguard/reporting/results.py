@@ -119,7 +119,7 @@ class Budget:
 NO_BUDGET: Final = Budget()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a run holds one a test: no __dict__ each
 class TestMemory:
     """The memory result of one test; sizes in bytes, times in seconds.
 
