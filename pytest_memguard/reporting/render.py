@@ -398,10 +398,10 @@ def render_diff(diff: ReportDiff, fmt: Format = "table", *, everything: bool = F
         if table:
             lines += ["", _pipe_table(headers, table, set(range(2, len(headers))))]
         return "\n".join(lines)
-    from tabulate import tabulate
-
     lines = [f"memguard diff: {summary}"]
-    if table:
+    if table:  # tabulate is imported only for a table (none when nothing changed)
+        from tabulate import tabulate
+
         lines.append(
             tabulate(
                 table, headers=headers, colalign=("left", "left", *("right" for _ in measured))
