@@ -9,12 +9,12 @@ in one process, as under uvicorn or a threaded WSGI server), a request's ``delta
 ``peak_growth`` is the highest RSS seen during the request minus its RSS at start.  The
 highest RSS is the largest of the reads at start, at response start and at end, of the
 samples of one named daemon thread that polls RSS every ``sample_interval`` seconds while
-a request is in flight (idle otherwise), and of the process's peak RSS (``ru_maxrss``; on
-Linux the kernel's high-water mark ``VmHWM``) when it rose during the request: the process
-then reached it within the request, an exact figure.  The mark is only read, never reset:
-a reset is process-wide and would corrupt overlapping requests and the pytest plugin's
-per-test peak.  A spike shorter than the sampling interval that sets no new process high
-can be missed.
+a request is in flight (idle after a second without one), and of the process's peak RSS
+(``ru_maxrss``; on Linux the kernel's high-water mark ``VmHWM``) when it rose during the
+request: the process then reached it within the request, an exact figure.  The mark is
+only read, never reset: a reset is process-wide and would corrupt overlapping requests
+and the pytest plugin's per-test peak.  A spike shorter than the sampling interval that
+sets no new process high can be missed.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
-from typing import Any, Final, Generic, NamedTuple, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, final
 
 from ..core.sizes import format_size, parse_size
 from ..errors import MemguardError
+
+if TYPE_CHECKING:
+    from ..probe.process import RssReader
 
 __all__ = ["OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestRecord", "RequestRecorder", "WebConfigError"]
 
@@ -50,6 +53,8 @@ _UNMATCHED: Final = frozenset({404, 405})
 WINDOW: Final = 128
 #: Characters of a path kept in records and route names (a bound on hostile URLs).
 MAX_PATH: Final = 512
+#: Seconds without a request after which the sampler thread waits, idle, for the next.
+IDLE_AFTER: Final = 1.0
 
 
 class WebConfigError(MemguardError, ValueError):
@@ -251,6 +256,7 @@ class RequestRecorder:
         self._forks = -1  # the module's count of forks when the reader was opened
         self._read: Reading | None = None
         self._read_rss: Callable[[], int] | None = None
+        self._sampler_rss: RssReader | None = None  # the sampler thread's own reader
         self._release: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -286,10 +292,13 @@ class RequestRecorder:
         with self._lock:
             if self._read is None or self._read_rss is None or self._forks != _forks:
                 if self._forks != _forks and self._read is not None:
-                    # A forked child: the parent's thread is gone, its reader reads the parent.
+                    # A forked child: the parent's thread is gone, its readers read the parent.
                     self._thread, self._inflight = None, set()
                     if self._release is not None:
                         self._release()
+                    if self._sampler_rss is not None:
+                        self._sampler_rss.close()
+                        self._sampler_rss = None
                 rss = self._rss
                 if rss is None:
                     self._read, self._read_rss, self._release = _open_reader()
@@ -423,23 +432,53 @@ class RequestRecorder:
         }
 
     def _sample(self) -> None:
-        """Poll RSS while a request is in flight; wait, idle, while none is."""
-        read = self._rss_reading()
-        while True:
-            with self._busy:
-                while not self._inflight and not self._stopping.is_set():
-                    self._idle = True
-                    self._busy.wait()
-                    self._idle = False
-                if self._stopping.is_set():
+        """Poll RSS while a request is in flight; wait, idle, once none was for a second.
+
+        Between requests it keeps its pace for :data:`IDLE_AFTER` seconds: a server
+        answering one request after another would otherwise wake it at every request,
+        and each wake takes the interpreter lock from the requests
+        (benchmarks/web_overhead.py).  It reads RSS keeping the lock (the probe's reader),
+        so that a sample gives it up once, not once more in the middle.
+        """
+        interval = self.sample_interval or 1.0
+        patience = max(1, math.ceil(IDLE_AFTER / interval))
+        read, release = self._sampler_reader()
+        try:
+            quiet = 0  # samples in a row that found no request in flight
+            while True:
+                with self._busy:
+                    while not self._inflight and quiet >= patience:
+                        if self._stopping.is_set():
+                            return
+                        self._idle = True
+                        self._busy.wait()
+                        self._idle = False
+                        quiet = 0
+                    if self._stopping.is_set():
+                        return
+                    busy = bool(self._inflight)
+                if busy:
+                    quiet = 0
+                    rss = read()
+                    with self._lock:
+                        for window in self._inflight:
+                            if rss > window.sampled:
+                                window.sampled = rss
+                else:
+                    quiet += 1
+                if self._stopping.wait(interval):
                     return
-            rss = read()
-            with self._lock:
-                for window in self._inflight:
-                    if rss > window.sampled:
-                        window.sampled = rss
-            if self._stopping.wait(self.sample_interval):
-                return
+        finally:
+            release()
+
+    def _sampler_reader(self) -> tuple[Callable[[], int], Callable[[], None]]:
+        """The sampler's RSS reader, and how to release it: its own, holding the lock."""
+        if self._rss is not None:
+            return self._rss, lambda: None
+        from ..probe.process import RssReader
+
+        reader = self._sampler_rss = RssReader()
+        return reader, reader.close
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop and join the sampler thread, release the reader; a later request reopens them.
