@@ -77,8 +77,8 @@ def _paused(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     """``command`` with the cyclic garbage collector paused while it runs.
 
     A report of tens of thousands of tests decodes into millions of objects, and the
-    collections that their allocations set off walk all of them again and again (a third
-    of the time of a diff: benchmarks/report_speed.py); the commands make no cycles to free.
+    collections that their allocations set off walk all of them again and again
+    (benchmarks/report_speed.py); the commands make no cycles to free.
     """
 
     @wraps(command)

@@ -347,8 +347,8 @@ def _plainly_valid(entries: list[Any]) -> bool:
     accepts it and :meth:`TestMemory.from_json` reads it.
 
     A narrower test than :func:`_checked` (exact types, no messages), field by field over
-    many entries at once: a report of 20,000 tests is checked in milliseconds (see
-    benchmarks/report_speed.py).  Entries it does not accept go through :func:`_checked`,
+    many entries at once, for the commands that read reports of tens of thousands of
+    tests (benchmarks/report_speed.py).  Entries it does not accept go through :func:`_checked`,
     which accepts each or says what is wrong, so a malformed report gets the same error.
     """
     if any(type(entry) is not dict for entry in entries):
