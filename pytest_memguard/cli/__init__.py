@@ -37,6 +37,14 @@ class _Parser(argparse.ArgumentParser):
         raise _Exit(status)
 
 
+class _Version(argparse.Action):
+    """``--version``, the version read from the package's metadata only when asked for it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser._print_message(f"{parser.prog} {_version()}\n", sys.stdout)
+        parser.exit()
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -55,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Memory reports, regressions and guarded commands (pytest-memguard).",
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="show program's version number and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     reports.add_parsers(commands)
     run.add_parser(commands)

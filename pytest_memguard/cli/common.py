@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from ..core.sizes import MAX_SIZE, parse_limit
 from ..errors import SizeError
-from ..reporting.compare import Allowance, AllowanceError, parse_allowance, report_tests
+from ..reporting.compare import Allowance, AllowanceError, checked_entries, parse_allowance
 from ..reporting.report import ReportError, load_report
 
 __all__ = [
@@ -88,7 +88,7 @@ def load(path: str) -> dict[str, Any]:
     """A report, checked; :class:`CommandError` names the file and what is wrong."""
     try:
         report = load_report(path)
-        report_tests(report)
+        checked_entries(report)
     except ReportError as error:
         text = str(error)
         raise CommandError(text if text.startswith(f"{path}:") else f"{path}: {text}") from None

@@ -14,9 +14,6 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Final
 
 from ..core.sizes import format_size
@@ -44,6 +41,8 @@ def _fraction(value: str) -> float:
 
 def _url(value: str) -> str:
     """An http(s) URL with a host and, if any, a numeric port in range."""
+    import urllib.parse  # here: every memguard command builds this parser
+
     text = value.strip()
     try:  # urlsplit refuses "http://[::1"; .port refuses "http://h:abc" and "http://h:99999"
         parts = urllib.parse.urlsplit(text)
@@ -162,6 +161,9 @@ def call(
     :raises CommandError: one line for a refused token (401/403), an unreachable URL, an
         answer that is not a JSON object, or a status not in ``accept``
     """
+    import urllib.error
+    import urllib.request  # here: every memguard command (show, diff...) imports this module
+
     data = None if body is None else json.dumps(body).encode("utf-8")
     headers = {"Accept": "application/json"}
     if data is not None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal, NamedTuple
 
 from ..core.sizes import format_size, parse_size
@@ -35,8 +36,11 @@ __all__ = [
     "ReportDiff",
     "TestChange",
     "baseline_figures",
+    "checked_entries",
     "compare_figures",
+    "diff_figures",
     "diff_reports",
+    "entry_figures",
     "parse_allowance",
     "report_tests",
 ]
@@ -212,7 +216,7 @@ class TestChange:
     metrics: tuple[MetricChange, ...]
     allowance: Allowance
 
-    @property
+    @cached_property  # read for every test of a diff, several times
     def kind(self) -> ChangeKind:
         """``regression`` beats ``improvement``; ``new``/``removed`` when one side is missing."""
         if self.old is None:
@@ -256,6 +260,13 @@ def compare_figures(
 ) -> TestChange:
     """Compare one test's baseline figures with its new ones under ``allowance``."""
     allowed = parse_allowance(allowance)
+    if old is not None and old == new:  # most tests of a diff: no figure passes the allowance
+        peak, heap, leak = old
+        same = (MetricChange("peak", peak, peak), MetricChange("heap", heap, heap),  # METRICS
+                MetricChange("leak", leak, leak))  # fmt: skip
+        change = TestChange(nodeid, old, new, same, allowed)
+        change.__dict__["kind"] = "unchanged"  # what the cached property would find
+        return change
     metrics = []
     for index, name in enumerate(METRICS):
         before = old[index] if old is not None else None
@@ -290,7 +301,7 @@ def _checked(index: int, entry: object) -> TestMemory:
     where = f"tests[{index}] ({entry['nodeid']})"
     if entry.get("status") not in STATUSES:
         raise ReportError(f"{where}: unknown status {entry.get('status')!r}")
-    for name in ("rss_start", "rss_end", "rss_peak", *FIELDS.values()):
+    for name in _BYTES:
         value = entry.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ReportError(f"{where}: {name} is {value!r}, expected bytes or null")
@@ -309,6 +320,79 @@ def _checked(index: int, entry: object) -> TestMemory:
         raise ReportError(f"{where}: malformed entry ({error!r})") from None
 
 
+#: Fields of a test entry that hold bytes or null.
+_BYTES: Final = ("rss_start", "rss_end", "rss_peak", *FIELDS.values())
+_NONE: Final[type] = type(None)
+#: The types of each field read, in the entries this version writes.
+_PLAIN_TYPES: Final[tuple[tuple[str, set[type]], ...]] = (
+    ("nodeid", {str}),
+    ("status", {str}),
+    *((name, {int, _NONE}) for name in _BYTES),
+    ("duration_s", {float, int, _NONE}),
+    ("started", {float, int, _NONE}),
+    ("reruns", {int, _NONE}),
+    ("budget", {dict, _NONE}),
+    ("leak_check", {dict, _NONE}),
+    ("beside", {list, _NONE}),
+    ("sites", {list, _NONE}),
+)
+_STATUS_SET: Final = frozenset(STATUSES)
+_SITE_KEYS: Final = frozenset(("file", "line", "size", "count"))
+#: Entries checked together by :func:`_plainly_valid`.
+_CHUNK: Final = 500
+
+
+def _plainly_valid(entries: list[Any]) -> bool:
+    """True when every entry is of the shape this version writes, so that :func:`_checked`
+    accepts it and :meth:`TestMemory.from_json` reads it.
+
+    A narrower test than :func:`_checked` (exact types, no messages), field by field over
+    many entries at once, for the commands that read reports of tens of thousands of
+    tests (benchmarks/report_speed.py).  Entries it does not accept go through :func:`_checked`,
+    which accepts each or says what is wrong, so a malformed report gets the same error.
+    """
+    if any(type(entry) is not dict for entry in entries):
+        return False
+    for name, kinds in _PLAIN_TYPES:
+        if not {type(entry.get(name)) for entry in entries} <= kinds:
+            return False
+    if not all("outcome" in entry for entry in entries):
+        return False
+    if not {entry["status"] for entry in entries} <= _STATUS_SET:
+        return False
+    for name in ("duration_s", "started"):
+        numbers = [entry[name] for entry in entries if entry.get(name) is not None]
+        try:  # not finite, or an int too large for a float: an exact check says
+            finite = math.isfinite(math.fsum(numbers))
+        except (OverflowError, ValueError):
+            return False
+        if not finite or max(numbers, default=0) > _MAX_SECONDS:
+            return False
+    return all(
+        type(site) is dict and site.keys() == _SITE_KEYS
+        for entry in entries
+        for site in entry.get("sites") or ()
+    )
+
+
+def checked_entries(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The test entries of a loaded report, each checked as :func:`report_tests` checks it.
+
+    For the commands that read a few fields of every test: they turn into
+    :class:`TestMemory` only the entries they show.  :raises ReportError: as
+    :func:`report_tests`, for the first malformed entry.
+    """
+    tests = report.get("tests")
+    if not isinstance(tests, list):
+        raise ReportError('the report has no "tests" list')
+    for start in range(0, len(tests), _CHUNK):
+        chunk = tests[start : start + _CHUNK]
+        if not _plainly_valid(chunk):
+            for index, entry in enumerate(chunk, start):
+                _checked(index, entry)
+    return tests
+
+
 def report_tests(report: Mapping[str, Any]) -> list[TestMemory]:
     """The tests of a loaded report, checked; :class:`ReportError` says what is malformed."""
     tests = report.get("tests")
@@ -319,7 +403,17 @@ def report_tests(report: Mapping[str, Any]) -> list[TestMemory]:
 
 def baseline_figures(report: Mapping[str, Any]) -> dict[str, Figures]:
     """Each test's figures by nodeid (the last entry wins), for comparing a run with a baseline."""
-    return {test.nodeid: Figures.of(test) for test in report_tests(report)}
+    return entry_figures(checked_entries(report))
+
+
+def entry_figures(entries: Iterable[Mapping[str, Any]]) -> dict[str, Figures]:
+    """Each test's figures by nodeid (the last entry wins), from entries that
+    :func:`checked_entries` returned (they are not checked again)."""
+    peak, heap, leak = (FIELDS[metric] for metric in METRICS)
+    return {
+        entry["nodeid"]: Figures(entry.get(peak), entry.get(heap), entry.get(leak))
+        for entry in entries
+    }
 
 
 @dataclass(frozen=True)
@@ -364,7 +458,10 @@ class ReportDiff:
 
     def counts(self) -> dict[str, int]:
         """Tests per kind of change."""
-        return {kind: len(self._of(kind)) for kind in KINDS}
+        counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        for change in self.changes:
+            counts[change.kind] += 1
+        return counts
 
 
 def diff_reports(
@@ -373,9 +470,16 @@ def diff_reports(
     allowance: Allowance | str | int = DEFAULT_ALLOWANCE,
 ) -> ReportDiff:
     """Compare two loaded reports test by test; :class:`ReportError` when one is malformed."""
+    return diff_figures(baseline_figures(base), baseline_figures(new), allowance)
+
+
+def diff_figures(
+    before: Mapping[str, Figures],
+    after: Mapping[str, Figures],
+    allowance: Allowance | str | int = DEFAULT_ALLOWANCE,
+) -> ReportDiff:
+    """Compare the figures of two reports' tests by nodeid (see :func:`entry_figures`)."""
     allowed = parse_allowance(allowance)
-    before = baseline_figures(base)
-    after = baseline_figures(new)
     changes = [compare_figures(n, before.get(n), figures, allowed) for n, figures in after.items()]
     changes += [
         compare_figures(n, figures, None, allowed)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from ..core.sizes import MAX_SIZE, format_size
-from .compare import METRICS, MetricChange, ReportDiff, TestChange, report_tests
+from .compare import METRICS, MetricChange, ReportDiff, TestChange, checked_entries
 from .results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
 
 __all__ = [
@@ -68,14 +68,35 @@ def _violation(test: TestMemory) -> bool:
     return test.status in FAILING_STATUSES
 
 
-def _sort_key(sort: Sort) -> Callable[[TestMemory], tuple[bool, float, str]]:
-    field = {"peak": "peak_delta", "leak": "leaked", "duration": "duration_s"}[sort]
+Entry = Mapping[str, Any]
 
-    def key(test: TestMemory) -> tuple[bool, float, str]:
-        value: float | None = getattr(test, field)
-        return (value is None, -(value or 0), test.nodeid)
+
+def _sort_key(sort: Sort) -> Callable[[Entry], tuple[bool, float, str]]:
+    """The order of checked test entries: ``TestMemory``'s figures, read from the entry."""
+    if sort == "duration":
+
+        def duration(entry: Entry) -> tuple[bool, float, str]:
+            return (False, -float(entry.get("duration_s") or 0.0), entry["nodeid"])
+
+        return duration
+    field = {"peak": "peak_delta", "leak": "leaked"}[sort]
+
+    def key(entry: Entry) -> tuple[bool, float, str]:
+        value: int | None = entry.get(field)
+        return (value is None, -(value or 0), entry["nodeid"])
 
     return key
+
+
+def _sorted(report: Mapping[str, Any], sort: Sort) -> list[Entry]:
+    """The report's checked test entries, heaviest first by ``sort``.
+
+    The commands sort and count entries and turn only the rows they show into
+    :class:`TestMemory` (a report can hold tens of thousands of tests).
+    """
+    if sort not in SORTS:
+        raise ValueError(f"invalid sort {sort!r} (expected one of {', '.join(SORTS)})")
+    return sorted(checked_entries(report), key=_sort_key(sort))
 
 
 def report_rows(
@@ -85,19 +106,19 @@ def report_rows(
 
     Unmeasured values sort last.  :raises ReportError: when the report is malformed.
     """
-    if sort not in SORTS:
-        raise ValueError(f"invalid sort {sort!r} (expected one of {', '.join(SORTS)})")
-    rows = sorted(report_tests(report), key=_sort_key(sort))
-    return rows[:top] if top else rows
+    entries = _sorted(report, sort)
+    return [TestMemory.from_json(entry) for entry in (entries[:top] if top else entries)]
 
 
 def summary_line(report: Mapping[str, Any], *, markdown: bool = False) -> str:
     """``4 tests, 1 memory failure (1 over budget); peak RSS 272.2 MiB; largest growth ...``."""
-    return _summary(report, report_rows(report), markdown)
+    return _summary(report, _sorted(report, "peak"), markdown)
 
 
-def _summary(report: Mapping[str, Any], rows: Sequence[TestMemory], markdown: bool) -> str:
-    counts = {status: sum(1 for r in rows if r.status == status) for status in STATUSES}
+def _summary(report: Mapping[str, Any], rows: Sequence[Entry], markdown: bool) -> str:
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        counts[row["status"]] += 1
     failing = [f"{counts[s]} {STATUS_WORDS[s].lower()}" for s in _FAILING if counts[s]]
     failures = sum(counts[s] for s in _FAILING)
     parts = [_count(len(rows), "test"), _count(failures, "memory failure")]
@@ -113,15 +134,18 @@ def _summary(report: Mapping[str, Any], rows: Sequence[TestMemory], markdown: bo
     summary = report.get("summary")
     peak = summary.get("peak_rss") if isinstance(summary, Mapping) else None
     if not isinstance(peak, int) or isinstance(peak, bool):
-        peak = max((r.rss_peak for r in rows if r.rss_peak is not None), default=None)
+        peaks = (row.get("rss_peak") for row in rows)
+        peak = max((value for value in peaks if value is not None), default=None)
     if peak is not None:
         text += f"; peak RSS {_size(peak)}"
     worst = max(
-        (r for r in rows if r.peak_delta is not None), key=lambda r: r.peak_delta or 0, default=None
+        (row for row in rows if row.get("peak_delta") is not None),
+        key=lambda row: row["peak_delta"] or 0,
+        default=None,
     )
     if worst is not None:
-        name = _code(worst.nodeid) if markdown else _visible(worst.nodeid)
-        text += f"; largest growth {_size(worst.peak_delta)} in {name}"
+        name = _code(worst["nodeid"]) if markdown else _visible(worst["nodeid"])
+        text += f"; largest growth {_size(worst['peak_delta'])} in {name}"
     if report.get("interrupted") is True:
         text += "; the run was interrupted"
     return f"**memguard**: {text}" if markdown else f"memguard: {text}"
@@ -154,19 +178,19 @@ def _pipe_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: se
     return "\n".join(lines)
 
 
-def _columns(every: Sequence[TestMemory]) -> list[str]:
+def _columns(every: Sequence[Entry]) -> list[str]:
     columns = ["peak growth"]
-    if any(r.children_peak for r in every):
+    if any(row.get("children_peak") for row in every):
         columns.append("children")
-    if any(r.prediction is not None for r in every):
+    if any(row.get("prediction") is not None for row in every):
         columns.append("predicted")
     columns.append("peak RSS")
-    if any(r.heap_peak is not None for r in every):
+    if any(row.get("heap_peak") is not None for row in every):
         columns.append("heap")
-    if any(r.leaked is not None for r in every):
+    if any(row.get("leaked") is not None for row in every):
         columns.append("leaked")
     columns += ["duration", "budget"]
-    if any(r.beside for r in every):
+    if any(row.get("beside") for row in every):
         columns.append("ran beside")
     return columns
 
@@ -209,9 +233,11 @@ def render_report(
     :param colour: colour the table's status words with terminal escapes
     :raises ReportError: when the report is malformed
     """
-    every = report_rows(report, sort=sort)
-    rows = every[:top] if top else every
-    failures = [r for r in every if _violation(r)]
+    every = _sorted(report, sort)
+    rows = [TestMemory.from_json(entry) for entry in (every[:top] if top else every)]
+    failures = [
+        TestMemory.from_json(entry) for entry in every if entry["status"] in FAILING_STATUSES
+    ]
     if fmt == "json":
         data = {
             "summary": _summary(report, every, False),
@@ -270,7 +296,7 @@ def render_report(
             f"  {_word(r.status, colour)} {_visible(r.nodeid)}: {_plain(r.message) or '-'}"
             for r in failures
         ]
-    if sort == "leak" and all(r.leaked is None for r in every):
+    if sort == "leak" and all(row.get("leaked") is None for row in every):
         lines.append("no test has a leak measurement (pytest --memguard-leaks records them)")
     return "\n".join(lines)
 
@@ -372,10 +398,10 @@ def render_diff(diff: ReportDiff, fmt: Format = "table", *, everything: bool = F
         if table:
             lines += ["", _pipe_table(headers, table, set(range(2, len(headers))))]
         return "\n".join(lines)
-    from tabulate import tabulate
-
     lines = [f"memguard diff: {summary}"]
-    if table:
+    if table:  # tabulate is imported only for a table (none when nothing changed)
+        from tabulate import tabulate
+
         lines.append(
             tabulate(
                 table, headers=headers, colalign=("left", "left", *("right" for _ in measured))

@@ -73,19 +73,26 @@ class MemoryMonitorMiddleware(Middleware[ASGIApp]):
             await self.app(scope, receive, send_measured)
         except Exception:
             # The server answers 500 when the app failed before starting a response.
-            await self._alert(recorder.finish(window, status or 500))
+            record = recorder.finish(window, status or 500)
+            outcome = recorder.alert(record)
+            if outcome is not None:
+                await _awaited(outcome, record)
             raise
         except BaseException:  # cancelled or stopped: record, but await nothing more
             outcome = recorder.alert(recorder.finish(window, status or 500))
             if inspect.iscoroutine(outcome):
                 outcome.close()
             raise
-        await self._alert(recorder.finish(window, status or 500))
+        record = recorder.finish(window, status or 500)
+        outcome = recorder.alert(record)  # None unless the request alerted
+        if outcome is not None:
+            await _awaited(outcome, record)
 
-    async def _alert(self, record: RequestRecord) -> None:
-        outcome = self.recorder.alert(record)
-        if inspect.isawaitable(outcome):
-            try:
-                await outcome
-            except Exception:
-                logger.exception("memguard: on_alert failed for %s %s", record.method, record.path)
+
+async def _awaited(outcome: object, record: RequestRecord) -> None:
+    """Await what an ``on_alert`` returned, when it is awaitable; log what it raises."""
+    if inspect.isawaitable(outcome):
+        try:
+            await outcome
+        except Exception:
+            logger.exception("memguard: on_alert failed for %s %s", record.method, record.path)

@@ -9,16 +9,17 @@ in one process, as under uvicorn or a threaded WSGI server), a request's ``delta
 ``peak_growth`` is the highest RSS seen during the request minus its RSS at start.  The
 highest RSS is the largest of the reads at start, at response start and at end, of the
 samples of one named daemon thread that polls RSS every ``sample_interval`` seconds while
-a request is in flight (idle otherwise), and of the process's peak RSS (``ru_maxrss``; on
-Linux the kernel's high-water mark ``VmHWM``) when it rose during the request: the process
-then reached it within the request, an exact figure.  The mark is only read, never reset:
-a reset is process-wide and would corrupt overlapping requests and the pytest plugin's
-per-test peak.  A spike shorter than the sampling interval that sets no new process high
-can be missed.
+a request is in flight (idle after a second without one), and of the process's peak RSS
+(``ru_maxrss``; on Linux the kernel's high-water mark ``VmHWM``) when it rose during the
+request: the process then reached it within the request, an exact figure.  The mark is
+only read, never reset: a reset is process-wide and would corrupt overlapping requests
+and the pytest plugin's per-test peak.  A spike shorter than the sampling interval that
+sets no new process high can be missed.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -29,10 +30,13 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
-from typing import Any, Final, Generic, NamedTuple, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, final
 
 from ..core.sizes import format_size, parse_size
 from ..errors import MemguardError
+
+if TYPE_CHECKING:
+    from ..probe.process import RssReader
 
 __all__ = ["OTHER_ROUTE", "UNMATCHED_ROUTE", "RequestRecord", "RequestRecorder", "WebConfigError"]
 
@@ -49,6 +53,8 @@ _UNMATCHED: Final = frozenset({404, 405})
 WINDOW: Final = 128
 #: Characters of a path kept in records and route names (a bound on hostile URLs).
 MAX_PATH: Final = 512
+#: Seconds without a request after which the sampler thread waits, idle, for the next.
+IDLE_AFTER: Final = 1.0
 
 
 class WebConfigError(MemguardError, ValueError):
@@ -79,13 +85,18 @@ class RequestRecord(NamedTuple):
 
 @final
 class _Window:
-    """One request in flight: its start and the highest RSS seen so far."""
+    """One request in flight: its start and the highest RSS seen so far.
 
-    __slots__ = ("hwm", "method", "overlapped", "path", "peak", "rss", "started", "time")
+    ``peak`` is written by the request's own reads only, ``sampled`` by the sampler thread
+    only (under the lock): one writer each, so the request's path takes no lock for it.
+    """
+
+    __slots__ = ("hwm", "method", "overlapped", "path", "peak", "rss", "sampled", "started", "time")
 
     def __init__(self, method: str, path: str, rss: int, hwm: int | None, started: float) -> None:
         self.method, self.path, self.rss, self.hwm = method, path, rss, hwm
-        self.peak, self.started, self.time, self.overlapped = rss, started, time.time(), 0
+        self.peak = self.sampled = rss
+        self.started, self.time, self.overlapped = started, time.time(), 0
 
 
 @final
@@ -123,26 +134,74 @@ class _Route:
 
 Reading = Callable[[], tuple[int, "int | None"]]
 
+#: Forks of this process seen by this module (``os.register_at_fork``): a reader opened
+#: before a fork reads the parent.  Compared on every request, where ``os.getpid()``
+#: would be one more system call.
+_forks = 0
 
-def _open_reader() -> tuple[Reading, Callable[[], None]]:
-    """This process's ``(rss, lifetime peak or None)`` in bytes, and how to release it.
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def _statm() -> tuple[Callable[[], int], Callable[[], None]] | None:
+    """This process's RSS in bytes from a kept ``/proc/PID/statm`` descriptor (Linux), and
+    how to close it; None where it cannot be read.
+
+    ``os.pread`` lets the interpreter lock go for the call, where the guard's
+    :class:`~pytest_memguard.probe.process.RssReader` keeps it at twice the cost (its
+    watchdog must not wait on the test it stops): a request's path lets the lock go on
+    every socket call anyway, and reads RSS three times (benchmarks/web_overhead.py).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fd = os.open(f"/proc/{os.getpid()}/statm", os.O_RDONLY)
+    except OSError:
+        return None
+    pread, page = os.pread, os.sysconf("SC_PAGE_SIZE")
+    try:
+        int(pread(fd, 128, 0).split(None, 2)[1])
+    except (OSError, ValueError, IndexError):
+        os.close(fd)
+        return None
+
+    def rss() -> int:
+        return int(pread(fd, 128, 0).split(None, 2)[1]) * page
+
+    return rss, functools.partial(os.close, fd)
+
+
+def _open_reader() -> tuple[Reading, Callable[[], int], Callable[[], None]]:
+    """How to read this process's ``(rss, lifetime peak or None)`` and its RSS alone, in
+    bytes, and how to release the readers.
 
     The peak is ``getrusage().ru_maxrss`` (kilobytes on Linux, bytes on macOS): on Linux
     the kernel high-water mark, which the pytest plugin may reset, and nobody else.
     """
-    from ..probe.process import RssReader
+    kept = _statm()
+    if kept is None:
+        from ..probe.process import RssReader
 
-    reader = RssReader()
+        reader = RssReader()
+        kept = reader, reader.close
+    rss, release = kept
     try:
         import resource
     except ImportError:  # Windows: samples only
-        return (lambda: (reader(), None)), reader.close
+        return (lambda: (rss(), None)), rss, release
     scale = 1 if sys.platform == "darwin" else 1024
+    getrusage, who = resource.getrusage, resource.RUSAGE_SELF
 
     def read() -> tuple[int, int | None]:
-        return reader(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+        return rss(), getrusage(who).ru_maxrss * scale
 
-    return read, reader.close
+    return read, rss, release
 
 
 def _positive(value: object, kinds: tuple[type[int] | type[float], ...] = (int,)) -> bool:
@@ -194,11 +253,14 @@ class RequestRecorder:
         self._heaviest: list[tuple[int, int, RequestRecord]] = []
         self._seq = itertools.count()
         self._requests = 0
-        self._pid = -1
+        self._forks = -1  # the module's count of forks when the reader was opened
         self._read: Reading | None = None
+        self._read_rss: Callable[[], int] | None = None
+        self._sampler_rss: RssReader | None = None  # the sampler thread's own reader
         self._release: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._idle = False  # the sampler waits for a request (set and read under the lock)
 
     @property
     def alert_threshold(self) -> int | None:
@@ -215,21 +277,35 @@ class RequestRecorder:
     def _reading(self) -> Reading:
         """The RSS reader of this process, (re)opened on first use or after a fork."""
         read = self._read
-        if read is not None and self._pid == os.getpid():
+        if read is not None and self._forks == _forks:
             return read
+        return self._open()[0]
+
+    def _rss_reading(self) -> Callable[[], int]:
+        """The reader of RSS alone (no peak), (re)opened as :meth:`_reading`."""
+        read = self._read_rss
+        if read is not None and self._forks == _forks:
+            return read
+        return self._open()[1]
+
+    def _open(self) -> tuple[Reading, Callable[[], int]]:
         with self._lock:
-            if self._read is None or self._pid != os.getpid():
-                if self._pid != os.getpid() and self._read is not None:
-                    # A forked child: the parent's thread is gone, its reader reads the parent.
+            if self._read is None or self._read_rss is None or self._forks != _forks:
+                if self._forks != _forks and self._read is not None:
+                    # A forked child: the parent's thread is gone, its readers read the parent.
                     self._thread, self._inflight = None, set()
                     if self._release is not None:
                         self._release()
+                    if self._sampler_rss is not None:
+                        self._sampler_rss.close()
+                        self._sampler_rss = None
                 rss = self._rss
-                self._read, self._release = (
-                    _open_reader() if rss is None else ((lambda: (rss(), None)), None)
-                )
-                self._pid = os.getpid()
-            return self._read
+                if rss is None:
+                    self._read, self._read_rss, self._release = _open_reader()
+                else:
+                    self._read, self._read_rss, self._release = (lambda: (rss(), None)), rss, None
+                self._forks = _forks
+            return self._read, self._read_rss
 
     def begin(self, method: str, path: str) -> _Window:
         """Start measuring one request; pass what it returns to :meth:`finish`."""
@@ -246,15 +322,15 @@ class RequestRecorder:
                     target=self._sample, name="memguard-web-sampler", daemon=True
                 )
                 self._thread.start()
-            if len(self._inflight) == 1:  # the sampler may be waiting for this one
+            if self._idle and len(self._inflight) == 1:  # the sampler waits for this one
                 self._busy.notify()
         return window
 
     def measure(self, window: _Window) -> tuple[int, int]:
         """``(delta, rss)`` now, in bytes, for the response headers."""
-        rss, _ = self._reading()()
-        with self._lock:
-            window.peak = max(window.peak, rss)
+        rss = self._rss_reading()()
+        if rss > window.peak:
+            window.peak = rss
         return rss - window.rss, rss
 
     def finish(self, window: _Window, status: int) -> RequestRecord:
@@ -263,7 +339,7 @@ class RequestRecorder:
         ended = self._clock()
         with self._lock:
             self._inflight.discard(window)
-            peak = max(window.peak, rss)
+            peak = max(window.peak, window.sampled, rss)
             if hwm is not None and window.hwm is not None and hwm > window.hwm:
                 peak = max(peak, hwm)  # the process set a new high during this request
             record = RequestRecord(
@@ -280,11 +356,11 @@ class RequestRecorder:
             )
             self._requests += 1
             self._route(record.path, status).add(record.delta, record.peak_growth)
-            item = (record.peak_growth, next(self._seq), record)
-            if len(self._heaviest) < self.keep:
-                heapq.heappush(self._heaviest, item)
-            else:
-                heapq.heappushpop(self._heaviest, item)
+            heaviest = self._heaviest
+            if len(heaviest) < self.keep:
+                heapq.heappush(heaviest, (record.peak_growth, next(self._seq), record))
+            elif record.peak_growth >= heaviest[0][0]:  # else heappushpop would drop it
+                heapq.heapreplace(heaviest, (record.peak_growth, next(self._seq), record))
         return record
 
     def _route(self, path: str, status: int) -> _Route:
@@ -356,21 +432,53 @@ class RequestRecorder:
         }
 
     def _sample(self) -> None:
-        """Poll RSS while a request is in flight; wait, idle, while none is."""
-        read = self._reading()
-        while True:
-            with self._busy:
-                while not self._inflight and not self._stopping.is_set():
-                    self._busy.wait()
-                if self._stopping.is_set():
+        """Poll RSS while a request is in flight; wait, idle, once none was for a second.
+
+        Between requests it keeps its pace for :data:`IDLE_AFTER` seconds: a server
+        answering one request after another would otherwise wake it at every request,
+        and each wake takes the interpreter lock from the requests
+        (benchmarks/web_overhead.py).  It reads RSS keeping the lock (the probe's reader),
+        so that a sample gives it up once, not once more in the middle.
+        """
+        interval = self.sample_interval or 1.0
+        patience = max(1, math.ceil(IDLE_AFTER / interval))
+        read, release = self._sampler_reader()
+        try:
+            quiet = 0  # samples in a row that found no request in flight
+            while True:
+                with self._busy:
+                    while not self._inflight and quiet >= patience:
+                        if self._stopping.is_set():
+                            return
+                        self._idle = True
+                        self._busy.wait()
+                        self._idle = False
+                        quiet = 0
+                    if self._stopping.is_set():
+                        return
+                    busy = bool(self._inflight)
+                if busy:
+                    quiet = 0
+                    rss = read()
+                    with self._lock:
+                        for window in self._inflight:
+                            if rss > window.sampled:
+                                window.sampled = rss
+                else:
+                    quiet += 1
+                if self._stopping.wait(interval):
                     return
-            rss, _ = read()
-            with self._lock:
-                for window in self._inflight:
-                    if rss > window.peak:
-                        window.peak = rss
-            if self._stopping.wait(self.sample_interval):
-                return
+        finally:
+            release()
+
+    def _sampler_reader(self) -> tuple[Callable[[], int], Callable[[], None]]:
+        """The sampler's RSS reader, and how to release it: its own, holding the lock."""
+        if self._rss is not None:
+            return self._rss, lambda: None
+        from ..probe.process import RssReader
+
+        reader = self._sampler_rss = RssReader()
+        return reader, reader.close
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop and join the sampler thread, release the reader; a later request reopens them.
@@ -379,7 +487,8 @@ class RequestRecorder:
         """
         with self._busy:
             thread, self._thread = self._thread, None
-            release, self._release, self._read = self._release, None, None
+            release, self._release = self._release, None
+            self._read = self._read_rss = None
             self._stopping.set()
             self._busy.notify_all()
         if thread is not None and thread is not threading.current_thread():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -310,3 +311,20 @@ def test_the_table_is_coloured_only_on_a_terminal_or_when_forced(
     assert out.replace(RED, "").replace(YELLOW, "").replace(RESET, "") == plain, "same columns"
     assert main(["show", escapes, "--format", "markdown"]) == 0
     assert "\x1b" not in capsys.readouterr().out, "colour is the table's only"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_show_and_diff_leave_the_garbage_collector_as_they_found_it(
+    report: str, capsys: pytest.CaptureFixture[str], enabled: bool
+) -> None:
+    """They pause it while they read reports (main() runs inside other programs too)."""
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert main(["show", report]) == 0
+        assert gc.isenabled() is enabled
+        assert main(["diff", report, "missing.json"]) == 2
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert "memguard diff: error: missing.json" in capsys.readouterr().err

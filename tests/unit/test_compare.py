@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pytest
 
+from pytest_memguard.core.sites import Site
 from pytest_memguard.errors import MemguardError, SizeError
+from pytest_memguard.reporting import compare
 from pytest_memguard.reporting.compare import (
     DEFAULT_ALLOWANCE,
     Allowance,
     AllowanceError,
     Figures,
     baseline_figures,
+    checked_entries,
     compare_figures,
+    diff_figures,
     diff_reports,
+    entry_figures,
     parse_allowance,
     report_tests,
 )
@@ -237,3 +243,87 @@ def test_malformed_reports_say_what_is_wrong(tests: object, message: str) -> Non
     with pytest.raises(ReportError) as info:
         report_tests({"schema": "pytest-memguard/1", "tests": tests})
     assert str(info.value).startswith(message)
+
+
+def _outcome(check: Any, tests: list[Any]) -> str:
+    """``"ok"``, or the error ``check`` raises for a report of ``tests``."""
+    try:
+        check({"schema": "pytest-memguard/1", "tests": tests})
+    except ReportError as error:
+        return str(error)
+    return "ok"
+
+
+_ODD_VALUES: list[Any] = [
+    None, True, False, 0, -1, 12, 10**12, 10**13, 10**400, 0.5, -0.5, 1e13, 1e300,
+    math.inf, -math.inf, math.nan, "", "12MB", "ok", [], ["t::b"], [1], {}, {"peak": 5},
+    {"file": "f.py", "line": 1, "size": 2, "count": 3},
+]  # fmt: skip
+_SITE = {"file": "f.py", "line": 1, "size": 2, "count": 3}
+_FIELDS = [
+    *make_test("t::a"),
+    "reruns",
+    "started",
+    "leak_check",
+    "beside",
+    "prediction",
+    "children_peak",
+]
+
+
+@pytest.mark.parametrize("field", _FIELDS)
+def test_the_commands_check_each_field_as_the_full_check_does(field: str) -> None:
+    """``checked_entries`` (show, diff) accepts and refuses what ``report_tests`` does,
+    with the same message: for every field, an odd value, a missing one, in a site."""
+    variants: list[dict[str, Any]] = []
+    for value in _ODD_VALUES:
+        variants.append({**make_test("t::a"), field: value})
+        variants.append({**make_test("t::a"), "sites": [_SITE, {**_SITE, field: value}]})
+        variants.append(
+            {**make_test("t::a"), "sites": [{k: v for k, v in _SITE.items() if k != field}]}
+        )
+    variants.append({k: v for k, v in make_test("t::a").items() if k != field})
+    for entry in variants:
+        tests = [make_test("t::first"), entry]
+        assert _outcome(checked_entries, tests) == _outcome(report_tests, tests), entry
+
+
+@pytest.mark.parametrize("entry", [["x"], "t::a", 3, None, {"status": "ok"}])
+def test_an_entry_that_is_no_test_entry_is_named_by_both_checks(entry: Any) -> None:
+    tests = [make_test("t::a"), entry]
+    assert _outcome(checked_entries, tests) == 'tests[1] is not a test entry with a "nodeid"'
+    assert _outcome(report_tests, tests) == 'tests[1] is not a test entry with a "nodeid"'
+
+
+def test_entries_as_this_version_writes_them_take_the_fast_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exact check runs only for entries the fast one does not accept."""
+    written = TestMemory(
+        "t::a", "failed", "leak", "gw0", 0.25, 1, 2, 3, 2, 4, 5, children_peak=6, prediction=7,
+        beside=("t::b",), message="x", reruns=1, leak_check={"rerun": True}, started=1.5,
+        sites=(Site("f.py", 1, 2, 3),),
+    ).to_json()  # fmt: skip
+    tests = [written] * 1200 + [make_test("t::c"), {**make_test("t::d"), "reruns": 2.5}]
+    checked: list[int] = []
+    exact = compare._checked
+
+    def counted(index: int, entry: object) -> TestMemory:
+        checked.append(index)
+        return exact(index, entry)
+
+    monkeypatch.setattr(compare, "_checked", counted)
+    with pytest.raises(ReportError, match=r"tests\[1201\] \(t::d\): reruns is 2.5"):
+        checked_entries({"tests": tests})
+    assert checked == list(range(1000, 1202))  # the chunk of the odd entry only
+
+
+def test_diff_figures_of_checked_entries_is_the_diff_of_the_reports() -> None:
+    base, new = _reports()
+    result = diff_figures(
+        entry_figures(checked_entries(base)), entry_figures(checked_entries(new)), "20%"
+    )
+    assert result == diff_reports(base, new, "20%")
+    assert result.counts() == {
+        "regression": 1, "improvement": 1, "unchanged": 3, "new": 1, "removed": 1
+    }  # fmt: skip

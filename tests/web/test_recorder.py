@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import warnings
 
 import pytest
 
@@ -61,3 +64,31 @@ def test_one_request_measured_by_hand(caplog: pytest.LogCaptureFixture) -> None:
     recorder.alert(record)
     assert alerts == [record]  # no threshold: no alert
     assert recorder.stats()["routes"]["/upload"]["count"] == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and os.fork")
+def test_a_forked_child_measures_its_own_memory_not_its_parent_s() -> None:
+    """A preloading server forks its workers after the app (and its recorder) was built."""
+    recorder = RequestRecorder(sample_interval=None)
+    recorder.finish(recorder.begin("GET", "/in-parent"), 200)  # the reader is open here
+    reading, writing = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+: fork() with threads (xdist's) warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: 200 MB of its own, written to, then one request
+        try:
+            held = b"\x01" * (200 * MB)
+            window = recorder.begin("GET", "/in-child")
+            os.write(writing, str(window.rss).encode())
+            del held
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as answer:
+        child_start = int(answer.read())
+    os.waitpid(pid, 0)
+    parent = RequestRecorder(sample_interval=None)
+    parent_start = parent.finish(parent.begin("GET", "/after"), 200).rss_start
+    recorder.stop()
+    parent.stop()
+    assert 150 * MB < child_start - parent_start < 400 * MB
