@@ -32,6 +32,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -193,8 +194,9 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
         temporary.unlink()
 
 
-def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
-    """Replace the file at ``path`` (its target when a symlink) with ``text``, atomically.
+def write_atomically(path: str | os.PathLike[str], text: str | Iterable[str]) -> Path:
+    """Replace the file at ``path`` (its target when a symlink) with ``text``, atomically;
+    ``text`` may be pieces, written as they come (a large file is never one string).
 
     A temporary file in the target's folder, renamed onto it.  Returns ``path`` as a
     :class:`~pathlib.Path`.  Raises :class:`OutputPathError` for a path that must not
@@ -207,7 +209,10 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> Path:
         if existing is not None:
             _keep_attributes(fd, existing)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            if isinstance(text, str):
+                handle.write(text)
+            else:
+                handle.writelines(text)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

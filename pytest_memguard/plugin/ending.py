@@ -103,7 +103,8 @@ class RunEnd:
                 from .peakcache import save_history
 
                 try:
-                    save_history(config, context)
+                    entries = self._report["tests"] if self._report is not None else None
+                    save_history(config, context, entries)
                 except Exception as error:
                     context.log.error("keeping the tests' peaks in pytest's cache", error)
         finally:

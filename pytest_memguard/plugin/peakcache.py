@@ -24,7 +24,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -109,8 +109,11 @@ def load_history(
     return _cached(path)[0]
 
 
-def save_history(config: pytest.Config, context: RunContext) -> None:
-    """Merge the run's peaks into the history in pytest's cache (if it is on).
+def save_history(
+    config: pytest.Config, context: RunContext, entries: list[dict[str, Any]] | None = None
+) -> None:
+    """Merge the run's peaks into the history in pytest's cache (if it is on), from the
+    report's ``entries`` when it was built (else from the results, an entry at a time).
 
     A file that cannot be read, understood or written is a notice of the run (never an
     exception): the peaks are memguard's to keep, not the user's.
@@ -124,7 +127,9 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
         if path is None:
             return
         where = str(path)
-        tests = [result.to_json() for result in context.source.results()]
+        tests: Iterable[Mapping[str, Any]] = entries or (
+            result.to_json() for result in context.source.results()
+        )
         with _locked(path.with_name(path.name + ".lock")):
             _merge(path, notices, tests, context.source.collected())
     except OSError as error:
@@ -132,7 +137,7 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
 
 
 def _merge(
-    path: Path, notices: list[str], tests: list[dict[str, Any]], collected: Sequence[str]
+    path: Path, notices: list[str], tests: Iterable[Mapping[str, Any]], collected: Sequence[str]
 ) -> None:
     """Read, merge and write the history at ``path`` (its lock held)."""
     from ..core.files import write_atomically

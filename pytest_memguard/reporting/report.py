@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -154,14 +154,25 @@ def encode_report(report: Mapping[str, Any]) -> str:
     falls back to the pure Python one, and every guarded run writes its report as it
     ends, in a time that grows with its tests (see benchmarks/).
     """
-    parts = []
+    return "".join(encoded_report(report))
+
+
+def encoded_report(report: Mapping[str, Any]) -> Iterator[str]:
+    """:func:`encode_report`'s text in pieces, a line at a time: a report of thousands of
+    tests is written without being one string (nor a list of its lines) in memory."""
+    separator = "{\n "
     for key, value in report.items():
+        yield f"{separator}{json.dumps(key)}: "
+        separator = ",\n "
         if isinstance(value, list) and value:
-            items = ",\n  ".join(json.dumps(item) for item in value)
-            parts.append(f"{json.dumps(key)}: [\n  {items}\n ]")
+            between = "[\n  "
+            for item in value:
+                yield between + json.dumps(item)
+                between = ",\n  "
+            yield "\n ]"
         else:
-            parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
-    return "{\n " + ",\n ".join(parts) + "\n}\n"
+            yield json.dumps(value)
+    yield "{}\n" if separator == "{\n " else "\n}\n"
 
 
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -171,7 +182,7 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     that is not a regular file is refused (:class:`~.output.OutputPathError`), and an
     existing file keeps its mode.
     """
-    return write_atomically(path, encode_report(report))
+    return write_atomically(path, encoded_report(report))
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
