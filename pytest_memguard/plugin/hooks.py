@@ -355,13 +355,12 @@ class MemguardPlugin:
 
     # -- the verdict -----------------------------------------------------------------------
 
-    def _judge(self, state: TestState, verdict: Verdict | None, *, fail: bool = True) -> None:
+    def _judge(self, state: TestState, verdict: Verdict | None) -> None:
         """Give the test ``verdict`` (see :data:`~.state.VERDICTS` for which one stays),
-        and fail the running phase with it when ``fail`` (in report mode only a stop
-        fails)."""
+        and fail the running phase with it (in report mode only a stop fails)."""
         if verdict is None or not state.judge(verdict):
             return
-        if fail and (verdict.kind == "aborted" or self.settings.enforce):
+        if verdict.kind == "aborted" or self.settings.enforce:
             pytest.fail(verdict.message, pytrace=False)
 
     # -- the phases --------------------------------------------------------------------
@@ -497,23 +496,26 @@ class MemguardPlugin:
 
     def _settle(self, state: TestState, raised: BaseException | None, leak: str | None) -> None:
         """The end of the test's teardown: the guard's last news, and the verdicts that
-        need the whole test (the leak check's, the baseline's).  Its result is final from
-        here; it fails the teardown (when its own code did not)."""
+        need the whole test (the leak check's, the baseline's), which fail the teardown;
+        a teardown that failed for a reason of its own (``raised``) is left at that.  The
+        test's result is final from here."""
         state.torn_down = True
         state.duration_s = time.perf_counter() - state.started
         try:
             self._end_phase(state, raised)
-        finally:  # a weaker verdict than a stop's fails nothing more
+        finally:
             self.guard.end()
             self._pass_events(state)
-            verdicts = [Verdict("leak", leak) if leak is not None else None]
-            if self.baseline is not None:
-                try:
-                    verdicts.append(self.baseline.judge(state))
-                except Exception as error:
-                    self.context.log.error(f"comparing {state.nodeid} with the baseline", error)
-            for verdict in verdicts:
-                self._judge(state, verdict, fail=raised is None)
+        if raised is not None:
+            return
+        self._judge(state, Verdict("leak", leak) if leak is not None else None)
+        if self.baseline is not None:
+            try:
+                verdict = self.baseline.judge(state)
+            except Exception as error:
+                self.context.log.error(f"comparing {state.nodeid} with the baseline", error)
+            else:
+                self._judge(state, verdict)
 
     def _end_phase(self, state: TestState, raised: BaseException | None) -> None:
         """Disarm the guard; pass its level events on, and fail the phase when the guard
