@@ -203,7 +203,7 @@ class RunEnd:
         from ..reporting.html_report import render_html
 
         try:
-            self.html_path = write_atomically(path, render_html(report, self._baseline))
+            self.html_path = write_atomically(path, render_html(report, self._baseline, own=True))
         except OSError as error:  # the path's problem, not ours
             self.context.log.notices.append(
                 f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"

@@ -373,3 +373,14 @@ def test_the_charts_keep_their_labels_inside_and_off_the_lane_names() -> None:
     ticks = [float(y) for y in re.findall(r'<text class="tick" x="68" y="([\d.]+)"', lane)]
     assert len(ticks) == 5
     assert min(ticks) - 11 > name_y, "the highest size label is below the lane's name"
+
+
+def test_the_runs_own_report_gives_the_page_a_file_of_it_gives() -> None:
+    """The plugin renders the report it just built without reading each entry anew
+    (``own=True``): the page is the one ``memguard show --format html`` makes of it."""
+    tests = [
+        *_tests(),
+        TestMemory.not_run("t.py::test_never", "not run (interrupted)"),  # no "started"
+    ]
+    report = _report(*tests)
+    assert render_html(report, own=True) == render_html(json.loads(json.dumps(report)))

@@ -190,14 +190,17 @@ def _environment(report: Mapping[str, Any]) -> str:
     return f"<footer>{escape('; '.join(words))}. Written by pytest-memguard.</footer>"
 
 
-def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
+def render_html(
+    report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None, *, own: bool = False
+) -> str:
     """The HTML page of ``report`` (a loaded JSON report); with ``baseline`` (another
     report), the table also shows each test's change of peak growth against it.
 
     ASCII only (other characters are character references), so it can go to any stream.
     Fields of the wrong type are read as unknown (see :mod:`.shape`); it does not raise.
+    ``own``: the report the plugin just built, whose entries need no such reading.
     """
-    report = normalised(report)
+    report = normalised(report, own=own)
     tests: list[Mapping[str, Any]] = report["tests"]
     peaks = None if baseline is None else _baseline_peaks(normalised(baseline))
     interrupted = " (interrupted)" if report.get("interrupted") else ""
