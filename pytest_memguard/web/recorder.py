@@ -246,7 +246,6 @@ class RequestRecorder:
         self.keep, self.max_routes, self.sample_interval = keep, max_routes, sample_interval
         self._rss, self._clock = rss, clock
         self._lock = threading.Lock()
-        self._busy = threading.Condition(self._lock)
         self._inflight: set[_Window] = set()
         self._routes: dict[str, _Route] = {}
         self._named = 0  # rows of real paths in ``_routes``, at most ``max_routes``
@@ -259,8 +258,12 @@ class RequestRecorder:
         self._sampler_rss: RssReader | None = None  # the sampler thread's own reader
         self._release: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._idle = False  # the sampler waits for a request (set and read under the lock)
+        # The sampler sleeps in ``_wake.acquire``; ``_wake`` is locked but between a
+        # release and the sampler's acquire, when ``_signalled`` is True.  ``_stopping``,
+        # ``_idle`` (it waits for a request) and ``_signalled`` are set under the lock.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._signalled = self._stopping = self._idle = False
 
     @property
     def alert_threshold(self) -> int | None:
@@ -317,14 +320,20 @@ class RequestRecorder:
                 other.overlapped += 1
             self._inflight.add(window)
             if self.sample_interval is not None and self._thread is None:
-                self._stopping.clear()
+                self._stopping = False
                 self._thread = threading.Thread(
                     target=self._sample, name="memguard-web-sampler", daemon=True
                 )
                 self._thread.start()
-            if self._idle and len(self._inflight) == 1:  # the sampler waits for this one
-                self._busy.notify()
+            if self._idle:  # the sampler waits for this one
+                self._signal()
         return window
+
+    def _signal(self) -> None:
+        """Wake the sampler thread; called under the lock."""
+        if not self._signalled:
+            self._signalled = True
+            self._wake.release()
 
     def measure(self, window: _Window) -> tuple[int, int]:
         """``(delta, rss)`` now, in bytes, for the response headers."""
@@ -437,37 +446,36 @@ class RequestRecorder:
         Between requests it keeps its pace for :data:`IDLE_AFTER` seconds: a server
         answering one request after another would otherwise wake it at every request,
         and each wake takes the interpreter lock from the requests
-        (benchmarks/web_overhead.py).  It reads RSS keeping the lock (the probe's reader),
-        so that a sample gives it up once, not once more in the middle.
+        (benchmarks/web_overhead.py).  So a wake holds the interpreter lock once and
+        briefly: it sleeps in a lock's timed ``acquire`` (C code, no ``Condition``), and
+        reads RSS under the recorder's lock with the probe's reader, which keeps the
+        interpreter lock, so the sample goes to exactly the requests in flight at the read.
         """
         interval = self.sample_interval or 1.0
         patience = max(1, math.ceil(IDLE_AFTER / interval))
         read, release = self._sampler_reader()
+        wake, lock = self._wake, self._lock
         try:
             quiet = 0  # samples in a row that found no request in flight
+            timeout = interval
             while True:
-                with self._busy:
-                    while not self._inflight and quiet >= patience:
-                        if self._stopping.is_set():
-                            return
-                        self._idle = True
-                        self._busy.wait()
-                        self._idle = False
-                        quiet = 0
-                    if self._stopping.is_set():
+                woken = wake.acquire(True, timeout)
+                with lock:
+                    if woken:
+                        self._signalled = False
+                    if self._stopping:
                         return
-                    busy = bool(self._inflight)
-                if busy:
-                    quiet = 0
-                    rss = read()
-                    with self._lock:
-                        for window in self._inflight:
+                    windows = self._inflight
+                    if windows:
+                        quiet = 0
+                        rss = read()
+                        for window in windows:
                             if rss > window.sampled:
                                 window.sampled = rss
-                else:
-                    quiet += 1
-                if self._stopping.wait(interval):
-                    return
+                    else:
+                        quiet += 1
+                    idle = self._idle = quiet >= patience
+                timeout = -1 if idle else interval
         finally:
             release()
 
@@ -485,12 +493,12 @@ class RequestRecorder:
 
         Call it when no request is in flight (at shutdown).
         """
-        with self._busy:
+        with self._lock:
             thread, self._thread = self._thread, None
             release, self._release = self._release, None
             self._read = self._read_rss = None
-            self._stopping.set()
-            self._busy.notify_all()
+            self._stopping = True
+            self._signal()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         if release is not None:

@@ -17,6 +17,7 @@ from pytest_memguard.web import (
     RequestRecord,
     WebConfigError,
 )
+from pytest_memguard.web import recorder as recorder_module
 from pytest_memguard.web.asgi import Message, Receive, Scope, Send
 
 from .helpers import acall, call, scope_of
@@ -338,6 +339,57 @@ def test_the_sampler_thread_catches_a_peak_between_the_reads() -> None:
         middleware.stop()
     record = middleware.stats()["heaviest"][0]
     assert (record["peak_growth"], record["delta"]) == (80 * MB, 0)
+    assert "memguard-web-sampler" not in [t.name for t in threading.enumerate()]
+
+
+class ParkSpy:
+    """Stands for the sampler's wake lock; sets ``parked`` when the sampler waits, idle."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock, self.parked = lock, threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout < 0:
+            self.parked.set()
+        return bool(self.lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_an_idle_sampler_is_woken_by_the_next_request_and_catches_its_peak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recorder_module, "IDLE_AFTER", 0.001)  # idle after a quiet sample
+    rss = FakeRss()
+    sampled = threading.Event()
+
+    def read() -> int:
+        if threading.current_thread().name == "memguard-web-sampler" and rss.value > 100 * MB:
+            sampled.set()
+        return rss.value
+
+    async def spike(scope: Scope, receive: Receive, send: Send) -> None:
+        rss.value = 150 * MB  # gone before the response starts
+        assert sampled.wait(10)
+        rss.value = 100 * MB
+        await App(rss)(scope, receive, send)
+
+    middleware = MemoryMonitorMiddleware(App(rss), rss=read, sample_interval=0.001)
+    spy = ParkSpy(middleware.recorder._wake)
+    monkeypatch.setattr(middleware.recorder, "_wake", spy)
+    try:
+        call(middleware, scope_of("/first"))
+        assert spy.parked.wait(10)  # no request in flight: the sampler waits, idle
+        middleware.app = spike
+        call(middleware, scope_of("/spike"))
+    finally:
+        middleware.stop()  # stops a sampler that waits, idle, too
+    heaviest = middleware.stats()["heaviest"]
+    assert [(r["path"], r["peak_growth"], r["delta"]) for r in heaviest] == [
+        ("/spike", 50 * MB, 0),
+        ("/first", 0, 0),
+    ]
     assert "memguard-web-sampler" not in [t.name for t in threading.enumerate()]
 
 
