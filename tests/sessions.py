@@ -39,7 +39,7 @@ MARKER = "memguard_errors"
 #: memguard hook's implementations (line starts).
 SIGNS = ("memguard: internal error", "memguard: error:", "INTERNALERROR")
 #: A guarded run and its JSON report (tests/plugin/conftest.py's ``run`` fixture).
-Run = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
+InnerSession = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
 
 _expected: ContextVar[bool] = ContextVar("memguard_errors_expected", default=False)
 

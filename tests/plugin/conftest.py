@@ -13,12 +13,12 @@ import pytest
 from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.settings import Settings
 
-from ..sessions import Run as Run
+from ..sessions import InnerSession as InnerSession
 from ..sessions import check_session, guarded_run
 
 
 @pytest.fixture
-def run(pytester: pytest.Pytester) -> Run:
+def run(pytester: pytest.Pytester) -> InnerSession:
     """Run pytest with the guard on and a JSON report; returns the result and the report
     (:func:`tests.sessions.guarded_run`: validated, and no ``errors`` unless the test says
     ``errors=True``).  Runs are in a subprocess unless ``inprocess=True``."""
@@ -42,7 +42,7 @@ def settings(pytester: pytest.Pytester, *args: str) -> Settings:
 
 
 def run_bad_marker(
-    pytester: pytest.Pytester, run: Run, marker: str
+    pytester: pytest.Pytester, run: InnerSession, marker: str
 ) -> tuple[pytest.RunResult, dict[str, Any]]:
     """A session of ``test_bad``, marked ``memory_budget({marker})``, and ``test_good``:
     the bad marker errors its test only, with no traceback."""

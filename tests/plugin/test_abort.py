@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry, error_summary
+from .conftest import InnerSession, entry, error_summary
 
 MB = 1_000_000
 
@@ -21,7 +21,9 @@ def test_next():
 """
 
 
-def test_a_runaway_is_stopped_and_the_next_test_runs(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_runaway_is_stopped_and_the_next_test_runs(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(RUNAWAY)
     result, report = run("--memguard-max=700MB", "-v")
     result.assert_outcomes(passed=1, failed=1)
@@ -47,7 +49,9 @@ def test_a_runaway_is_stopped_and_the_next_test_runs(pytester: pytest.Pytester, 
     )
 
 
-def test_a_sleeping_test_holding_memory_is_interrupted(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_sleeping_test_holding_memory_is_interrupted(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         import time
@@ -62,7 +66,9 @@ def test_a_sleeping_test_holding_memory_is_interrupted(pytester: pytest.Pytester
     assert entry(report, "test_sleeper")["duration_s"] < 10
 
 
-def test_the_rss_cap_of_the_marker_stops_its_test(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_rss_cap_of_the_marker_stops_its_test(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -86,7 +92,7 @@ def test_the_rss_cap_of_the_marker_stops_its_test(pytester: pytest.Pytester, run
 
 
 def test_a_test_that_catches_the_interrupt_and_stops_still_fails(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(
         """
@@ -209,7 +215,7 @@ def test_next():
 
 
 def test_runaway_fixtures_are_stopped_in_setup_and_teardown(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     """Fixtures are guarded as the test body is: stopped with memguard's message (no
     traceback), the status letter of memory failures, and the run goes on."""

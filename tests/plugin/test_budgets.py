@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry, run_bad_marker
+from .conftest import InnerSession, entry, run_bad_marker
 
 MB = 1_000_000
 
@@ -28,7 +28,7 @@ def test_after():
 """
 
 
-def test_a_short_spike_is_measured_exactly(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_short_spike_is_measured_exactly(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(BUDGETS)
     result, report = run("-v")
     result.assert_outcomes(passed=3, failed=1)
@@ -41,7 +41,7 @@ def test_a_short_spike_is_measured_exactly(pytester: pytest.Pytester, run: Run) 
 
 
 def test_over_budget_fails_with_its_own_letter_and_word(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(BUDGETS)
     result, report = run()
@@ -69,7 +69,7 @@ def test_over_budget_fails_with_its_own_letter_and_word(
 
 
 def test_default_budget_applies_and_the_marker_overrides_it(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(
         """
@@ -94,7 +94,9 @@ def test_default_budget_applies_and_the_marker_overrides_it(
     assert entry(report, "test_rss_only_keeps_the_default_peak")["budget"]["peak"] == 50 * MB
 
 
-def test_class_and_module_markers_apply_closest_first(pytester: pytest.Pytester, run: Run) -> None:
+def test_class_and_module_markers_apply_closest_first(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -114,7 +116,9 @@ def test_class_and_module_markers_apply_closest_first(pytester: pytest.Pytester,
     assert entry(report, "test_module_budget")["status"] == "over_budget"
 
 
-def test_report_mode_measures_and_fails_nothing(pytester: pytest.Pytester, run: Run) -> None:
+def test_report_mode_measures_and_fails_nothing(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(BUDGETS)
     result, report = run("--memguard-mode=report")
     result.assert_outcomes(passed=4)
@@ -160,13 +164,15 @@ def test_report_mode_measures_and_fails_nothing(pytester: pytest.Pytester, run: 
     ],
 )
 def test_a_bad_marker_errors_only_its_test(
-    pytester: pytest.Pytester, run: Run, marker: str, message: str
+    pytester: pytest.Pytester, run: InnerSession, marker: str, message: str
 ) -> None:
     result, _ = run_bad_marker(pytester, run, marker)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_bad*", message])
 
 
-def test_the_marker_is_accepted_by_strict_markers(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_marker_is_accepted_by_strict_markers(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -181,7 +187,7 @@ def test_the_marker_is_accepted_by_strict_markers(pytester: pytest.Pytester, run
 
 
 def test_budgets_from_param_marks_and_from_conftest_hooks_apply(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makeconftest(
         """

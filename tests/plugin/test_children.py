@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -78,7 +78,7 @@ def test_tiny_program():
 
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["alone", "xdist"])
 def test_a_fork_pools_workers_count_their_own_memory_not_the_parents(
-    pytester: pytest.Pytester, run: Run, xdist: tuple[str, ...]
+    pytester: pytest.Pytester, run: InnerSession, xdist: tuple[str, ...]
 ) -> None:
     if xdist:
         pytest.importorskip("xdist")
@@ -91,7 +91,7 @@ def test_a_fork_pools_workers_count_their_own_memory_not_the_parents(
     assert test["peak_delta"] < 20 * MB
 
 
-def test_a_program_a_test_runs_counts_in_full(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_program_a_test_runs_counts_in_full(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(test_program=RUN_PROGRAM)
     result, report = run("-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
@@ -104,7 +104,7 @@ def test_a_program_a_test_runs_counts_in_full(pytester: pytest.Pytester, run: Ru
 
 
 def test_the_heaviest_tests_table_shows_child_processes(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(test_program=RUN_PROGRAM)
     result, report = run("-p", "no:randomly")

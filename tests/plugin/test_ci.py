@@ -15,7 +15,7 @@ from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.ci import annotation
 from pytest_memguard.reporting.compare import parse_allowance
 
-from .conftest import Run, entry, error_summary
+from .conftest import InnerSession, entry, error_summary
 
 MB = 1_000_000
 
@@ -30,7 +30,7 @@ def test_grow():
 
 
 def test_growth_over_the_baseline_fails_only_the_grown_test(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(test_mem=TESTS.format(size=40 * MB))
     result, first = run()
@@ -123,7 +123,7 @@ def test_baseline_settings_follow_the_precedence(
         config._ensure_unconfigure()
 
 
-def test_junit_xml_carries_the_memory_figures(pytester: pytest.Pytester, run: Run) -> None:
+def test_junit_xml_carries_the_memory_figures(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(
         """
         import functools
@@ -157,7 +157,9 @@ def test_junit_xml_carries_the_memory_figures(pytester: pytest.Pytester, run: Ru
     assert measured["leaked"] is not None
 
 
-def test_junit_properties_are_only_those_measured(pytester: pytest.Pytester, run: Run) -> None:
+def test_junit_properties_are_only_those_measured(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile("def test_a():\n    pass\n")
     xml = pytester.path / "junit.xml"
     run(f"--junitxml={xml}")
@@ -166,7 +168,7 @@ def test_junit_properties_are_only_those_measured(pytester: pytest.Pytester, run
 
 
 def test_github_actions_annotations_and_job_summary(
-    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
@@ -205,7 +207,7 @@ def test_github_actions_annotations_and_job_summary(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX FIFOs and symlinks")
 def test_the_job_summary_follows_a_symlink_and_leaves_a_fifo_alone(
-    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     target = tmp_path / "summary.md"
     target.write_text("earlier step\n")
@@ -238,7 +240,7 @@ def test_the_job_summary_follows_a_symlink_and_leaves_a_fifo_alone(
 
 
 def test_without_github_actions_nothing_is_annotated(
-    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     pytester.makepyfile(
@@ -251,7 +253,7 @@ def test_without_github_actions_nothing_is_annotated(
 
 
 def test_the_report_names_the_ci_job(
-    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     github = {
         "GITHUB_ACTIONS": "true",

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 MB = 1_000_000
 
 
-def test_budget_hook_decides_a_tests_budget(pytester: pytest.Pytester, run: Run) -> None:
+def test_budget_hook_decides_a_tests_budget(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makeconftest(
         """
         import dataclasses
@@ -45,7 +45,7 @@ def test_budget_hook_decides_a_tests_budget(pytester: pytest.Pytester, run: Run)
     assert entry(report, "test_lenient_falls_through_to_the_marker")["budget"]["peak"] == MB
 
 
-def test_threshold_hook_hears_each_crossing(pytester: pytest.Pytester, run: Run) -> None:
+def test_threshold_hook_hears_each_crossing(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makeconftest(
         """
         import pytest
@@ -72,7 +72,7 @@ def test_threshold_hook_hears_each_crossing(pytester: pytest.Pytester, run: Run)
     )
 
 
-def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: Run) -> None:
+def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makeconftest(
         """
         results = []
@@ -107,7 +107,7 @@ def test_result_hook_gets_every_test(pytester: pytest.Pytester, run: Run) -> Non
     )
 
 
-def test_report_hook_adds_extra_fields(pytester: pytest.Pytester, run: Run) -> None:
+def test_report_hook_adds_extra_fields(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makeconftest(
         """
         def pytest_memguard_report(config, report):
@@ -155,7 +155,7 @@ def test_a_failing_report_hook_does_not_lose_the_run(pytester: pytest.Pytester) 
     ids=["list", "string", "not-json"],
 )
 def test_a_report_hook_with_the_wrong_answer_is_named_and_the_report_written(
-    pytester: pytest.Pytester, run: Run, answer: str
+    pytester: pytest.Pytester, run: InnerSession, answer: str
 ) -> None:
     pytester.makeconftest(
         f"""
@@ -173,7 +173,7 @@ def test_a_report_hook_with_the_wrong_answer_is_named_and_the_report_written(
 
 
 def test_a_report_hook_that_answers_well_beside_a_wrong_one_keeps_its_fields(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makeconftest(
         """
@@ -198,7 +198,7 @@ def test_a_report_hook_that_answers_well_beside_a_wrong_one_keeps_its_fields(
 
 
 def test_a_budget_hook_with_the_wrong_answer_errors_that_test_only(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makeconftest(
         """

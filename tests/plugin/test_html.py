@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Run, entry, settings
+from .conftest import InnerSession, entry, settings
 
 SUITE = """
 import pytest
@@ -27,7 +27,9 @@ def test_runaway():
 """
 
 
-def test_the_page_names_the_failures_and_every_test(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_page_names_the_failures_and_every_test(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(SUITE)
     page_path = pytester.path / "out" / "memguard.html"
     result, report = run(f"--memguard-html={page_path}", "--memguard-max=2GB")
@@ -57,7 +59,7 @@ def test_the_page_names_the_failures_and_every_test(pytester: pytest.Pytester, r
     assert '<g class="mark stop">' in page
 
 
-def test_under_xdist_each_worker_has_a_lane(pytester: pytest.Pytester, run: Run) -> None:
+def test_under_xdist_each_worker_has_a_lane(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(
         **{f"test_{i}": f"def test_{i}():\n    data = bytearray(30_000_000)\n" for i in range(4)}
     )

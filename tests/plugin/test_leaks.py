@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 CASES = """
 import functools
@@ -137,7 +137,7 @@ def cases(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_cases=CASES)
 
 
-def test_only_the_real_leaks_fail(cases: None, run: Run) -> None:
+def test_only_the_real_leaks_fail(cases: None, run: InnerSession) -> None:
     result, report = run("--memguard-leaks")
     result.assert_outcomes(passed=15, errors=3)
     warned = {t["nodeid"]: t["message"] for t in report["tests"] if t["status"] == "warning"}
@@ -180,7 +180,7 @@ def test_only_the_real_leaks_fail(cases: None, run: Run) -> None:
     assert report["config"]["leaks"] is True
 
 
-def test_without_leak_checks_nothing_is_traced(cases: None, run: Run) -> None:
+def test_without_leak_checks_nothing_is_traced(cases: None, run: InnerSession) -> None:
     result, report = run()
     result.assert_outcomes(passed=15)
     assert all(t["leaked"] is None and t["heap_peak"] is None for t in report["tests"])
@@ -190,7 +190,7 @@ def test_without_leak_checks_nothing_is_traced(cases: None, run: Run) -> None:
     ("budget", "outcomes"), [('"50 MB"', {"passed": 1}), ('"1 MB"', {"passed": 1, "errors": 1})]
 )
 def test_the_marker_leak_budget(
-    pytester: pytest.Pytester, run: Run, budget: str, outcomes: dict[str, int]
+    pytester: pytest.Pytester, run: InnerSession, budget: str, outcomes: dict[str, int]
 ) -> None:
     pytester.makepyfile(
         f"""
@@ -214,7 +214,7 @@ def test_the_marker_leak_budget(
 
 @pytest.mark.parametrize(("budget", "fails"), [('"20 MB"', True), ('"200 MB"', False)])
 def test_the_marker_heap_budget(
-    pytester: pytest.Pytester, run: Run, budget: str, fails: bool
+    pytester: pytest.Pytester, run: InnerSession, budget: str, fails: bool
 ) -> None:
     pytester.makepyfile(
         f"""
@@ -238,7 +238,7 @@ def test_the_marker_heap_budget(
 
 
 def test_a_suspect_that_fails_when_run_again_is_a_warning(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(
         """
@@ -257,7 +257,7 @@ def test_a_suspect_that_fails_when_run_again_is_a_warning(
     assert "not judged: the rerun failed: call: AssertionError" in once["message"]
 
 
-def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: InnerSession) -> None:
     # Two suspects with subtests: the reruns' subtests are not counted again, and one
     # that fails only on the rerun makes the rerun's error, not a failure of the test.
     pytester.makepyfile(
@@ -297,7 +297,9 @@ def test_a_rerun_reports_nothing(pytester: pytest.Pytester, run: Run) -> None:
 
 
 @pytest.mark.skipif(not hasattr(pytest, "Subtests"), reason="pytest's subtests fixture: pytest 9")
-def test_a_rerun_reports_no_subtests_of_the_fixture(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_rerun_reports_no_subtests_of_the_fixture(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         CACHE = []
@@ -316,7 +318,9 @@ def test_a_rerun_reports_no_subtests_of_the_fixture(pytester: pytest.Pytester, r
     assert warm["leak_check"]["verdict"] == "warm_up", warm["message"]
 
 
-def test_tracing_the_user_started_is_used_and_left_on(pytester: pytest.Pytester, run: Run) -> None:
+def test_tracing_the_user_started_is_used_and_left_on(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     # A plugin stands in for PYTHONTRACEMALLOC: tracing is on before memguard looks.
     pytester.makepyfile(tracemalloc_on="import tracemalloc\ntracemalloc.start(4)\n")
     pytester.makepyfile(
@@ -363,7 +367,7 @@ def leak():
 '''
 
 
-def test_doctests_are_judged_like_any_test(pytester: pytest.Pytester, run: Run) -> None:
+def test_doctests_are_judged_like_any_test(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(cached=DOCTESTS)
     result, report = run("--memguard-leaks", "--doctest-modules")
     result.assert_outcomes(passed=2, errors=1)
@@ -389,7 +393,7 @@ def test_fills_a_bounded_cache_with_random_examples():
 """
 
 
-def test_a_bounded_cache_filling_is_a_warm_up(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_bounded_cache_filling_is_a_warm_up(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(test_bounded=BOUNDED_CACHE)
     result, report = run("--memguard-leaks")
     result.assert_outcomes(passed=1)
@@ -414,7 +418,9 @@ def test_cannot_run_twice():
 """
 
 
-def test_a_suspect_not_judged_says_why_in_the_summary(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_suspect_not_judged_says_why_in_the_summary(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(test_once=UNJUDGED)
     result, _ = run("--memguard-leaks")
     result.stdout.fnmatch_lines(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 LOGGING = """
 import io
@@ -91,7 +91,7 @@ def _leak_line(pytester: pytest.Pytester) -> int:
     ids=["default", "log_level-INFO", "log_cli", "xdist"],
 )
 def test_only_the_handler_that_keeps_everything_leaks(
-    logging_cases: None, pytester: pytest.Pytester, run: Run, args: tuple[str, ...]
+    logging_cases: None, pytester: pytest.Pytester, run: InnerSession, args: tuple[str, ...]
 ) -> None:
     result, report = run("--memguard-leaks", *args)
     result.assert_outcomes(passed=6, errors=1)

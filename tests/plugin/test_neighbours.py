@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 pytestmark = pytest.mark.neighbours
 
@@ -22,7 +22,7 @@ MiB = 2**20
 
 @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["single-process", "xdist"])
 def test_a_rerun_test_is_one_entry_with_its_reruns(
-    pytester: pytest.Pytester, run: Run, args: tuple[str, ...]
+    pytester: pytest.Pytester, run: InnerSession, args: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(
         """
@@ -113,7 +113,9 @@ LEAKS = {
 }
 
 
-def test_a_leak_is_confirmed_whatever_runs_the_test(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_leak_is_confirmed_whatever_runs_the_test(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     # The suspect's rerun goes through what runs each body: pytest-asyncio's loop, anyio's
     # runner, unittest's TestCase (setUp included), the parameter of a parametrized test.
     pytester.makepyfile(**{f"test_{kind}_leak": source for kind, source in LEAKS.items()})
@@ -181,7 +183,7 @@ def test_leaky_last(session_data, module_data):
 
 @pytest.mark.parametrize("args", [(), ("-n", "2")], ids=["single-process", "xdist"])
 def test_the_last_test_leaking_under_higher_scoped_fixtures_is_confirmed(
-    pytester: pytest.Pytester, run: Run, args: tuple[str, ...]
+    pytester: pytest.Pytester, run: InnerSession, args: tuple[str, ...]
 ) -> None:
     pytester.makepyfile(test_scoped=FIXTURES)
     result, report = run("--memguard-leaks", "-v", *args)
@@ -207,7 +209,7 @@ def test_the_last_test_leaking_under_higher_scoped_fixtures_is_confirmed(
 
 
 def test_a_runaway_is_stopped_by_memguard_not_by_the_timeout(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(
         """
@@ -257,7 +259,7 @@ def test_a_runaway_is_stopped_by_memguard_not_by_the_timeout(
 
 
 def test_a_hypothesis_test_is_one_entry_held_to_its_budget(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(
         """
@@ -290,7 +292,9 @@ def test_a_hypothesis_test_is_one_entry_held_to_its_budget(
     assert over["peak_delta"] >= 70 * MB
 
 
-def test_the_tests_after_a_stop_on_failure_are_not_run(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_tests_after_a_stop_on_failure_are_not_run(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         def test_first():
@@ -317,7 +321,9 @@ def test_the_tests_after_a_stop_on_failure_are_not_run(pytester: pytest.Pytester
     assert report["summary"]["statuses"]["not_run"] == 1
 
 
-def test_skips_xfails_and_doctests_are_one_entry_each(pytester: pytest.Pytester, run: Run) -> None:
+def test_skips_xfails_and_doctests_are_one_entry_each(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         helpers='''
         def double(x):

@@ -7,7 +7,7 @@ import pytest
 from pytest_memguard.plugin import PLUGIN_KEY
 from pytest_memguard.plugin.preflight import Preflight
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 THREE = """
 import pytest
@@ -38,7 +38,7 @@ def pytest_sessionstart(session):
 
 
 def test_a_huge_min_free_starts_no_test_and_still_reports(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makepyfile(THREE)
     pytester.makeconftest(SHORT_WAIT)
@@ -61,7 +61,7 @@ def test_a_huge_min_free_starts_no_test_and_still_reports(
 
 
 def test_the_env_twin_names_itself(
-    pytester: pytest.Pytester, run: Run, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile("def test_one():\n    pass\n")
     pytester.makeconftest(SHORT_WAIT)
@@ -71,7 +71,7 @@ def test_the_env_twin_names_itself(
     assert "MEMGUARD_MIN_FREE asks for 9.1 TiB" in entry(report, "test_one")["message"]
 
 
-def test_a_tiny_min_free_changes_nothing(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_tiny_min_free_changes_nothing(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile("def test_one():\n    pass\n\ndef test_two():\n    pass\n")
     result, report = run("--memguard-min-free=1MB")
     result.assert_outcomes(passed=2)

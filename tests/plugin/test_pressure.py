@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Run
+from .conftest import InnerSession
 
 
 def test_critical_runs_the_pressure_hook_the_services_and_gc(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makeconftest(
         """
@@ -58,7 +58,7 @@ def test_critical_runs_the_pressure_hook_the_services_and_gc(
     assert set(event["freed"]) == {"pytest_memguard_pressure", "services", "gc"}
 
 
-def test_no_pressure_no_cleanup(pytester: pytest.Pytester, run: Run) -> None:
+def test_no_pressure_no_cleanup(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makeconftest(
         """
         def pytest_memguard_pressure(config, level):

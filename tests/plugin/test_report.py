@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import Run, entry
+from .conftest import InnerSession, entry
 
 MB = 1_000_000
 
@@ -34,7 +34,9 @@ def test_fails():
 """
 
 
-def test_every_test_is_in_the_report_with_its_figures(pytester: pytest.Pytester, run: Run) -> None:
+def test_every_test_is_in_the_report_with_its_figures(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(SUITE)
     result, report = run()
     result.assert_outcomes(passed=3, failed=1, skipped=1)
@@ -63,7 +65,7 @@ def test_every_test_is_in_the_report_with_its_figures(pytester: pytest.Pytester,
     assert report["environment"]["memory_source"] in ("host", "cgroup")
 
 
-def test_the_table_lists_the_heaviest_first(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_table_lists_the_heaviest_first(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(SUITE)
     result, _ = run("--memguard-top=2")
     result.stdout.fnmatch_lines(
@@ -115,14 +117,16 @@ def test_the_summary_reads_the_same_with_or_without_a_json_report(
     assert ("JSON report: " in result.stdout.str()) is json_report
 
 
-def test_top_zero_hides_the_table(pytester: pytest.Pytester, run: Run) -> None:
+def test_top_zero_hides_the_table(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile(SUITE)
     result, _ = run("--memguard-top=0", inprocess=True)
     assert "heaviest tests" not in result.stdout.str()
     result.stdout.fnmatch_lines(["peak RSS of the run *"])
 
 
-def test_the_header_shows_the_effective_settings(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_header_shows_the_effective_settings(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile("def test_ok(): pass")
     result, _ = run("--memguard-max=2GB", "--memguard-budget=100MB", inprocess=True)
     result.stdout.fnmatch_lines(
@@ -133,7 +137,9 @@ def test_the_header_shows_the_effective_settings(pytester: pytest.Pytester, run:
     )
 
 
-def test_ctrl_c_writes_the_report_marked_interrupted(pytester: pytest.Pytester, run: Run) -> None:
+def test_ctrl_c_writes_the_report_marked_interrupted(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         def test_one():
@@ -156,7 +162,7 @@ def test_ctrl_c_writes_the_report_marked_interrupted(pytester: pytest.Pytester, 
 
 
 def test_ctrl_c_between_two_tests_keeps_the_finished_one(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     pytester.makeconftest(
         """
@@ -174,7 +180,9 @@ def test_ctrl_c_between_two_tests_keeps_the_finished_one(
     assert entry(report, "test_never")["status"] == "not_run"
 
 
-def test_threshold_alerts_are_recorded_and_shown(pytester: pytest.Pytester, run: Run) -> None:
+def test_threshold_alerts_are_recorded_and_shown(
+    pytester: pytest.Pytester, run: InnerSession
+) -> None:
     pytester.makepyfile(
         """
         def test_grows(request):
@@ -206,7 +214,7 @@ def test_threshold_alerts_are_recorded_and_shown(pytester: pytest.Pytester, run:
     )
 
 
-def test_the_report_is_plain_json_for_ci(pytester: pytest.Pytester, run: Run) -> None:
+def test_the_report_is_plain_json_for_ci(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile("def test_ok(): pass")
     _, report = run()
     path = pytester.path / "memguard.json"
@@ -243,7 +251,7 @@ def test_skips_itself():
 
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
 def test_each_test_has_the_outcome_of_its_reports(
-    pytester: pytest.Pytester, run: Run, terminal: bool
+    pytester: pytest.Pytester, run: InnerSession, terminal: bool
 ) -> None:
     """The outcomes come from pytest's reports, with or without the terminal reporter."""
     pytester.makepyfile(OUTCOMES)
@@ -276,7 +284,7 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes, FI
 
 @posix_only
 def test_a_symlinked_report_path_keeps_its_link_and_its_target_gets_the_report(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     target = pytester.path / "artifacts" / "real.json"
     target.parent.mkdir()
@@ -292,7 +300,9 @@ def test_a_symlinked_report_path_keeps_its_link_and_its_target_gets_the_report(
 
 @posix_only
 @pytest.mark.parametrize("mode", [0o644, 0o660])
-def test_an_existing_report_keeps_its_mode(pytester: pytest.Pytester, run: Run, mode: int) -> None:
+def test_an_existing_report_keeps_its_mode(
+    pytester: pytest.Pytester, run: InnerSession, mode: int
+) -> None:
     path = pytester.path / "memguard.json"
     path.write_text("{}\n")
     path.chmod(mode)
@@ -302,7 +312,7 @@ def test_an_existing_report_keeps_its_mode(pytester: pytest.Pytester, run: Run, 
 
 
 @posix_only
-def test_a_new_report_follows_the_umask(pytester: pytest.Pytester, run: Run) -> None:
+def test_a_new_report_follows_the_umask(pytester: pytest.Pytester, run: InnerSession) -> None:
     pytester.makepyfile("def test_ok(): pass")
     previous = os.umask(0o027)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..sessions import MARKER, guarded_run
-from .conftest import Run, finish, start_session
+from .conftest import InnerSession, finish, start_session
 
 #: A conftest whose listener of a memguard hook raises: memguard records an internal
 #: error at the end of each test and goes on.
@@ -67,7 +67,7 @@ def test_a_test_marked_to_expect_internal_errors_sees_them(
 
 
 def test_errors_in_the_json_report_fail_the_test_unless_the_run_expects_them(
-    pytester: pytest.Pytester, run: Run
+    pytester: pytest.Pytester, run: InnerSession
 ) -> None:
     # A hook answering the wrong type is an error of the report, not of the terminal.
     pytester.makeconftest("def pytest_memguard_report(config, report):\n    return [1]\n")

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_memguard.core.sizes import PAGE_SIZE
 
-from .conftest import Run, run_bad_marker, settings
+from .conftest import InnerSession, run_bad_marker, settings
 
 PAGE = f"{PAGE_SIZE // 1024}KiB"
 SMALL = f"a limit must be at least one memory page, {PAGE} (expected e.g. 4GB or 3.5GiB)"
@@ -138,7 +138,7 @@ MARKERS = [
 
 @pytest.mark.parametrize(("marker", "message"), MARKERS)
 def test_refused_marker_sizes_error_only_their_test_and_their_hints_are_accepted(
-    pytester: pytest.Pytester, run: Run, marker: str, message: str
+    pytester: pytest.Pytester, run: InnerSession, marker: str, message: str
 ) -> None:
     result, _ = run_bad_marker(pytester, run, marker)
     assert message in result.stdout.lines
