@@ -49,7 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     if not is_enabled(config):
         return
-    from .hooks import MemguardPlugin, Roles
+    from .hooks import MemguardPlugin
+    from .roles import Roles
     from .settings import resolve_settings
 
     settings = resolve_settings(config)

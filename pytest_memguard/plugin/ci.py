@@ -21,7 +21,7 @@ from .state import Verdict
 if TYPE_CHECKING:
     from ..reporting.compare import Allowance, Figures, MetricChange
     from .context import RunContext
-    from .hooks import Roles
+    from .roles import Roles
     from .settings import Settings
     from .state import TestState
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -44,6 +44,7 @@ from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
 from .records import records_folder
 from .relief import Pressure
+from .roles import Roles
 from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, NOT_FINISHED, TestState, Verdict
@@ -63,38 +64,7 @@ END_NAME: Final = "memguard-report"
 #: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
 #: kernel's counters are batched per CPU).
 WAITED_SLACK: Final = 1024 * 1024
-__all__ = ["PLUGIN_NAME", "LimitStop", "MemguardPlugin", "Roles"]
-
-
-class Roles(NamedTuple):
-    """What this process is in the run, and which of memguard's plugins it needs:
-    decided once, when the guard starts."""
-
-    #: An xdist worker (its controller writes the report).
-    worker: bool
-    #: The xdist controller (it runs no test).
-    controller: bool
-    #: pytest-html writes a report here: memguard's columns in it.
-    html: bool
-    #: ``--junitxml``: each test's figures as JUnit properties.
-    junit: bool
-    #: GitHub Actions: annotations and the job summary (never in a worker).
-    github: bool
-
-    @classmethod
-    def of(cls, config: pytest.Config, environ: Any = os.environ) -> Roles:
-        worker = hasattr(config, "workerinput")
-        has_xdist = config.pluginmanager.hasplugin("xdist")
-        controller = not worker and has_xdist and getattr(config.option, "dist", "no") != "no"
-        return cls(
-            worker=worker and has_xdist,
-            controller=controller,
-            html=not worker
-            and config.pluginmanager.hasplugin("html")
-            and bool(config.getoption("htmlpath", None)),
-            junit=bool(config.getoption("xmlpath", None)),
-            github=not worker and environ.get("GITHUB_ACTIONS", "").strip().lower() == "true",
-        )
+__all__ = ["PLUGIN_NAME", "LimitStop", "MemguardPlugin"]
 
 
 class LimitStop(MemoryLimitExceeded, pytest.fail.Exception):  # type: ignore[misc,name-defined]
