@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 #: guard is on).
 PLUGIN_NAME: Final = "memguard-plugin"
 END_NAME: Final = "memguard-report"
+LEAK_REPORTS_NAME: Final = "memguard-leak-reports"
 #: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
 #: kernel's counters are batched per CPU).
 WAITED_SLACK: Final = 1024 * 1024
@@ -231,12 +232,21 @@ class MemguardPlugin:
         )
         self.guard.start()
         stack.callback(self.guard.stop)
-        for name, plugin in [(PLUGIN_NAME, self), (END_NAME, self.end), *self._helpers()]:
+        # Among the first hooks of one name, the later registered runs first: pytest-html's
+        # columns read the section this plugin's report hook adds (see
+        # pytest_runtest_logreport), so they are registered before it.
+        html: list[tuple[str, object]] = []
+        if self.roles.html:
+            from .htmlresults import HTML_NAME, HtmlColumns
+
+            html.append((HTML_NAME, HtmlColumns(self.context)))
+        for name, plugin in [*html, (PLUGIN_NAME, self), (END_NAME, self.end), *self._helpers()]:
             config.pluginmanager.register(plugin, name)
             stack.callback(config.pluginmanager.unregister, plugin, name)
 
     def _helpers(self) -> list[tuple[str, object]]:
-        """memguard's other plugin objects this process needs (see :class:`Roles`)."""
+        """memguard's other plugin objects this process needs (see :class:`Roles`), but
+        pytest-html's columns."""
         roles, config, context = self.roles, self.config, self.context
         helpers: list[tuple[str, object]] = []
         if roles.worker:
@@ -252,10 +262,6 @@ class MemguardPlugin:
                 f"memguard: {self.settings.source('pack')} packs pytest-xdist workers: nothing"
                 " to pack in one process (run with -n N)"
             )
-        if roles.html:
-            from .htmlresults import HTML_NAME, HtmlColumns
-
-            helpers.append((HTML_NAME, HtmlColumns(context)))
         if roles.junit or roles.github:
             from .ci import ci_plugins
 
@@ -591,22 +597,19 @@ class MemguardPlugin:
 
     # -- reports ---------------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
-        state = self.local.running
-        if state is not None and state.counted is not None:  # pytest's, not the test's
-            self._leak_check().report_starts()
-        return (yield)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """The test's outcome; the ``memguard`` section on the report of the phase its
         verdict was given in; on the teardown report, the test's result, built once (in
-        an xdist worker it travels on that report).  A leak-checked test's report is
-        logged: what pytest kept of it is pytest's."""
+        an xdist worker it travels on that report).
+
+        A plain hook, not a wrapper (one runs for every report of the run); pytest-html's
+        columns, which read the section, are registered before this plugin, so that this
+        first hook runs before theirs.
+        """
         state = self.local.running
         if state is None or state.nodeid != report.nodeid:
-            return (yield)
+            return
         outcome = report_outcome(report.outcome, report.when, hasattr(report, "wasxfail"))
         state.outcome = merge_outcome(state.outcome, outcome)
         if state.verdict_phase == report.when and state.verdict is not None:
@@ -620,9 +623,6 @@ class MemguardPlugin:
                     setattr(report, ENTRY_KEY, encode_result(state.built))
             except Exception as error:
                 self.context.log.error(f"the result of {report.nodeid}", error)
-        yield
-        if state.counted is not None:
-            self._leak_check().report_logged(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
@@ -635,12 +635,16 @@ class MemguardPlugin:
         return terminal.memory_status(report)
 
     def _leak_check(self) -> LeakCheck:
-        """The run's leak checker, built when the first checked test needs it."""
+        """The run's leak checker, built when the first checked test needs it (with the
+        report hooks it needs, which no other run pays for)."""
         if self._leaks is None:
             from .leakcheck import LeakCheck
 
             root, budget = self.config.rootpath, self.settings.leak_budget
             self._leaks = LeakCheck(root, budget, self.reader)
+            reports = LeakReports(self.local, self._leaks)
+            self.config.pluginmanager.register(reports, LEAK_REPORTS_NAME)
+            self._stack.callback(self.config.pluginmanager.unregister, reports, LEAK_REPORTS_NAME)
         return self._leaks
 
     def _signalled(self, signum: int) -> None:
@@ -664,6 +668,31 @@ class MemguardPlugin:
                 " plugins' work of a phase, and leak suspects are not run again"
             )
         return lines
+
+
+class LeakReports:
+    """Registered once a test is checked for leaks: what pytest itself keeps of a checked
+    test's reports (the blocks allocated while a report is made and logged) is not the
+    test's."""
+
+    def __init__(self, local: LocalResults, leaks: LeakCheck) -> None:
+        self.local = local
+        self.leaks = leaks
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self.local.running
+        if state is not None and state.counted is not None:  # pytest's, not the test's
+            self.leaks.report_starts()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """A checked test's report is logged: what pytest kept of it is pytest's."""
+        state = self.local.running
+        yield
+        if state is not None and state.nodeid == report.nodeid and state.counted is not None:
+            self.leaks.report_logged(report)
 
 
 def _environment(memory: Any, peak_method: str) -> dict[str, Any]:
