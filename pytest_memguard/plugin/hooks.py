@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 #: guard is on).
 PLUGIN_NAME: Final = "memguard-plugin"
 END_NAME: Final = "memguard-report"
+#: The leak check's report hooks (:class:`LeakReports`), once a test is checked.
 LEAK_REPORTS_NAME: Final = "memguard-leak-reports"
 #: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
 #: kernel's counters are batched per CPU).
