@@ -233,21 +233,12 @@ class MemguardPlugin:
         )
         self.guard.start()
         stack.callback(self.guard.stop)
-        # Among the first hooks of one name, the later registered runs first: pytest-html's
-        # columns read the section this plugin's report hook adds (see
-        # pytest_runtest_logreport), so they are registered before it.
-        html: list[tuple[str, object]] = []
-        if self.roles.html:
-            from .htmlresults import HTML_NAME, HtmlColumns
-
-            html.append((HTML_NAME, HtmlColumns(self.context)))
-        for name, plugin in [*html, (PLUGIN_NAME, self), (END_NAME, self.end), *self._helpers()]:
+        for name, plugin in [(PLUGIN_NAME, self), (END_NAME, self.end), *self._helpers()]:
             config.pluginmanager.register(plugin, name)
             stack.callback(config.pluginmanager.unregister, plugin, name)
 
     def _helpers(self) -> list[tuple[str, object]]:
-        """memguard's other plugin objects this process needs (see :class:`Roles`), but
-        pytest-html's columns."""
+        """memguard's other plugin objects this process needs (see :class:`Roles`)."""
         roles, config, context = self.roles, self.config, self.context
         helpers: list[tuple[str, object]] = []
         if roles.worker:
@@ -263,6 +254,10 @@ class MemguardPlugin:
                 f"memguard: {self.settings.source('pack')} packs pytest-xdist workers: nothing"
                 " to pack in one process (run with -n N)"
             )
+        if roles.html:
+            from .htmlresults import HTML_NAME, HtmlColumns
+
+            helpers.append((HTML_NAME, HtmlColumns(context)))
         if roles.junit or roles.github:
             from .ci import ci_plugins
 
@@ -598,19 +593,16 @@ class MemguardPlugin:
 
     # -- reports ---------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         """The test's outcome; the ``memguard`` section on the report of the phase its
         verdict was given in; on the teardown report, the test's result, built once (in
-        an xdist worker it travels on that report).
-
-        A plain hook, not a wrapper (one runs for every report of the run); pytest-html's
-        columns, which read the section, are registered before this plugin, so that this
-        first hook runs before theirs.
-        """
+        an xdist worker it travels on that report).  A wrapper, so that it comes before
+        every plain implementation (pytest-html's columns read the section, xdist sends
+        the report)."""
         state = self.local.running
         if state is None or state.nodeid != report.nodeid:
-            return
+            return (yield)
         outcome = report_outcome(report.outcome, report.when, hasattr(report, "wasxfail"))
         state.outcome = merge_outcome(state.outcome, outcome)
         if state.verdict_phase == report.when and state.verdict is not None:
@@ -624,6 +616,7 @@ class MemguardPlugin:
                     setattr(report, ENTRY_KEY, encode_result(state.built))
             except Exception as error:
                 self.context.log.error(f"the result of {report.nodeid}", error)
+        return (yield)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(

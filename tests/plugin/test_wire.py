@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pytest_memguard.core.sites import Site
@@ -50,3 +52,10 @@ def test_figures_travel_rounded_as_the_report_writes_them() -> None:
     received = decode_result(encode_result(sent))
     assert (received.duration_s, received.started) == (0.123457, 12.346)
     assert received.to_json() == sent.to_json()
+
+
+def test_every_field_of_a_result_travels() -> None:
+    """The wire is positional: a field added to TestMemory is set in FULL above, so that
+    the round trip shows whether the wire carries it."""
+    unset = [f.name for f in dataclasses.fields(TestMemory) if getattr(FULL, f.name) == f.default]
+    assert not unset
