@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 #: guard is on).
 PLUGIN_NAME: Final = "memguard-plugin"
 END_NAME: Final = "memguard-report"
+#: The leak check's report hooks (:class:`LeakReports`), once a test is checked.
+LEAK_REPORTS_NAME: Final = "memguard-leak-reports"
 #: Bytes by which a waited child's peak must pass the test's own peak to be its own (the
 #: kernel's counters are batched per CPU).
 WAITED_SLACK: Final = 1024 * 1024
@@ -564,18 +566,12 @@ class MemguardPlugin:
     # -- reports ---------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
-        state = self.local.running
-        if state is not None and state.counted is not None:  # pytest's, not the test's
-            self._leak_check().report_starts()
-        return (yield)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         """The test's outcome; the ``memguard`` section on the report of the phase its
         verdict was given in; on the teardown report, the test's result, built once (in
-        an xdist worker it travels on that report).  A leak-checked test's report is
-        logged: what pytest kept of it is pytest's."""
+        an xdist worker it travels on that report).  A wrapper, so that it comes before
+        every plain implementation (pytest-html's columns read the section, xdist sends
+        the report)."""
         state = self.local.running
         if state is None or state.nodeid != report.nodeid:
             return (yield)
@@ -592,9 +588,7 @@ class MemguardPlugin:
                     setattr(report, ENTRY_KEY, encode_result(state.built))
             except Exception as error:
                 self.context.log.error(f"the result of {report.nodeid}", error)
-        yield
-        if state.counted is not None:
-            self._leak_check().report_logged(report)
+        return (yield)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(
@@ -607,12 +601,16 @@ class MemguardPlugin:
         return terminal.memory_status(report)
 
     def _leak_check(self) -> LeakCheck:
-        """The run's leak checker, built when the first checked test needs it."""
+        """The run's leak checker, built when the first checked test needs it (with the
+        report hooks it needs, which no other run pays for)."""
         if self._leaks is None:
             from .leakcheck import LeakCheck
 
             root, budget = self.config.rootpath, self.settings.leak_budget
             self._leaks = LeakCheck(root, budget, self.reader)
+            reports = LeakReports(self.local, self._leaks)
+            self.config.pluginmanager.register(reports, LEAK_REPORTS_NAME)
+            self._stack.callback(self.config.pluginmanager.unregister, reports, LEAK_REPORTS_NAME)
         return self._leaks
 
     def _signalled(self, signum: int) -> None:
@@ -636,6 +634,31 @@ class MemguardPlugin:
                 " plugins' work of a phase, and leak suspects are not run again"
             )
         return lines
+
+
+class LeakReports:
+    """Registered once a test is checked for leaks: what pytest itself keeps of a checked
+    test's reports (the blocks allocated while a report is made and logged) is not the
+    test's."""
+
+    def __init__(self, local: LocalResults, leaks: LeakCheck) -> None:
+        self.local = local
+        self.leaks = leaks
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = self.local.running
+        if state is not None and state.counted is not None:  # pytest's, not the test's
+            self.leaks.report_starts()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """A checked test's report is logged: what pytest kept of it is pytest's."""
+        state = self.local.running
+        yield
+        if state is not None and state.nodeid == report.nodeid and state.counted is not None:
+            self.leaks.report_logged(report)
 
 
 def _environment(memory: Any, peak_method: str) -> dict[str, Any]:

@@ -374,30 +374,41 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Runs for every report of every worker, in the one thread that handles them all:
+        # a passing setup or call report (most of them) costs a lookup and a store.
         if not self.active:
             return
         try:
-            recycle = report.__dict__.get(RECYCLE_KEY)
+            fields = report.__dict__
+            recycle = fields.get(RECYCLE_KEY)
             if recycle is not None:
                 if report.when not in ("setup", "call", "teardown"):  # the stand-in
                     return
                 sender = worker_id_of_report(report)
                 if sender is not None:
                     self.recycling[sender] = str(recycle)
-            wired = report.__dict__.get(ENTRY_KEY)
             worker = worker_id_of_report(report) or ""
-            if report.when == "teardown" and worker:
+            nodeid, when = report.nodeid, report.when
+            if when == "teardown" and worker:
                 self.watch.test_ended(worker)
-                self.times.setdefault(report.nodeid, [time.time()]).append(time.time())
+                now = time.time()
+                heard = self.times.get(nodeid)
+                if heard is None:
+                    self.times[nodeid] = [now, now]
+                else:
+                    heard.append(now)
+            wired = fields.get(ENTRY_KEY)
             if isinstance(wired, str):
-                self.outcomes.pop(report.nodeid, None)
+                self.outcomes.pop(nodeid, None)
                 self._received(report, decode_result(wired), worker)
                 return
             # No result (yet): the test's outcome so far, should its result never come.
-            _, outcome, _ = self.outcomes.get(report.nodeid, (worker, "passed", False))
-            xfail = hasattr(report, "wasxfail")
-            outcome = merge_outcome(outcome, report_outcome(report.outcome, report.when, xfail))
-            self.outcomes[report.nodeid] = (worker, outcome, report.when == "teardown")
+            old = self.outcomes.get(nodeid)
+            outcome = "passed" if old is None else old[1]
+            if report.outcome != "passed" or when == "teardown" or "wasxfail" in fields:
+                xfail = hasattr(report, "wasxfail")
+                outcome = merge_outcome(outcome, report_outcome(report.outcome, when, xfail))
+            self.outcomes[nodeid] = (worker, outcome, when == "teardown")
         except Exception as error:
             self.log.error(f"receiving the result of {report.nodeid}", error)
 
