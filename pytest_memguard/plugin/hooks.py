@@ -34,7 +34,7 @@ from ..probe.process import (
     trim_heap,
     waited_children_peak,
 )
-from ..probe.system import read_system_memory
+from ..probe.system import SystemMemory, read_system_memory
 from ..reporting.crashlog import RecordWriter
 from ..reporting.results import Budget, merge_outcome, report_outcome
 from . import terminal
@@ -661,7 +661,7 @@ class LeakReports:
             self.leaks.report_logged(report)
 
 
-def _environment(memory: Any, peak_method: str) -> dict[str, Any]:
+def _environment(memory: SystemMemory, peak_method: str) -> dict[str, Any]:
     """The report's ``environment`` section for this process."""
     from ..core.guard import describe_platform
     from ..reporting.report import environment

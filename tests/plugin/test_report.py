@@ -249,13 +249,17 @@ def test_skips_itself():
 """
 
 
-@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "no-terminal"])
+@pytest.mark.parametrize(
+    "args", [(), ("-p", "no:terminal"), ("-n", "2")], ids=["terminal", "no-terminal", "xdist"]
+)
 def test_each_test_has_the_outcome_of_its_reports(
-    pytester: pytest.Pytester, run: InnerSession, terminal: bool
+    pytester: pytest.Pytester, run: InnerSession, args: tuple[str, ...]
 ) -> None:
-    """The outcomes come from pytest's reports, with or without the terminal reporter."""
+    """The outcomes come from pytest's reports, with or without the terminal reporter, and
+    from an xdist worker's (merged where the test ran, sent with its result)."""
     pytester.makepyfile(OUTCOMES)
-    result, report = run() if terminal else run("-p", "no:terminal")
+    result, report = run(*args)
+    terminal = "no:terminal" not in args
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in report["tests"]}
     assert outcomes == {
