@@ -85,8 +85,10 @@ def pytest_unconfigure(config):
 
     if not (_times[True] and _times[False]):  # an xdist controller: no test ran here
         return
-    with open(os.environ["MEMGUARD_SPLIT_OUT"], "w") as out:
+    path = os.environ["MEMGUARD_SPLIT_OUT"]
+    with open(f"{path}.{os.getpid()}", "w") as out:  # xdist workers: the last one's
         json.dump({"guarded": trimmed(_times[True]), "aside": trimmed(_times[False])}, out)
+    os.replace(out.name, path)
 """
 
 
