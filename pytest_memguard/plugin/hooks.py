@@ -39,7 +39,7 @@ from ..reporting.crashlog import RecordWriter
 from ..reporting.results import Budget, merge_outcome, report_outcome
 from . import terminal
 from .context import LocalResults, ResultSource, RunContext, RunLog
-from .distributed.wire import DIR_KEY, ENTRY_KEY, RECYCLE_KEY, encode_result
+from .distributed.wire import DIR_KEY, ENTRY_KEY, encode_result
 from .ending import RunEnd
 from .markers import MARKER, budget_of, marked
 from .records import records_folder
@@ -48,7 +48,7 @@ from .roles import Roles
 from .runner import find_runner
 from .settings import Settings
 from .state import NO_BUDGET, NOT_FINISHED, TestState, Verdict
-from .terminal import CAUSE_KEY
+from .terminal import CAUSE_KEY, LETTERS_NAME, MemoryLetters
 from .watchdog import WatchdogCalls
 
 if TYPE_CHECKING:
@@ -123,8 +123,11 @@ class MemguardPlugin:
         # Last of all, once the records are closed: keep or remove them, let results go.
         stack.callback(self._release)
         self.reader = stack.enter_context(contextlib.closing(RssReader()))
-        self.has_children = stack.enter_context(contextlib.closing(ChildrenCheck()))
-        self.descendants = DescendantsMemory(has_children=self.has_children)
+        # The test's thread reads its own descriptor, without holding the interpreter
+        # lock (twice a test); the watchdog's samples read theirs holding it.
+        self.has_children = stack.enter_context(contextlib.closing(ChildrenCheck(hold_lock=False)))
+        sampled = stack.enter_context(contextlib.closing(ChildrenCheck()))
+        self.descendants = DescendantsMemory(has_children=sampled)
         self.meter = stack.enter_context(contextlib.closing(open_peak_meter(read=self.reader)))
         memory = read_system_memory()
         work_dir = self.records.folder if self.records is not None else Path(str(shared))
@@ -219,6 +222,8 @@ class MemguardPlugin:
             from .distributed import CONTROLLER_NAME
 
             helpers.append((CONTROLLER_NAME, self.controller))
+            # Its workers' reports: memguard's failures, a recycled worker's stand-ins.
+            helpers.append((LETTERS_NAME, MemoryLetters(recycled=True)))
         elif self.settings.pack:
             context.log.notices.append(
                 f"memguard: {self.settings.source('pack')} packs pytest-xdist workers: nothing"
@@ -581,6 +586,7 @@ class MemguardPlugin:
             report.sections.append(("memguard", state.details(self.meter.method)))
             if report.failed:
                 setattr(report, CAUSE_KEY, True)
+                self._show_letters()
         if report.when == "teardown":
             try:
                 state.built = state.result(self.local.worker)
@@ -590,15 +596,13 @@ class MemguardPlugin:
                 self.context.log.error(f"the result of {report.nodeid}", error)
         return (yield)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_report_teststatus(
-        self, report: pytest.TestReport, config: pytest.Config
-    ) -> tuple[str, str, str | tuple[str, dict[str, bool]]] | None:
-        if report.__dict__.get(RECYCLE_KEY) and self.roles.controller:
-            # The stand-in report of a recycled worker's unstarted test: neither shown nor
-            # counted (the test runs again on another worker).
-            return "", "", ""
-        return terminal.memory_status(report)
+    def _show_letters(self) -> None:
+        """Register the status letter of the reports memguard failed, once one is."""
+        pluginmanager = self.config.pluginmanager
+        if not pluginmanager.has_plugin(LETTERS_NAME):
+            letters = MemoryLetters()
+            pluginmanager.register(letters, LETTERS_NAME)
+            self._stack.callback(pluginmanager.unregister, letters, LETTERS_NAME)
 
     def _leak_check(self) -> LeakCheck:
         """The run's leak checker, built when the first checked test needs it (with the

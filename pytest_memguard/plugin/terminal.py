@@ -5,19 +5,57 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import pytest
+
 from ..core.sizes import format_limit, format_size
 from ..probe.system import SystemMemory
 from ..reporting.results import STATUS_WORDS
 from .compat import STATUS_MARKUP
+from .distributed.wire import RECYCLE_KEY
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .summary import RunSummary
 
-__all__ = ["CAUSE_KEY", "header_lines", "memory_status", "write_summary"]
+__all__ = [
+    "CAUSE_KEY",
+    "LETTERS_NAME",
+    "MemoryLetters",
+    "header_lines",
+    "memory_status",
+    "write_summary",
+]
 
 #: Report attribute: memguard failed this report (sent with it by xdist).
 CAUSE_KEY: Final = "memguard_cause"
+#: The name :class:`MemoryLetters` is registered under.
+LETTERS_NAME: Final = "memguard-letters"
+
+
+class MemoryLetters:
+    """The status of the reports memguard failed (the letter ``M``), and of a recycled
+    xdist worker's stand-in reports.
+
+    Registered only where a report can need it: on the xdist controller, and elsewhere
+    once memguard failed a report.  pytest asks every report's status three times a
+    test, and a run whose tests memguard never failed need not pay for the question.
+
+    :param recycled: whether a recycled worker's stand-in reports come here (the
+        controller): those are neither shown nor counted
+    """
+
+    def __init__(self, recycled: bool = False) -> None:
+        self.recycled = recycled
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, str | tuple[str, dict[str, bool]]] | None:
+        if self.recycled and report.__dict__.get(RECYCLE_KEY):
+            # The stand-in report of a recycled worker's unstarted test: neither shown nor
+            # counted (the test runs again on another worker).
+            return "", "", ""
+        return memory_status(report)
 
 
 def memory_status(

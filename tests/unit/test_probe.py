@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_memguard.probe.process import (
+    ChildrenCheck,
     DescendantsMemory,
     KernelPeakMeter,
     RssReader,
@@ -281,3 +282,20 @@ def test_a_kept_file_is_read_from_its_start_keeping_the_interpreter_lock(tmp_pat
         assert _kept_read(fd, 5) == b"12345"  # from the start again, as pread
     finally:
         os.close(fd)
+
+
+@linux
+@pytest.mark.parametrize("hold_lock", [True, False], ids=["holding the lock", "os.pread"])
+def test_the_children_check_sees_a_child_while_it_runs(hold_lock: bool) -> None:
+    check = ChildrenCheck(hold_lock=hold_lock)
+    try:
+        before = check()  # another test's fixture may have left a child of its own
+        child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+        try:
+            assert check() is True
+        finally:
+            child.communicate(b"\n")  # it ends, and is waited for
+        assert check() is before
+    finally:
+        check.close()
+    assert check() is False  # closed: unknown
