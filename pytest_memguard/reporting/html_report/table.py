@@ -17,7 +17,8 @@ from html import escape
 from typing import Any, Final
 
 from ...core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
+from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
+from .shape import took
 
 __all__ = ["STATIC_ROWS", "table"]
 
@@ -41,8 +42,6 @@ _OUTCOMES: Final = ("passed", "failed", "error", "skipped", "xfailed", "xpassed"
 #: Sorting by status: the worst first (descending).
 _RANK: Final[dict[str, int]] = {status: i for i, status in enumerate(reversed(STATUSES))}
 _WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)
-#: The size fields of the table, by column.
-_SIZES: Final = (("peak", "peak_delta"), ("rss", "rss_peak"), ("heap", "heap_peak"))
 
 
 def word(status: str) -> str:
@@ -74,27 +73,26 @@ def _change(now: object, before: int | None) -> tuple[str, str]:
     return str(delta), f'<span class="{kind}">{escape(text)}</span>'
 
 
-def _row(test: Mapping[str, Any], peaks: dict[str, int] | None) -> str:
+def _row(test: TestMemory, peaks: dict[str, int] | None) -> str:
     """A test's row (the script's ``row()`` writes the same)."""
-    status, outcome = str(test["status"]), str(test["outcome"])
-    budget, cap = test["budget"]["peak"], test["budget"]["rss"]
-    duration = float(test["duration_s"])
+    status, outcome = test.status, test.outcome
+    budget, cap = test.budget.peak, test.budget.rss
+    duration = took(test)
     cells = [
         f'<td class="status" data-v="{_RANK.get(status, 0)}">{escape(word(status))}</td>',
         f'<td class="outcome {_outcome_class(outcome)}">{escape(outcome)}</td>',
-        f'<td class="test">{escape(test["nodeid"])}</td>',
+        f'<td class="test">{escape(test.nodeid)}</td>',
     ]
-    for field in ("peak_delta", "rss_peak", "heap_peak", "leaked"):
-        value = test[field]
+    for value in (test.peak_delta, test.rss_peak, test.heap_peak, test.leaked):
         cells.append(f'<td class="num" data-v="{_num(value)}">{escape(format_size(value))}</td>')
     cells.append(f'<td class="num" data-v="{duration!r}">{duration:.3f} s</td>')
     shown = format_size(budget) + (f" (RSS cap {format_size(cap)})" if cap else "")
     cells.append(f'<td class="num" data-v="{_num(budget)}">{escape(shown)}</td>')
-    cells.append(f"<td>{escape(test['worker'])}</td>")
+    cells.append(f"<td>{escape(test.worker or 'main')}</td>")
     if peaks is not None:
-        value, html = _change(test["peak_delta"], peaks.get(test["nodeid"]))
-        cells.append(f'<td class="num" data-v="{value}">{html}</td>')
-    title = escape(test["nodeid"] + (f"\n{test['message']}" if test["message"] else ""), quote=True)
+        change, html = _change(test.peak_delta, peaks.get(test.nodeid))
+        cells.append(f'<td class="num" data-v="{change}">{html}</td>')
+    title = escape(test.nodeid + (f"\n{test.message}" if test.message else ""), quote=True)
     return (
         f'<tr class="{escape(css(status), quote=True)}"'
         f' data-status="{escape(status, quote=True)}" title="{title}">' + "".join(cells) + "</tr>"
@@ -107,14 +105,14 @@ def _names(values: Sequence[str], first: Sequence[str] = ()) -> list[str]:
     return [v for v in first if v in found] + sorted(found.difference(first))
 
 
-def _data(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> dict[str, Any]:
+def _data(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> dict[str, Any]:
     """The table's columns, for the script (see the module docstring)."""
-    statuses = _names([str(t["status"]) for t in tests], STATUSES)
-    outcomes = _names([str(t["outcome"]) for t in tests], _OUTCOMES)
-    workers = _names([str(t["worker"]) for t in tests])
-    files = _names([t["nodeid"].partition("::")[0] for t in tests])
+    statuses = _names([t.status for t in tests], STATUSES)
+    outcomes = _names([t.outcome for t in tests], _OUTCOMES)
+    workers = _names([t.worker or "main" for t in tests])
+    files = _names([t.nodeid.partition("::")[0] for t in tests])
     at_file = {name: i for i, name in enumerate(files)}
-    file = [at_file[t["nodeid"].partition("::")[0]] for t in tests]
+    file = [at_file[t.nodeid.partition("::")[0]] for t in tests]
     index = {name: i for i, name in enumerate(statuses)}
     at_outcome = {name: i for i, name in enumerate(outcomes)}
     at_worker = {name: i for i, name in enumerate(workers)}
@@ -127,19 +125,21 @@ def _data(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> d
         # A nodeid as its file's index and the rest: the file's path is written once.
         "files": files,
         "file": file,
-        "test": [t["nodeid"][len(files[i]) :] for t, i in zip(tests, file, strict=True)],
-        "status": [index[str(t["status"])] for t in tests],
-        "outcome": [at_outcome[str(t["outcome"])] for t in tests],
-        "worker": [at_worker[str(t["worker"])] for t in tests],
-        "duration": [float(t["duration_s"]) for t in tests],
-        "budget": [t["budget"]["peak"] for t in tests],
-        "cap": {str(i): t["budget"]["rss"] for i, t in enumerate(tests) if t["budget"]["rss"]},
-        "messages": {str(i): t["message"] for i, t in enumerate(tests) if t["message"]},
+        "test": [t.nodeid[len(files[i]) :] for t, i in zip(tests, file, strict=True)],
+        "status": [index[t.status] for t in tests],
+        "outcome": [at_outcome[t.outcome] for t in tests],
+        "worker": [at_worker[t.worker or "main"] for t in tests],
+        "duration": [took(t) for t in tests],
+        "budget": [t.budget.peak for t in tests],
+        "cap": {str(i): t.budget.rss for i, t in enumerate(tests) if t.budget.rss},
+        "messages": {str(i): t.message for i, t in enumerate(tests) if t.message},
+        "peak": [t.peak_delta for t in tests],
+        "rss": [t.rss_peak for t in tests],
+        "heap": [t.heap_peak for t in tests],
+        "retained": [t.leaked for t in tests],
     }
-    for key, field in (*_SIZES, ("retained", "leaked")):
-        data[key] = [t[field] for t in tests]
     if peaks is not None:
-        data["before"] = [peaks.get(t["nodeid"]) for t in tests]
+        data["before"] = [peaks.get(t.nodeid) for t in tests]
     return data
 
 
@@ -149,7 +149,7 @@ def _script_json(data: Mapping[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> str:
+def table(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> str:
     """The section of every test (``peaks``: the baseline's peak growth by nodeid, which
     adds the column of the change against it)."""
     columns = list(_COLUMNS)
@@ -166,7 +166,7 @@ def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> s
     )
     outcomes = "".join(
         f'<option value="{escape(o, quote=True)}">{escape(o)}</option>'
-        for o in _names([str(t["outcome"]) for t in tests], _OUTCOMES)
+        for o in _names([t.outcome for t in tests], _OUTCOMES)
     )
     cut = (
         f'<noscript><p class="legend">Without JavaScript the table shows the first'
