@@ -222,10 +222,10 @@ class RunEnd:
     def _save_page(self, report: dict[str, Any], path: Path) -> None:
         """Write the HTML report (with the baseline's figures when there is one)."""
         from ..core.files import reason_of, write_atomically
-        from ..reporting.html_report import render_html
+        from ..reporting.html_report import html_pieces
 
         try:
-            self.html_path = write_atomically(path, render_html(report, self._baseline))
+            self.html_path = write_atomically(path, html_pieces(report, self._baseline))
         except OSError as error:  # the path's problem, not ours
             self.context.log.notices.append(
                 f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"

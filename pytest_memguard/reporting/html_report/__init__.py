@@ -16,7 +16,7 @@ it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
@@ -27,7 +27,7 @@ from .charts import bar_chart, timeline_chart
 from .shape import normalised
 from .table import css, table, word
 
-__all__ = ["render_html"]
+__all__ = ["html_pieces", "render_html"]
 
 #: The limits of the summary: report config key, label, settings source key.
 _LIMITS: Final = (
@@ -193,6 +193,16 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
 
     ASCII only (other characters are character references), so it can go to any stream.
     Fields of the wrong type are read as unknown (see :mod:`.shape`); it does not raise.
+    """
+    return "".join(html_pieces(report, baseline))
+
+
+def html_pieces(
+    report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """:func:`render_html`'s page in pieces, to be written as they come: the page of a run
+    of thousands of tests is never one string in memory.
+
     The report the plugin just built is read from its results (see
     :class:`~..report.TestEntries`): its entries are not made for the page.
     """
@@ -201,7 +211,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     peaks = None if baseline is None else _baseline_peaks(normalised(baseline))
     interrupted = " (interrupted)" if report.get("interrupted") else ""
     created = escape(str(report.get("created") or ""))
-    page = (
+    head = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>pytest-memguard report {created}</title>"
@@ -211,7 +221,16 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
         f"{_summary(report)}{_failures(tests)}"
         f'<section id="heaviest"><h2>Heaviest tests</h2>{bar_chart(tests)}</section>'
         f'<section id="timeline"><h2>RSS over the run</h2>{timeline_chart(report)}</section>'
-        f"{table(tests, peaks)}{_leak_sites(tests)}{_alerts(report)}"
+    )
+    yield _ascii(head)
+    for piece in table(tests, peaks):  # the most of the page: a column at a time
+        yield _ascii(piece)
+    yield _ascii(
+        f"{_leak_sites(tests)}{_alerts(report)}"
         f"{_environment(report)}<script>{SCRIPT}</script></body></html>\n"
     )
-    return page.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _ascii(text: str) -> str:
+    """``text`` with every character outside ASCII as a character reference."""
+    return text if text.isascii() else text.encode("ascii", "xmlcharrefreplace").decode()

@@ -9,6 +9,7 @@ not grow with the suite; every label stays inside its chart and off the lane's n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
@@ -140,12 +141,14 @@ def _time_range(
     events: Sequence[Mapping[str, Any]],
 ) -> tuple[float, float]:
     times = [float(s[0]) for p in processes for s in p.get("samples") or ()]
-    for test in tests:
+    times += [float(event["time"]) for event in events]
+    low, high = min(times, default=math.inf), max(times, default=-math.inf)
+    for test in tests:  # thousands: no list of their times
         started = began(test)
         if started is not None:
-            times += [started, started + took(test)]
-    times += [float(event["time"]) for event in events]
-    return (min(times), max(times)) if times else (0.0, 1.0)
+            ended = started + took(test)
+            low, high = min(low, started, ended), max(high, started, ended)
+    return (low, high) if low <= high else (0.0, 1.0)
 
 
 def _axes(scale: _Scale, name: str) -> list[str]:
