@@ -103,7 +103,7 @@ def generate(count: int) -> dict[str, Any]:
                 budget=Budget(peak=4 * MiB) if status == "over_budget" else Budget(),
                 message=f"{status} at test {index}" if status != "ok" else None,
                 started=clock,
-            ).to_json()
+            )
         )
         clock += duration / 2 + 0.0002
     report = build_report(
@@ -115,7 +115,7 @@ def generate(count: int) -> dict[str, Any]:
         interrupted=False,
     )
     report["workers"] = [{"id": "gw0", "pid": 1}, {"id": "gw1", "pid": 2}]
-    report["timeline"] = build_timeline(tests=report["tests"])
+    report["timeline"] = build_timeline(tests=tests)
     return report
 
 

@@ -1,7 +1,7 @@
 """How long ``memguard show`` and ``memguard diff`` take on a large report, whole process.
 
 Builds a report of ``--tests`` tests (default 20,000) with the real report builder
-(``TestMemory.to_json`` entries through ``build_report`` and ``write_report``): a mix of
+(``TestMemory`` results through ``build_report`` and ``write_report``): a mix of
 statuses, parametrized node ids, budgets, allocation sites on the heavy and failing
 tests, xdist workers and ``beside`` lists, about 400 bytes a test as a real run writes.
 Then runs each command as a user would (a new ``python -m pytest_memguard.cli`` process,
@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from pytest_memguard.core.sites import Site
 from pytest_memguard.reporting.report import build_report, write_report
@@ -47,7 +46,7 @@ COMMANDS = {
 }
 
 
-def _entry(index: int, rng: random.Random, workers: int) -> dict[str, Any]:
+def _entry(index: int, rng: random.Random, workers: int) -> TestMemory:
     module = f"tests/pkg{index // 2000}/test_module_{index // 100}.py"
     if index % 3:
         nodeid = f"{module}::test_case_{index % 100}[param-{index}]"
@@ -70,7 +69,7 @@ def _entry(index: int, rng: random.Random, workers: int) -> dict[str, Any]:
         message = f"{status}: peak growth {peak} bytes over the budget of 20 MB"
     budget = Budget(peak=20 * MB) if index % 10 == 0 else Budget()
     if status == "not_run":
-        return TestMemory(nodeid, "skipped", "not_run", "", 0.0, message="not run").to_json()
+        return TestMemory(nodeid, "skipped", "not_run", "", 0.0, message="not run")
     worker = f"gw{index % workers}"
     return TestMemory(
         nodeid,
@@ -92,7 +91,7 @@ def _entry(index: int, rng: random.Random, workers: int) -> dict[str, Any]:
         sites=sites,
         message=message,
         started=1_700_000_000 + index / 10,
-    ).to_json()
+    )
 
 
 def make_report(path: Path, tests: int, seed: int = 30) -> Path:
@@ -102,7 +101,7 @@ def make_report(path: Path, tests: int, seed: int = 30) -> Path:
     entries = [_entry(index, rng, workers) for index in range(tests)]
     report = build_report(
         tests=entries,
-        collected=[entry["nodeid"] for entry in entries],
+        collected=[entry.nodeid for entry in entries],
         workers=[
             {"id": f"gw{n}", "peak_rss": 200 * MB, "tests": tests // workers}
             for n in range(workers)

@@ -1,6 +1,11 @@
 """The end of a guarded run: the JSON report, built once when something reads it, and
 the ``memguard`` section of the terminal summary.
 
+The report's test entries are made as the JSON and the page are written, one at a
+time (:class:`~pytest_memguard.reporting.report.TestEntries`): a run of thousands of
+tests does not hold them all.  Only a reader of :attr:`RunEnd.report` (the report hook,
+the CI helpers) is given the plain list.
+
 A plugin of its own (``memguard-report``), registered with the run's plugin: it reads
 the :class:`~.context.RunContext`, and pytest's config for the report hook and the cache.
 """
@@ -9,7 +14,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -43,6 +50,9 @@ class RunEnd:
         self._ending: tuple[bool, float] | None = None
         #: The baseline report, read before a stale report at its path is removed.
         self._baseline: dict[str, Any] | None = None
+        #: The report as built, its entries made as they are read.
+        self._built: dict[str, Any] | None = None
+        #: The report with a plain list of entries, for its readers.
         self._report: dict[str, Any] | None = None
         self.path: Path | None = None
         #: Where the HTML report was written, once it was.
@@ -97,14 +107,13 @@ class RunEnd:
         )
         signals.holding = True  # a second signal waits until the report is written
         try:
-            if wanted and self.report is not None:
-                self._write(self.report)
+            if wanted and (built := self._build()) is not None:
+                self._write(built)
             if context.owns_work_dir and getattr(config, "cache", None) is not None:
                 from .peakcache import save_history
 
-                try:
-                    entries = self._report["tests"] if self._report is not None else None
-                    save_history(config, context, entries)
+                try:  # an entry at a time, from the results
+                    save_history(config, context)
                 except Exception as error:
                     context.log.error("keeping the tests' peaks in pytest's cache", error)
         finally:
@@ -155,9 +164,16 @@ class RunEnd:
 
     @property
     def report(self) -> dict[str, Any] | None:
-        """The run's full report, built when first asked for after the session ended
-        (None before, and in an xdist worker, whose results went to the controller)."""
-        if self._report is None and self._ending is not None and self.context.owns_work_dir:
+        """The run's full report, its ``tests`` a plain list of entries; built when first
+        asked for after the session ended (None before, and in an xdist worker, whose
+        results went to the controller)."""
+        if self._report is None and (built := self._build()) is not None:
+            self._report = {**built, "tests": list(built["tests"])}
+        return self._report
+
+    def _build(self) -> dict[str, Any] | None:
+        """The run's report, its entries made as they are read (see :attr:`report`)."""
+        if self._built is None and self._ending is not None and self.context.owns_work_dir:
             interrupted, ended = self._ending
             first = self.signals.first
             signal = signal_name(first) if first is not None else None
@@ -165,7 +181,7 @@ class RunEnd:
             if interrupted:
                 reason = f"interrupted by {signal}" if signal else "interrupted"
             try:
-                self._report = run_report(
+                self._built = run_report(
                     self.context,
                     interrupted=interrupted,
                     reason=reason,
@@ -176,12 +192,18 @@ class RunEnd:
             except Exception as error:
                 self.context.log.error("building the report", error)
                 self._ending = None  # no report, no summary; the work folder stays for a look
-        return self._report
+        return self._built
 
-    def _extras(self, report: Any) -> tuple[dict[str, Any], list[str]]:
+    def _extras(self, report: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The report hook's extra fields; its implementations are given the report
+        with a plain list of entries (built only when there is one to give it to)."""
+        if not self.config.hook.pytest_memguard_report.get_hookimpls():
+            return {}, []
         from .hookcalls import report_extras
 
-        return report_extras(self.config, report)
+        return report_extras(
+            self.config, MappingProxyType({**report, "tests": list(report["tests"])})
+        )
 
     def save(self, report: dict[str, Any]) -> None:
         """Write ``report`` to the JSON path and its page to the HTML path, where given."""
@@ -200,10 +222,10 @@ class RunEnd:
     def _save_page(self, report: dict[str, Any], path: Path) -> None:
         """Write the HTML report (with the baseline's figures when there is one)."""
         from ..core.files import reason_of, write_atomically
-        from ..reporting.html_report import render_html
+        from ..reporting.html_report import html_pieces
 
         try:
-            self.html_path = write_atomically(path, render_html(report, self._baseline, own=True))
+            self.html_path = write_atomically(path, html_pieces(report, self._baseline))
         except OSError as error:  # the path's problem, not ours
             self.context.log.notices.append(
                 f"memguard: cannot write the HTML report to {str(path)!r} ({reason_of(error)})"
@@ -243,4 +265,4 @@ class RunEnd:
 
     def close(self) -> None:
         """The report is let go: pytest's last garbage collections need not walk it."""
-        self._report = None
+        self._built = self._report = None

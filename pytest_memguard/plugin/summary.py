@@ -31,7 +31,9 @@ def run_report(
     ended: float | None = None,
     signal: str | None = None,
 ) -> dict[str, Any]:
-    """The report of the run so far.
+    """The report of the run so far; its ``tests`` are
+    :class:`~pytest_memguard.reporting.report.TestEntries`, made from the results as
+    they are read.
 
     :param reason: why the run ended early ("" when it did not)
     :param extras: the report hook's call (None: not asked, e.g. while the process ends)
@@ -47,7 +49,7 @@ def run_report(
     if aborted is not None:
         results.append(aborted)
     report = build_report(
-        tests=[result.to_json() for result in results],
+        tests=results,
         collected=source.collected(),
         alerts=source.alerts(),
         workers=source.workers(reason),
@@ -61,7 +63,7 @@ def run_report(
     if signal is not None:
         report["signal"] = signal
     report["timeline"] = build_timeline(
-        tests=report["tests"],
+        tests=report["tests"].results,
         alerts=report["alerts"],
         workers=report["workers"],
         samples=source.samples(),

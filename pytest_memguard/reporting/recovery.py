@@ -42,8 +42,8 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _entry(end: dict[str, Any], worker: str) -> dict[str, Any]:
-    """A finished test's entry from its end line."""
+def _entry(end: dict[str, Any], worker: str) -> TestMemory:
+    """A finished test's result from its end line."""
     status = end.get("status")
     duration = end.get("duration")
     return TestMemory(
@@ -58,7 +58,7 @@ def _entry(end: dict[str, Any], worker: str) -> dict[str, Any]:
         peak_delta=_int(end.get("delta")),
         children_peak=_int(end.get("children")),
         message=str(end["message"]) if end.get("message") is not None else None,
-    ).to_json()
+    )
 
 
 def _minimal_environment() -> dict[str, Any]:
@@ -86,7 +86,7 @@ def recover_report(folder: Path) -> dict[str, Any]:
     owner: ProcessRecords | None = next((p for p in processes if p.run is not None), None)
     run = owner.run if owner is not None and owner.run is not None else {}
     collected = next((p.collected for p in processes if p.collected), [])
-    tests: dict[str, dict[str, Any]] = {}
+    tests: dict[str, TestMemory] = {}
     workers = []
     alerts: list[dict[str, Any]] = []
     for process in processes:
@@ -94,7 +94,7 @@ def recover_report(folder: Path) -> dict[str, Any]:
             tests[str(end["nodeid"])] = _entry(end, process.worker)
         killed = process.unfinished(KILLED)
         if killed is not None:
-            tests[killed.nodeid] = killed.to_json()
+            tests[killed.nodeid] = killed
         alerts.extend(process.alerts)
         if process.running is not None or process.ends or process is owner:
             workers.append(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, final, overload
 
 from ..core.files import InputFileError, read_json, write_atomically
 from ..errors import MemguardError
@@ -26,6 +26,7 @@ from .results import STATUSES, TestMemory
 __all__ = [
     "SCHEMA",
     "ReportError",
+    "TestEntries",
     "build_report",
     "environment",
     "load_report",
@@ -81,9 +82,54 @@ def environment(
     }
 
 
+@final
+class TestEntries(Sequence[dict[str, Any]]):
+    """The report's ``tests``: a test entry (``TestMemory.to_json()``) for each result, made
+    when it is read and not kept.
+
+    A run of thousands of tests holds its results already; their entries, alive all at
+    once, would cost the run as much again (see benchmarks/run_memory.py).  So the JSON
+    writer, the page and the summary read one entry at a time; ``list(entries)`` gives
+    the plain list where one is needed (the report hook).  An entry read twice is two
+    equal dicts: changing one changes nothing.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+    __slots__ = ("results",)
+
+    def __init__(self, results: Sequence[TestMemory]) -> None:
+        #: The results, in the report's order.
+        self.results = results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [result.to_json() for result in self.results[index]]
+        return self.results[index].to_json()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (result.to_json() for result in self.results)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence, compared by its entries
+
+    def __repr__(self) -> str:
+        return f"<TestEntries of {len(self.results)} tests>"
+
+
 def build_report(
     *,
-    tests: Iterable[Mapping[str, Any]],
+    tests: Iterable[TestMemory],
     collected: Sequence[str] = (),
     alerts: Sequence[Mapping[str, Any]] = (),
     workers: Sequence[Mapping[str, Any]] = (),
@@ -94,32 +140,31 @@ def build_report(
     interrupted: bool,
     not_run_reason: str = "not run",
 ) -> dict[str, Any]:
-    """Assemble the report from test entries (``TestMemory.to_json()`` dicts, in run order).
+    """Assemble the report from the tests' results (in run order).
 
-    Every collected test gets an entry: ``not_run`` when it has none.  The entries become
-    the report's own (they are not copied: a run has thousands).
+    Every collected test gets an entry: ``not_run`` when it has none.  The report's
+    ``tests`` are :class:`TestEntries`, made from the results as they are read.
     """
     ordered = list(tests)
-    if [test["nodeid"] for test in ordered] != list(collected):  # not the usual run order
-        by_id = {test["nodeid"]: test for test in ordered}
+    if [test.nodeid for test in ordered] != list(collected):  # not the usual run order
+        by_id = {test.nodeid: test for test in ordered}
         known = set(by_id)
         ordered = [by_id.pop(nodeid) for nodeid in collected if nodeid in by_id]
         ordered.extend(by_id.values())
         for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
-            missing = TestMemory.not_run(nodeid, not_run_reason)
-            ordered.append(missing.to_json())
+            ordered.append(TestMemory.not_run(nodeid, not_run_reason))
     counts = dict.fromkeys(STATUSES, 0)
     outcomes: dict[str, int] = {}
-    worst: Mapping[str, Any] | None = None
+    worst: TestMemory | None = None
     peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)
     for test in ordered:  # one pass: a run has thousands of tests
-        counts[test["status"]] += 1
-        outcome = test["outcome"]
+        counts[test.status] += 1
+        outcome = test.outcome
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        delta = test["peak_delta"]
-        if delta is not None and (worst is None or delta > worst["peak_delta"]):
+        delta = test.peak_delta
+        if delta is not None and (worst is None or delta > (worst.peak_delta or 0)):
             worst = test
-        rss = test["rss_peak"]
+        rss = test.rss_peak
         if rss is not None and rss > peak:
             peak = rss
     return {
@@ -136,12 +181,12 @@ def build_report(
             "outcomes": outcomes,
             "peak_rss": peak,
             "worst": (
-                {"nodeid": worst["nodeid"], "peak_delta": worst["peak_delta"]}
+                {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta}
                 if worst is not None
                 else None
             ),
         },
-        "tests": ordered,
+        "tests": TestEntries(ordered),
         "alerts": [dict(alert) for alert in alerts],
         "workers": [dict(worker) for worker in workers],
     }
@@ -164,7 +209,7 @@ def encoded_report(report: Mapping[str, Any]) -> Iterator[str]:
     for key, value in report.items():
         yield f"{separator}{json.dumps(key)}: "
         separator = ",\n "
-        if isinstance(value, list) and value:
+        if isinstance(value, (list, TestEntries)) and value:
             between = "[\n  "
             for item in value:
                 yield between + json.dumps(item)

@@ -23,6 +23,7 @@ __all__ = [
     "merge_outcome",
     "report_outcome",
     "to_microsecond",
+    "to_millisecond",
 ]
 
 Status = Literal["ok", "warning", "over_budget", "leak", "aborted", "killed", "not_run"]
@@ -86,6 +87,11 @@ def to_microsecond(seconds: float) -> float:
     every test's entry of every run.
     """
     return int(seconds * 1_000_000 + 0.5) / 1_000_000
+
+
+def to_millisecond(time: float) -> float:
+    """A time (epoch seconds) rounded to the millisecond, as reports write it."""
+    return int(time * 1000 + 0.5) / 1000
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,7 @@ class TestMemory:
         if self.beside:
             entry["beside"] = list(self.beside)
         if self.started is not None:
-            entry["started"] = int(self.started * 1000 + 0.5) / 1000
+            entry["started"] = to_millisecond(self.started)
         return entry
 
     @classmethod

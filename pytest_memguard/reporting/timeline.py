@@ -1,7 +1,7 @@
 """The report's ``timeline``: each process's RSS over the run, and its stops, kills and recycles.
 
 What the HTML report draws, kept small: at most :data:`MAX_POINTS` samples a process.
-The samples are each test's RSS at the start and at the end of its body (from its entry:
+The samples are each test's RSS at the start and at the end of its body (from its result:
 ``started``, ``duration_s``, ``rss_start``, ``rss_end``), what the watchdogs sampled on
 the way (:class:`SampleBuffer`: the guard's readings as a test grows, the xdist
 controller's readings of each worker) and the alerts.  Thinning keeps the highest RSS
@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
+
+from .results import TestMemory, to_microsecond, to_millisecond
 
 __all__ = ["MAX_POINTS", "SampleBuffer", "build_timeline", "thin"]
 
@@ -65,48 +67,13 @@ class SampleBuffer:
             return list(self._samples)
 
 
-def _test_samples(test: Mapping[str, Any]) -> list[Sample]:
-    started = test.get("started")
-    if not isinstance(started, (int, float)):
-        return []
-    points = []
-    if isinstance(test.get("rss_start"), int):
-        points.append((float(started), int(test["rss_start"])))
-    ended = float(started) + float(test.get("duration_s") or 0.0)
-    if isinstance(test.get("rss_end"), int):
-        points.append((ended, int(test["rss_end"])))
-    return points
-
-
-def _events(
-    tests: Sequence[Mapping[str, Any]],
-    alerts: Sequence[Mapping[str, Any]],
-    workers: Sequence[Mapping[str, Any]],
-) -> list[dict[str, Any]]:
-    """Stops (a test ended by the guard), kills and recycles, with their times."""
-    events: list[dict[str, Any]] = []
-    last_end: dict[str, tuple[float, str]] = {}
-    for test in tests:
-        started = test.get("started")
-        if not isinstance(started, (int, float)):
-            continue
-        ended = float(started) + float(test.get("duration_s") or 0.0)
-        worker = str(test.get("worker") or "main")
-        if ended >= last_end.get(worker, (0.0, ""))[0]:
-            last_end[worker] = (ended, str(test["nodeid"]))
-        if test.get("status") == "aborted":
-            events.append(_event(ended, worker, "stop", test["nodeid"], test.get("message")))
-    for alert in alerts:
-        if alert.get("level") == "abort":
-            process = str(alert.get("process") or "main").split(" ", 1)[0]
-            time = float(alert.get("timestamp") or 0.0)
-            events.append(_event(time, process, "kill", alert.get("nodeid"), alert.get("message")))
-    for entry in workers:
-        name = str(entry.get("id"))
-        if entry.get("recycled") and name in last_end:
-            time, nodeid = last_end[name]
-            events.append(_event(time, name, "recycle", nodeid, entry.get("reason")))
-    return sorted(events, key=lambda event: float(event["time"]))
+def _span(test: TestMemory) -> tuple[float, float] | None:
+    """When ``test`` began and ended (epoch seconds, as its entry writes them); None when
+    unknown."""
+    if test.started is None:
+        return None
+    started = to_millisecond(test.started)
+    return started, started + to_microsecond(test.duration_s)
 
 
 def _event(time: float, process: str, kind: str, nodeid: Any, message: Any) -> dict[str, Any]:
@@ -121,7 +88,7 @@ def _event(time: float, process: str, kind: str, nodeid: Any, message: Any) -> d
 
 def build_timeline(
     *,
-    tests: Sequence[Mapping[str, Any]],
+    tests: Iterable[TestMemory],
     alerts: Sequence[Mapping[str, Any]] = (),
     workers: Sequence[Mapping[str, Any]] = (),
     samples: Mapping[str, Iterable[Sample]] | None = None,
@@ -129,19 +96,45 @@ def build_timeline(
 ) -> dict[str, Any]:
     """The report's ``timeline`` section: per process (``main`` or an xdist worker's id)
     its samples ``[time, rss]`` (epoch seconds rounded to the millisecond, bytes) in time
-    order, at most ``limit``; and the ``events`` (stop, kill, recycle)."""
+    order, at most ``limit``; and the ``events`` (stop, kill, recycle).
+
+    ``tests`` are read once, in one pass: the samples of each test are the start and end
+    of its body (``started``, ``duration_s``, ``rss_start``, ``rss_end``, as its entry
+    writes them).
+    """
     found: dict[str, list[Sample]] = {}
     for name, recorded in (samples or {}).items():
         found.setdefault(name, []).extend(recorded)
+    events: list[dict[str, Any]] = []
+    last_end: dict[str, tuple[float, str]] = {}
     for test in tests:
-        points = _test_samples(test)
-        if points:
-            found.setdefault(str(test.get("worker") or "main"), []).extend(points)
+        span = _span(test)
+        if span is None:
+            continue
+        started, ended = span
+        worker = test.worker or "main"
+        if test.rss_start is not None:
+            found.setdefault(worker, []).append((started, test.rss_start))
+        if test.rss_end is not None:
+            found.setdefault(worker, []).append((ended, test.rss_end))
+        if ended >= last_end.get(worker, (0.0, ""))[0]:
+            last_end[worker] = (ended, test.nodeid)
+        if test.status == "aborted":
+            events.append(_event(ended, worker, "stop", test.nodeid, test.message))
     for alert in alerts:
         rss, time = alert.get("rss"), alert.get("timestamp")
         if isinstance(rss, int) and rss > 0 and isinstance(time, (int, float)):
             process = str(alert.get("process") or "main").split(" ", 1)[0]
             found.setdefault(process, []).append((float(time), rss))
+        if alert.get("level") == "abort":
+            process = str(alert.get("process") or "main").split(" ", 1)[0]
+            time = float(alert.get("timestamp") or 0.0)
+            events.append(_event(time, process, "kill", alert.get("nodeid"), alert.get("message")))
+    for entry in workers:
+        name = str(entry.get("id"))
+        if entry.get("recycled") and name in last_end:
+            time, nodeid = last_end[name]
+            events.append(_event(time, name, "recycle", nodeid, entry.get("reason")))
     pids = {str(worker.get("id")): worker.get("pid") for worker in workers}
     processes = []
     for name in sorted(found):
@@ -153,4 +146,5 @@ def build_timeline(
                 "samples": [[round(time, 3), rss] for time, rss in points],
             }
         )
-    return {"processes": processes, "events": _events(tests, alerts, workers)}
+    events.sort(key=lambda event: float(event["time"]))
+    return {"processes": processes, "events": events}

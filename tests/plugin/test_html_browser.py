@@ -193,15 +193,16 @@ def _large_tests() -> list[TestMemory]:
 
 @pytest.fixture(scope="module")
 def large_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tests = _large_tests()
     report = build_report(
-        tests=[test.to_json() for test in _large_tests()],
+        tests=tests,
         environment={},
         config={"max": 2**30},
         started=1000.0,
         duration_s=5.0,
         interrupted=False,
     )
-    report["timeline"] = build_timeline(tests=report["tests"])
+    report["timeline"] = build_timeline(tests=tests)
     path = tmp_path_factory.mktemp("large") / "memguard.html"
     path.write_text(render_html(report))
     return path
@@ -278,13 +279,14 @@ def test_the_outcome_filter_keeps_the_tests_of_that_outcome(
 def test_a_report_with_odd_fields_opens_without_a_script_error(tmp_path: Path) -> None:
     tests = _large_tests()[:3]
     report = build_report(
-        tests=[test.to_json() for test in tests],
+        tests=tests,
         environment={},
         config={},
         started=1000.0,
         duration_s=1.0,
         interrupted=False,
     )
+    report["tests"] = list(report["tests"])  # as a file holds them, to edit
     report["tests"][0].update(outcome=None, status="x\" onmouseover='y'", nodeid="no-file")
     report["tests"][1].update(budget={"peak": "1 MB", "rss": 10**400}, peak_delta=-5)
     report["tests"][2].update(nodeid="</script>::x", duration_s="slow", message=7)

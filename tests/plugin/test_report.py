@@ -6,6 +6,8 @@ import json
 import os
 import stat
 import sys
+import weakref
+from typing import Any
 
 import pytest
 
@@ -414,3 +416,61 @@ def test_a_report_asked_for_and_not_written_is_never_exit_status_0(
             " the exit status says so (3)",
         ]
     )
+
+
+class _Entries:
+    """Counts the test entries made (``TestMemory.to_json``), and the most alive at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pytest_memguard.reporting.results import TestMemory
+
+        self.made = self.alive = self.most = 0
+        to_json = TestMemory.to_json
+
+        class Entry(dict):  # type: ignore[type-arg]  # a dict that can be weakly referenced
+            pass
+
+        def watched(result: TestMemory) -> dict[str, Any]:
+            entry = Entry(to_json(result))
+            self.made += 1
+            self.alive += 1
+            self.most = max(self.most, self.alive)
+            weakref.finalize(entry, self._gone)
+            return entry
+
+        monkeypatch.setattr(TestMemory, "to_json", watched)
+
+    def _gone(self) -> None:
+        self.alive -= 1
+
+
+@pytest.mark.parametrize("hook", [False, True], ids=["no report hook", "a report hook"])
+def test_the_reports_entries_are_made_one_at_a_time_unless_the_hook_reads_them(
+    pytester: pytest.Pytester, run: InnerSession, monkeypatch: pytest.MonkeyPatch, hook: bool
+) -> None:
+    """A run keeps its tests' results; the JSON and HTML reports make each entry as they
+    write it, never the list of them all (at 20,000 tests it is memory the run need not
+    hold: see benchmarks/run_memory.py).  A report hook is given the report with a plain
+    list of entries.  (pytest's cache is off: the peak history takes in its entries in a
+    list of its own.)"""
+    pytester.makepyfile("\n".join(f"def test_{i}(): pass" for i in range(40)))
+    if hook:
+        pytester.makeconftest(
+            """
+            def pytest_memguard_report(config, report):
+                assert type(report["tests"]) is list
+                return {"seen": [entry["nodeid"] for entry in report["tests"]][-1]}
+            """
+        )
+    entries = _Entries(monkeypatch)
+    result, report = run("--memguard-html=memguard.html", inprocess=True)
+    result.assert_outcomes(passed=40)
+    assert len(report["tests"]) == 40
+    assert (pytester.path / "memguard.html").read_text().count("test_39") >= 1
+    if hook:
+        assert report["extra"] == {"seen": report["tests"][-1]["nodeid"]}
+        assert entries.most >= 40, "the hook was given every entry at once"
+    else:
+        assert "extra" not in report
+        assert entries.made >= 40, "the JSON report made each entry"
+        assert entries.most <= 2, "one at a time, never the list of them all"

@@ -3,6 +3,7 @@ report and summary of a run built from a fake result source."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pytest_memguard.plugin.settings import Settings
 from pytest_memguard.plugin.state import VERDICTS, TestState, Verdict
 from pytest_memguard.plugin.summary import run_report, run_summary
 from pytest_memguard.probe.system import SystemMemory
-from pytest_memguard.reporting.report import environment
+from pytest_memguard.reporting.report import encode_report, environment
 from pytest_memguard.reporting.results import TestMemory, merge_outcome, report_outcome
 
 MiB = 1024**2
@@ -190,7 +191,7 @@ RESULTS = [
 def test_the_report_of_a_source_is_schema_valid_and_counts_outcomes() -> None:
     context = _context(RESULTS, ["t.py::a", "t.py::b", "t.py::c", "t.py::d"])
     report = run_report(context, interrupted=False, reason="", ended=1_700_000_010.0)
-    jsonschema.validate(report, load_schema())
+    jsonschema.validate(json.loads(encode_report(report)), load_schema())
     summary = report["summary"]
     assert summary["outcomes"] == {"passed": 1, "failed": 1, "xfailed": 1, "not_run": 1}
     assert summary["failed"] == 1

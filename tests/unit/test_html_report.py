@@ -10,7 +10,12 @@ from typing import Any
 from pytest_memguard.probe.system import SystemMemory
 from pytest_memguard.reporting.html_report import render_html
 from pytest_memguard.reporting.html_report.table import STATIC_ROWS
-from pytest_memguard.reporting.report import build_report, environment
+from pytest_memguard.reporting.report import (
+    TestEntries,
+    build_report,
+    encode_report,
+    environment,
+)
 from pytest_memguard.reporting.results import Budget, TestMemory
 from pytest_memguard.reporting.timeline import build_timeline
 
@@ -19,9 +24,10 @@ from ..sessions import validate
 MiB = 2**20
 
 
-def _report(*tests: TestMemory) -> dict[str, Any]:
+def _built(*tests: TestMemory) -> dict[str, Any]:
+    """The report as the plugin builds it: its entries made from the results as read."""
     report = build_report(
-        tests=[test.to_json() for test in tests],
+        tests=tests,
         environment=environment(
             SystemMemory(8 * 2**30, 4 * 2**30, "cgroup"), peak_method="exact", interrupt="signal"
         ),
@@ -40,7 +46,14 @@ def _report(*tests: TestMemory) -> dict[str, Any]:
         duration_s=3.0,
         interrupted=False,
     )
-    report["timeline"] = build_timeline(tests=report["tests"])
+    report["timeline"] = build_timeline(tests=tests)
+    return report
+
+
+def _report(*tests: TestMemory) -> dict[str, Any]:
+    """The report as a file holds it (its entries a list of dicts, to edit)."""
+    report = _built(*tests)
+    report["tests"] = list(report["tests"])
     return report
 
 
@@ -175,7 +188,7 @@ def test_kills_and_recycles_are_marked_in_their_workers_lanes() -> None:
     ]
     report["config"]["aggregate"] = 4 * 2**30
     report["timeline"] = build_timeline(
-        tests=report["tests"], alerts=report["alerts"], workers=report["workers"]
+        tests=tests, alerts=report["alerts"], workers=report["workers"]
     )
     validate(report)
     page = render_html(report)
@@ -376,11 +389,13 @@ def test_the_charts_keep_their_labels_inside_and_off_the_lane_names() -> None:
 
 
 def test_the_runs_own_report_gives_the_page_a_file_of_it_gives() -> None:
-    """The plugin renders the report it just built without reading each entry anew
-    (``own=True``): the page is the one ``memguard show --format html`` makes of it."""
+    """The plugin renders the report it just built from its results, without making its
+    entries: the page is the one ``memguard show --format html`` makes of its file."""
     tests = [
         *_tests(),
         TestMemory.not_run("t.py::test_never", "not run (interrupted)"),  # no "started"
     ]
-    report = _report(*tests)
-    assert render_html(report, own=True) == render_html(json.loads(json.dumps(report)))
+    report = _built(*tests)
+    assert isinstance(report["tests"], TestEntries)
+    written = json.loads(encode_report(report))
+    assert render_html(report) == render_html(written)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,14 @@ import pytest
 
 from pytest_memguard import Budget, ReportError, TestMemory, load_report
 from pytest_memguard.probe.system import SystemMemory
-from pytest_memguard.reporting.report import build_report, environment, write_report
+from pytest_memguard.reporting.html_report import render_html
+from pytest_memguard.reporting.report import (
+    build_report,
+    encode_report,
+    environment,
+    write_report,
+)
+from pytest_memguard.reporting.timeline import build_timeline
 
 from ..sessions import validate
 
@@ -33,7 +41,7 @@ def _result(nodeid: str, delta: int, status: str = "ok") -> TestMemory:
 
 def _report(results: list[TestMemory], collected: list[str]) -> dict[str, Any]:
     return build_report(
-        tests=[result.to_json() for result in results],
+        tests=results,
         collected=collected,
         environment=environment(
             SystemMemory(8 * 2**30, 4 * 2**30, "host"), peak_method="exact", interrupt="signal"
@@ -49,7 +57,7 @@ def test_report_validates_and_lists_every_collected_test() -> None:
     report = _report(
         [_result("t::b", 30 * MiB, "over_budget"), _result("t::a", MiB)], ["t::a", "t::b", "t::c"]
     )
-    validate(report)
+    validate(json.loads(encode_report(report)))
     assert [t["nodeid"] for t in report["tests"]] == ["t::a", "t::b", "t::c"]
     summary = report["summary"]
     assert summary["statuses"]["not_run"] == 1
@@ -85,7 +93,7 @@ def test_test_memory_round_trips_through_json() -> None:
 
 
 def test_the_written_report_reads_back_the_same_with_a_line_per_test(tmp_path: Path) -> None:
-    tests = [_result("t::a", MiB).to_json(), _result("t::b", 2 * MiB, "over_budget").to_json()]
+    tests = [_result("t::a", MiB), _result("t::b", 2 * MiB, "over_budget")]
     report = build_report(
         tests=tests,
         collected=["t::a", "t::b"],
@@ -96,6 +104,51 @@ def test_the_written_report_reads_back_the_same_with_a_line_per_test(tmp_path: P
         interrupted=False,
     )
     path = write_report(report, tmp_path / "out" / "report.json")
-    assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+    assert json.loads(path.read_text()) == {**report, "tests": [t.to_json() for t in tests]}
     lines = path.read_text().splitlines()
     assert len([line for line in lines if line.startswith('  {"nodeid"')]) == 2
+
+
+class _Entry(dict[str, Any]):
+    """A test entry that can be watched (a plain dict cannot be weakly referenced)."""
+
+
+class _Entries:
+    """Counts the test entries made, and the most alive at once."""
+
+    def __init__(self) -> None:
+        self.made = self.alive = self.most = 0
+
+    def make(self, result: TestMemory, to_json: Any) -> dict[str, Any]:
+        entry = _Entry(to_json(result))
+        self.made += 1
+        self.alive += 1
+        self.most = max(self.most, self.alive)
+        weakref.finalize(entry, self._gone)
+        return entry
+
+    def _gone(self) -> None:
+        self.alive -= 1
+
+
+def test_a_report_is_written_and_drawn_an_entry_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's report keeps its results, not their entries: the JSON file is written
+    making each entry as it goes (never the list of them all), the timeline and the page
+    are drawn from the results, and the file holds every entry in collection order."""
+    results = [_result(f"t::{i:03}", i * MiB) for i in range(100)]
+    expected = [result.to_json() for result in reversed(results)]
+    entries = _Entries()
+    to_json = TestMemory.to_json
+    monkeypatch.setattr(TestMemory, "to_json", lambda self: entries.make(self, to_json))
+    report = _report(results, [result.nodeid for result in reversed(results)])
+    report["timeline"] = build_timeline(tests=results)
+    assert entries.made == 0
+    path = write_report(report, tmp_path / "r.json")
+    assert entries.made == 100, "each entry made once"
+    assert entries.most <= 2, "one at a time (the next is made as the last is written)"
+    page = render_html(report)
+    assert entries.made == 100, "the page made no entry"
+    assert page.count("t::") > 100
+    assert load_report(path)["tests"] == expected

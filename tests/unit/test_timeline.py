@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_memguard.reporting.results import Status, TestMemory
 from pytest_memguard.reporting.timeline import SampleBuffer, build_timeline, thin
 
 MiB = 2**20
@@ -27,17 +28,17 @@ def test_a_sample_buffer_stays_bounded_however_many_samples_come() -> None:
     assert kept[-1] == (5000.0, 1000 * MiB)
 
 
-def _test(nodeid: str, worker: str, started: float, status: str = "ok") -> dict[str, object]:
-    return {
-        "nodeid": nodeid,
-        "worker": worker,
-        "started": started,
-        "duration_s": 0.5,
-        "rss_start": 50 * MiB,
-        "rss_end": 60 * MiB,
-        "status": status,
-        "message": None,
-    }
+def _test(nodeid: str, worker: str, started: float, status: Status = "ok") -> TestMemory:
+    return TestMemory(
+        nodeid,
+        "passed",
+        status,
+        worker,
+        0.5,
+        started=started,
+        rss_start=50 * MiB,
+        rss_end=60 * MiB,
+    )
 
 
 def test_each_process_has_a_lane_of_its_tests_starts_and_ends_and_watched_samples() -> None:
@@ -54,7 +55,7 @@ def test_stops_kills_and_recycles_are_marked_in_time_order() -> None:
     tests = [
         _test("t.py::runaway", "gw0", 10.0, status="aborted"),
         _test("t.py::heavy", "gw1", 11.0),
-        {"nodeid": "t.py::killed", "worker": "gw2", "duration_s": 0.0, "status": "killed"},
+        TestMemory("t.py::killed", "failed", "killed", "gw2", 0.0),
     ]
     alerts = [
         {

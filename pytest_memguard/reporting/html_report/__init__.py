@@ -16,18 +16,18 @@ it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
 from ...core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUSES
+from ..results import FAILING_STATUSES, STATUSES, TestMemory
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart
 from .shape import normalised
 from .table import css, table, word
 
-__all__ = ["render_html"]
+__all__ = ["html_pieces", "render_html"]
 
 #: The limits of the summary: report config key, label, settings source key.
 _LIMITS: Final = (
@@ -105,19 +105,19 @@ def _limits(report: Mapping[str, Any]) -> str:
 
 def _default_leak_budget(report: Mapping[str, Any]) -> int | None:
     """The leak budget leak mode gave the tests without a marker (the most common one)."""
-    budgets = [(t.get("budget") or {}).get("leak") for t in report.get("tests") or ()]
-    found = [b for b in budgets if isinstance(b, int)]
+    tests: Sequence[TestMemory] = report["tests"]
+    found = [t.budget.leak for t in tests if t.budget.leak is not None]
     return max(set(found), key=found.count) if found else None
 
 
-def _failures(tests: Sequence[Mapping[str, Any]]) -> str:
-    failing = [test for test in tests if test.get("status") in FAILING_STATUSES]
+def _failures(tests: Sequence[TestMemory]) -> str:
+    failing = [test for test in tests if test.status in FAILING_STATUSES]
     if not failing:
         return '<section id="failures"><h2>Memory failures</h2><p class="empty">None.</p></section>'
     items = "".join(
-        f'<tr class="fail"><td class="status">{escape(word(str(test["status"])))}</td>'
-        f'<td class="test">{escape(str(test["nodeid"]))}</td>'
-        f"<td>{escape(str(test.get('message') or ''))}</td></tr>"
+        f'<tr class="fail"><td class="status">{escape(word(test.status))}</td>'
+        f'<td class="test">{escape(test.nodeid)}</td>'
+        f"<td>{escape(test.message or '')}</td></tr>"
         for test in failing
     )
     return (
@@ -128,24 +128,21 @@ def _failures(tests: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _baseline_peaks(baseline: Mapping[str, Any]) -> dict[str, int]:
-    return {
-        str(test["nodeid"]): int(test["peak_delta"])
-        for test in baseline.get("tests") or ()
-        if isinstance(test.get("peak_delta"), int)
-    }
+    tests: Sequence[TestMemory] = baseline["tests"]
+    return {test.nodeid: test.peak_delta for test in tests if test.peak_delta is not None}
 
 
-def _leak_sites(tests: Sequence[Mapping[str, Any]]) -> str:
-    leaks = [test for test in tests if test.get("status") == "leak"]
+def _leak_sites(tests: Sequence[TestMemory]) -> str:
+    leaks = [test for test in tests if test.status == "leak"]
     if not leaks:
         return ""
     blocks = []
     for test in leaks:
-        sites = test.get("sites") or ()
+        sites = test.sites
         lines = "".join(
-            f"<tr><td>{escape(str(site.get('file')))}:{int(site.get('line') or 0)}</td>"
-            f"<td class='num'>{escape(format_size(site.get('size')))}</td>"
-            f"<td class='num'>{int(site.get('count') or 0)}</td></tr>"
+            f"<tr><td>{escape(site.file)}:{site.line}</td>"
+            f"<td class='num'>{escape(format_size(site.size))}</td>"
+            f"<td class='num'>{site.count}</td></tr>"
             for site in sites
         )
         table = (
@@ -155,8 +152,8 @@ def _leak_sites(tests: Sequence[Mapping[str, Any]]) -> str:
             else '<p class="empty">No site was traced.</p>'
         )
         blocks.append(
-            f"<h3>{escape(str(test['nodeid']))}</h3>"
-            f"<p>retained {escape(format_size(test.get('leaked')))}</p>{table}"
+            f"<h3>{escape(test.nodeid)}</h3>"
+            f"<p>retained {escape(format_size(test.leaked))}</p>{table}"
         )
     return f'<section id="leaks"><h2>Leak sites</h2>{"".join(blocks)}</section>'
 
@@ -190,22 +187,31 @@ def _environment(report: Mapping[str, Any]) -> str:
     return f"<footer>{escape('; '.join(words))}. Written by pytest-memguard.</footer>"
 
 
-def render_html(
-    report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None, *, own: bool = False
-) -> str:
+def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
     """The HTML page of ``report`` (a loaded JSON report); with ``baseline`` (another
     report), the table also shows each test's change of peak growth against it.
 
     ASCII only (other characters are character references), so it can go to any stream.
     Fields of the wrong type are read as unknown (see :mod:`.shape`); it does not raise.
-    ``own``: the report the plugin just built, whose entries need no such reading.
     """
-    report = normalised(report, own=own)
-    tests: list[Mapping[str, Any]] = report["tests"]
+    return "".join(html_pieces(report, baseline))
+
+
+def html_pieces(
+    report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None
+) -> Iterator[str]:
+    """:func:`render_html`'s page in pieces, to be written as they come: the page of a run
+    of thousands of tests is never one string in memory.
+
+    The report the plugin just built is read from its results (see
+    :class:`~..report.TestEntries`): its entries are not made for the page.
+    """
+    report = normalised(report)
+    tests: list[TestMemory] = report["tests"]
     peaks = None if baseline is None else _baseline_peaks(normalised(baseline))
     interrupted = " (interrupted)" if report.get("interrupted") else ""
     created = escape(str(report.get("created") or ""))
-    page = (
+    head = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>pytest-memguard report {created}</title>"
@@ -215,7 +221,16 @@ def render_html(
         f"{_summary(report)}{_failures(tests)}"
         f'<section id="heaviest"><h2>Heaviest tests</h2>{bar_chart(tests)}</section>'
         f'<section id="timeline"><h2>RSS over the run</h2>{timeline_chart(report)}</section>'
-        f"{table(tests, peaks)}{_leak_sites(tests)}{_alerts(report)}"
+    )
+    yield _ascii(head)
+    for piece in table(tests, peaks):  # the most of the page: a column at a time
+        yield _ascii(piece)
+    yield _ascii(
+        f"{_leak_sites(tests)}{_alerts(report)}"
         f"{_environment(report)}<script>{SCRIPT}</script></body></html>\n"
     )
-    return page.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _ascii(text: str) -> str:
+    """``text`` with every character outside ASCII as a character reference."""
+    return text if text.isascii() else text.encode("ascii", "xmlcharrefreplace").decode()

@@ -9,12 +9,14 @@ not grow with the suite; every label stays inside its chart and off the lane's n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
 from ...core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUS_WORDS
+from ..results import FAILING_STATUSES, STATUS_WORDS, TestMemory
+from .shape import began, took
 
 __all__ = ["bar_chart", "timeline_chart"]
 
@@ -49,17 +51,17 @@ def _status_class(status: str) -> str:
     return "fail" if status in FAILING_STATUSES else status
 
 
-def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
+def bar_chart(tests: Sequence[TestMemory], top: int = TOP_BARS) -> str:
     """A horizontal bar per test with the largest peak growth (``top`` of them), its child
     processes' peak stacked after it (they count against its budget), its peak budget
     marked on the bar's scale; empty when no test was measured."""
-    measured = [test for test in tests if isinstance(test.get("peak_delta"), int)]
-    heaviest = sorted(measured, key=lambda test: -int(test["peak_delta"]))[:top]
+    measured = [test for test in tests if test.peak_delta is not None]
+    heaviest = sorted(measured, key=lambda test: -(test.peak_delta or 0))[:top]
     if not heaviest:
         return '<p class="empty">No test has a measured peak growth.</p>'
-    budgets = [(test.get("budget") or {}).get("peak") for test in heaviest]
-    children = [max(0, int(test.get("children_peak") or 0)) for test in heaviest]
-    totals = [int(test["peak_delta"]) + kids for test, kids in zip(heaviest, children, strict=True)]
+    budgets = [test.budget.peak for test in heaviest]
+    children = [max(0, test.children_peak or 0) for test in heaviest]
+    totals = [(test.peak_delta or 0) + kids for test, kids in zip(heaviest, children, strict=True)]
     scale = max(totals + [b for b in budgets if b]) or 1
     plot = WIDTH - _LABEL - 90
     height = len(heaviest) * _BAR + 24
@@ -69,12 +71,12 @@ def bar_chart(tests: Sequence[Mapping[str, Any]], top: int = TOP_BARS) -> str:
     ]
     for index, (test, budget, kids) in enumerate(zip(heaviest, budgets, children, strict=True)):
         y = index * _BAR + 4
-        delta = max(0, int(test["peak_delta"]))
+        delta = max(0, test.peak_delta or 0)
         width = max(1.0, plot * delta / scale)
         extra = plot * kids / scale
-        name = str(test["nodeid"])
+        name = test.nodeid
         short = name if len(name) <= 52 else "\u2026" + name[-51:]
-        status = str(test.get("status") or "ok")
+        status = test.status
         tip = f"{name}: peak growth {format_size(delta)}"
         tip += f", child processes {format_size(kids)}" if kids else ""
         tip += f", budget {format_size(budget)}" if budget else ", no peak budget"
@@ -135,16 +137,18 @@ class _Scale:
 
 def _time_range(
     processes: Sequence[Mapping[str, Any]],
-    tests: Sequence[Mapping[str, Any]],
+    tests: Sequence[TestMemory],
     events: Sequence[Mapping[str, Any]],
 ) -> tuple[float, float]:
     times = [float(s[0]) for p in processes for s in p.get("samples") or ()]
-    for test in tests:
-        started = test.get("started")
-        if isinstance(started, (int, float)):
-            times += [float(started), float(started) + float(test.get("duration_s") or 0)]
     times += [float(event["time"]) for event in events]
-    return (min(times), max(times)) if times else (0.0, 1.0)
+    low, high = min(times, default=math.inf), max(times, default=-math.inf)
+    for test in tests:  # thousands: no list of their times
+        started = began(test)
+        if started is not None:
+            ended = started + took(test)
+            low, high = min(low, started, ended), max(high, started, ended)
+    return (low, high) if low <= high else (0.0, 1.0)
 
 
 def _axes(scale: _Scale, name: str) -> list[str]:
@@ -174,20 +178,20 @@ def _axes(scale: _Scale, name: str) -> list[str]:
     return parts
 
 
-def _spans(tests: Sequence[Mapping[str, Any]], scale: _Scale, start: float) -> list[str]:
+def _spans(tests: Sequence[TestMemory], scale: _Scale, start: float) -> list[str]:
     """Each test's span, its peak as a band; the nodeid on hover."""
     parts = []
     for test in tests:
-        began = float(test["started"])
-        x1, x2 = scale.x(began), scale.x(began + float(test["duration_s"] or 0))
+        first, duration = began(test) or 0.0, took(test)
+        x1, x2 = scale.x(first), scale.x(first + duration)
         width = max(x2 - x1, 0.8)
-        peak = test.get("rss_peak")
-        status = str(test.get("status") or "ok")
+        peak = test.rss_peak
+        status = test.status
         tip = (
-            f"{test['nodeid']}\nstarted at {began - start:.3f} s,"
-            f" took {float(test['duration_s'] or 0):.3f} s"
-            f"\nRSS {format_size(test.get('rss_start'))}"
-            f" -> peak {format_size(peak)} -> {format_size(test.get('rss_end'))}"
+            f"{test.nodeid}\nstarted at {first - start:.3f} s,"
+            f" took {duration:.3f} s"
+            f"\nRSS {format_size(test.rss_start)}"
+            f" -> peak {format_size(peak)} -> {format_size(test.rss_end)}"
             f" ({STATUS_WORDS.get(status, status)})"
         )
         parts.append(
@@ -208,28 +212,28 @@ def _spans(tests: Sequence[Mapping[str, Any]], scale: _Scale, start: float) -> l
     return parts
 
 
-def _groups(tests: Sequence[Mapping[str, Any]], scale: _Scale) -> list[str]:
+def _groups(tests: Sequence[TestMemory], scale: _Scale) -> list[str]:
     """The tests in groups of :data:`_GROUP` pixels of time: each group's span up to its
     highest peak, marked failed when one of its tests failed; its count, its heaviest
     test and its memory failures on hover."""
-    groups: dict[int, list[Mapping[str, Any]]] = {}
+    groups: dict[int, list[TestMemory]] = {}
     for test in tests:
-        groups.setdefault(int((scale.x(float(test["started"])) - _LEFT) // _GROUP), []).append(test)
+        groups.setdefault(int((scale.x(began(test) or 0.0) - _LEFT) // _GROUP), []).append(test)
     parts = []
     for key in sorted(groups):
         members = groups[key]
         x1 = _LEFT + key * _GROUP
-        end = max(float(t["started"]) + float(t["duration_s"] or 0) for t in members)
+        end = max((began(t) or 0.0) + took(t) for t in members)
         width = max(scale.x(end) - x1, float(_GROUP))
-        measured = [t for t in members if isinstance(t.get("rss_peak"), int)]
-        heaviest = max(measured, key=lambda t: int(t["rss_peak"]), default=None)
-        failing = [t for t in members if t.get("status") in FAILING_STATUSES]
+        measured = [t for t in members if t.rss_peak is not None]
+        heaviest = max(measured, key=lambda t: t.rss_peak or 0, default=None)
+        failing = [t for t in members if t.status in FAILING_STATUSES]
         tip = f"{len(members)} tests"
         if heaviest is not None:
-            tip += f"\nhighest peak RSS {format_size(heaviest['rss_peak'])}: {heaviest['nodeid']}"
+            tip += f"\nhighest peak RSS {format_size(heaviest.rss_peak)}: {heaviest.nodeid}"
         if failing:
             tip += f"\n{len(failing)} memory failure(s): " + ", ".join(
-                str(t["nodeid"]) for t in failing[:3]
+                t.nodeid for t in failing[:3]
             )
             tip += ", ..." if len(failing) > 3 else ""
         kind = "fail" if failing else "ok"
@@ -239,7 +243,7 @@ def _groups(tests: Sequence[Mapping[str, Any]], scale: _Scale) -> list[str]:
             f' height="{scale.height}"></rect>'
         )
         if heaviest is not None:
-            y = scale.y(int(heaviest["rss_peak"]))
+            y = scale.y(heaviest.rss_peak or 0)
             parts.append(
                 f'<rect class="peak" x="{x1:.1f}" y="{y:.1f}" width="{width:.1f}"'
                 f' height="{_TOP + scale.height - y:.1f}"></rect>'
@@ -251,7 +255,7 @@ def _groups(tests: Sequence[Mapping[str, Any]], scale: _Scale) -> list[str]:
 def _lane(
     name: str,
     samples: Sequence[Sequence[Any]],
-    tests: Sequence[Mapping[str, Any]],
+    tests: Sequence[TestMemory],
     events: Sequence[Mapping[str, Any]],
     config: Mapping[str, Any],
     start: float,
@@ -315,11 +319,11 @@ def timeline_chart(report: Mapping[str, Any]) -> str:
     timeline = report.get("timeline") or {}
     processes: list[Mapping[str, Any]] = list(timeline.get("processes") or ())
     events: list[Mapping[str, Any]] = list(timeline.get("events") or ())
-    tests: list[Mapping[str, Any]] = list(report.get("tests") or ())
-    by_process: dict[str, list[Mapping[str, Any]]] = {}
+    tests: Sequence[TestMemory] = report["tests"]
+    by_process: dict[str, list[TestMemory]] = {}
     for test in tests:
-        if isinstance(test.get("started"), (int, float)):
-            by_process.setdefault(str(test.get("worker") or "main"), []).append(test)
+        if test.started is not None:
+            by_process.setdefault(test.worker or "main", []).append(test)
     names = sorted({*(str(p["process"]) for p in processes), *by_process})
     if not names:
         return '<p class="empty">This report has no timeline (written by an older version).</p>'
@@ -329,7 +333,7 @@ def timeline_chart(report: Mapping[str, Any]) -> str:
     # One scale for every lane: the workers are compared at a glance.
     highest = max(
         [int(s[1]) for lane in samples.values() for s in lane]
-        + [int(test.get("rss_peak") or 0) for test in tests]
+        + [test.rss_peak or 0 for test in tests]
         + [1]
     )
     lanes = [

@@ -12,13 +12,22 @@ from the tests.  The page's code then reads fields without guarding each one.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from ...core.sites import Site
 from ...core.sizes import MAX_SIZE
-from ..results import FAILING_STATUSES, STATUSES
+from ..report import TestEntries
+from ..results import (
+    FAILING_STATUSES,
+    STATUSES,
+    Budget,
+    TestMemory,
+    to_microsecond,
+    to_millisecond,
+)
 
-__all__ = ["normalised"]
+__all__ = ["began", "normalised", "took"]
 
 #: The config keys holding sizes (bytes), as the page shows them.
 _SIZES: Final = (
@@ -31,17 +40,6 @@ _SIZES: Final = (
     "min_free",
     "recycle",
 )
-#: A test entry's sizes and its budget's.
-_TEST_SIZES: Final = (
-    "rss_start",
-    "rss_end",
-    "rss_peak",
-    "peak_delta",
-    "children_peak",
-    "heap_peak",
-    "leaked",
-)
-_BUDGETS: Final = ("peak", "leak", "heap", "rss")
 #: Past this many seconds a time (epoch) or a duration is not one a run had (year 2286).
 _MAX_SECONDS: Final = 1e10
 
@@ -83,60 +81,81 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _site(value: object) -> dict[str, Any] | None:
+def _site(value: object) -> Site | None:
     if not isinstance(value, Mapping):
         return None
-    return {
-        "file": _text(value.get("file"), "?"),
-        "line": _count(value.get("line")) or 0,
-        "size": _size(value.get("size")),
-        "count": _count(value.get("count")) or 0,
-    }
+    return Site(
+        file=_text(value.get("file"), "?"),
+        line=_count(value.get("line")) or 0,
+        size=_size(value.get("size")) or 0,
+        count=_count(value.get("count")) or 0,
+    )
 
 
-def _test(value: object) -> dict[str, Any] | None:
+def _test(value: object) -> TestMemory | None:
     if not isinstance(value, Mapping) or not isinstance(value.get("nodeid"), str):
         return None
     budget = _mapping(value.get("budget"))
-    test: dict[str, Any] = {
-        "nodeid": value["nodeid"],
-        "status": _text(value.get("status"), "ok") or "ok",
-        "outcome": _text(value.get("outcome"), "unknown") or "unknown",
-        "worker": _text(value.get("worker"), "main") or "main",
-        "duration_s": max(0.0, _seconds(value.get("duration_s")) or 0.0),
-        "started": _seconds(value.get("started")),
-        "message": _optional_text(value.get("message")),
-        "budget": {key: _size(budget.get(key)) for key in _BUDGETS},
-        "sites": [site for site in map(_site, _list(value.get("sites"))) if site is not None],
-    }
-    test.update({key: _size(value.get(key)) for key in _TEST_SIZES})
-    return test
+    status: Any = _text(value.get("status"), "ok") or "ok"  # one of another version too
+    return TestMemory(
+        nodeid=value["nodeid"],
+        status=status,
+        outcome=_text(value.get("outcome"), "unknown") or "unknown",
+        worker=_text(value.get("worker"), "main") or "main",
+        duration_s=max(0.0, _seconds(value.get("duration_s")) or 0.0),
+        started=_seconds(value.get("started")),
+        message=_optional_text(value.get("message")),
+        budget=Budget(
+            peak=_size(budget.get("peak")),
+            leak=_size(budget.get("leak")),
+            heap=_size(budget.get("heap")),
+            rss=_size(budget.get("rss")),
+        ),
+        sites=tuple(site for site in map(_site, _list(value.get("sites"))) if site is not None),
+        rss_start=_size(value.get("rss_start")),
+        rss_end=_size(value.get("rss_end")),
+        rss_peak=_size(value.get("rss_peak")),
+        peak_delta=_size(value.get("peak_delta")),
+        children_peak=_size(value.get("children_peak")),
+        heap_peak=_size(value.get("heap_peak")),
+        leaked=_size(value.get("leaked")),
+    )
 
 
-def _summary(value: object, tests: list[dict[str, Any]]) -> dict[str, Any]:
+def began(test: TestMemory) -> float | None:
+    """When ``test`` began (epoch seconds), as its entry writes it; None when unknown."""
+    return None if test.started is None else to_millisecond(test.started)
+
+
+def took(test: TestMemory) -> float:
+    """How long ``test`` took (seconds), as its entry writes it."""
+    return to_microsecond(test.duration_s)
+
+
+def _summary(value: object, tests: Sequence[TestMemory]) -> dict[str, Any]:
     given = _mapping(value)
     counted = {status: 0 for status in STATUSES}
     for test in tests:
-        if test["status"] in counted:
-            counted[test["status"]] += 1
+        if test.status in counted:
+            counted[test.status] += 1
     statuses = _mapping(given.get("statuses"))
     written = {status: _count(statuses.get(status)) for status in STATUSES}
-    measured = [t for t in tests if t["peak_delta"] is not None]
-    heaviest = max(measured, key=lambda t: int(t["peak_delta"]), default=None)
+    measured = [t for t in tests if t.peak_delta is not None]
+    heaviest = max(measured, key=lambda t: int(t.peak_delta or 0), default=None)
     worst = _mapping(given.get("worst"))
     if isinstance(worst.get("nodeid"), str):
         worst_entry = {"nodeid": worst["nodeid"], "peak_delta": _size(worst.get("peak_delta"))}
     elif heaviest is not None:
-        worst_entry = {"nodeid": heaviest["nodeid"], "peak_delta": heaviest["peak_delta"]}
+        worst_entry = {"nodeid": heaviest.nodeid, "peak_delta": heaviest.peak_delta}
     else:
         worst_entry = None
-    peaks = [t["rss_peak"] for t in tests if t["rss_peak"] is not None]
+    peaks = [t.rss_peak for t in tests if t.rss_peak is not None]
     tests_count, failed = _count(given.get("tests")), _count(given.get("failed"))
     peak_rss = _size(given.get("peak_rss"))
     return {
         "tests": len(tests) if tests_count is None else tests_count,
         "failed": (
-            sum(1 for t in tests if t["status"] in FAILING_STATUSES) if failed is None else failed
+            sum(1 for t in tests if t.status in FAILING_STATUSES) if failed is None else failed
         ),
         "statuses": {s: counted[s] if written[s] is None else written[s] for s in STATUSES},
         "peak_rss": max(peaks, default=None) if peak_rss is None else peak_rss,
@@ -207,25 +226,19 @@ def _alert(value: object) -> dict[str, Any] | None:
     }
 
 
-def _own_test(test: dict[str, Any]) -> dict[str, Any]:
-    """An entry this version wrote, as :func:`_test` reads it: the same dict, unless it
-    lacks a start (a test that never ran) or a worker (one the run never reached)."""
-    if "started" in test and test["worker"]:
-        return test
-    return {**test, "started": test.get("started"), "worker": test["worker"] or "main"}
+def normalised(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``report`` the page reads, each of its type (see the module docstring);
+    its ``tests`` are :class:`~..results.TestMemory`.
 
-
-def normalised(report: Mapping[str, Any], *, own: bool = False) -> dict[str, Any]:
-    """The fields of ``report`` the page reads, each of its type (see the module docstring).
-
-    :param own: the report this version of memguard just built (not read from a file):
-        its test entries have every field of its type already, and are used as they are
-        (a run of thousands of tests is not copied entry by entry)
+    The report this version of memguard just built has its results already
+    (:class:`~..report.TestEntries`): they are used as they are, not copied (a run has
+    thousands of tests).
     """
-    if own:
-        tests = [_own_test(test) for test in report["tests"]]
+    given = report.get("tests")
+    if isinstance(given, TestEntries):
+        tests = list(given.results)
     else:
-        tests = [test for test in map(_test, _list(report.get("tests"))) if test is not None]
+        tests = [test for test in map(_test, _list(given)) if test is not None]
     workers = [
         {"id": worker["id"]}
         for worker in _list(report.get("workers"))

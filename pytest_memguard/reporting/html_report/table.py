@@ -12,17 +12,20 @@ there are; every row the script draws has the same HTML as these.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from html import escape
 from typing import Any, Final
 
 from ...core.sizes import format_size
-from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES
+from ..results import FAILING_STATUSES, STATUS_WORDS, STATUSES, TestMemory
+from .shape import took
 
 __all__ = ["STATIC_ROWS", "table"]
 
 #: Rows written as HTML, for a reader without a script; the script draws every row.
 STATIC_ROWS: Final = 100
+#: The tests whose column values are written as one piece of the page.
+_SLICE: Final = 2000
 #: Table columns: key (for sorting and the address fragment), heading, numeric.
 _COLUMNS: Final = (
     ("status", "Status", False),
@@ -41,8 +44,6 @@ _OUTCOMES: Final = ("passed", "failed", "error", "skipped", "xfailed", "xpassed"
 #: Sorting by status: the worst first (descending).
 _RANK: Final[dict[str, int]] = {status: i for i, status in enumerate(reversed(STATUSES))}
 _WORDS: Final[dict[str, str]] = dict(STATUS_WORDS)
-#: The size fields of the table, by column.
-_SIZES: Final = (("peak", "peak_delta"), ("rss", "rss_peak"), ("heap", "heap_peak"))
 
 
 def word(status: str) -> str:
@@ -74,84 +75,95 @@ def _change(now: object, before: int | None) -> tuple[str, str]:
     return str(delta), f'<span class="{kind}">{escape(text)}</span>'
 
 
-def _row(test: Mapping[str, Any], peaks: dict[str, int] | None) -> str:
+def _row(test: TestMemory, peaks: dict[str, int] | None) -> str:
     """A test's row (the script's ``row()`` writes the same)."""
-    status, outcome = str(test["status"]), str(test["outcome"])
-    budget, cap = test["budget"]["peak"], test["budget"]["rss"]
-    duration = float(test["duration_s"])
+    status, outcome = test.status, test.outcome
+    budget, cap = test.budget.peak, test.budget.rss
+    duration = took(test)
     cells = [
         f'<td class="status" data-v="{_RANK.get(status, 0)}">{escape(word(status))}</td>',
         f'<td class="outcome {_outcome_class(outcome)}">{escape(outcome)}</td>',
-        f'<td class="test">{escape(test["nodeid"])}</td>',
+        f'<td class="test">{escape(test.nodeid)}</td>',
     ]
-    for field in ("peak_delta", "rss_peak", "heap_peak", "leaked"):
-        value = test[field]
+    for value in (test.peak_delta, test.rss_peak, test.heap_peak, test.leaked):
         cells.append(f'<td class="num" data-v="{_num(value)}">{escape(format_size(value))}</td>')
     cells.append(f'<td class="num" data-v="{duration!r}">{duration:.3f} s</td>')
     shown = format_size(budget) + (f" (RSS cap {format_size(cap)})" if cap else "")
     cells.append(f'<td class="num" data-v="{_num(budget)}">{escape(shown)}</td>')
-    cells.append(f"<td>{escape(test['worker'])}</td>")
+    cells.append(f"<td>{escape(test.worker or 'main')}</td>")
     if peaks is not None:
-        value, html = _change(test["peak_delta"], peaks.get(test["nodeid"]))
-        cells.append(f'<td class="num" data-v="{value}">{html}</td>')
-    title = escape(test["nodeid"] + (f"\n{test['message']}" if test["message"] else ""), quote=True)
+        change, html = _change(test.peak_delta, peaks.get(test.nodeid))
+        cells.append(f'<td class="num" data-v="{change}">{html}</td>')
+    title = escape(test.nodeid + (f"\n{test.message}" if test.message else ""), quote=True)
     return (
         f'<tr class="{escape(css(status), quote=True)}"'
         f' data-status="{escape(status, quote=True)}" title="{title}">' + "".join(cells) + "</tr>"
     )
 
 
-def _names(values: Sequence[str], first: Sequence[str] = ()) -> list[str]:
+def _names(values: Iterable[str], first: Sequence[str] = ()) -> list[str]:
     """The distinct ``values``: those of ``first`` in its order, then the rest by name."""
     found = set(values)
     return [v for v in first if v in found] + sorted(found.difference(first))
 
 
-def _data(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> dict[str, Any]:
-    """The table's columns, for the script (see the module docstring)."""
-    statuses = _names([str(t["status"]) for t in tests], STATUSES)
-    outcomes = _names([str(t["outcome"]) for t in tests], _OUTCOMES)
-    workers = _names([str(t["worker"]) for t in tests])
-    files = _names([t["nodeid"].partition("::")[0] for t in tests])
-    at_file = {name: i for i, name in enumerate(files)}
-    file = [at_file[t["nodeid"].partition("::")[0]] for t in tests]
-    index = {name: i for i, name in enumerate(statuses)}
+def _columns(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> Iterator[str]:
+    """The table's columns, for the script (see the module docstring): the JSON text of
+    one object, in pieces of :data:`_SLICE` tests (at 20,000 tests, the columns all at
+    once, their text and the page around it were most of what the run's end held)."""
+    statuses = _names({t.status for t in tests}, STATUSES)
+    outcomes = _names({t.outcome for t in tests}, _OUTCOMES)
+    workers = _names({t.worker or "main" for t in tests})
+    files = _names({t.nodeid.partition("::")[0] for t in tests})
+    at_status = {name: i for i, name in enumerate(statuses)}
     at_outcome = {name: i for i, name in enumerate(outcomes)}
     at_worker = {name: i for i, name in enumerate(workers)}
-    data: dict[str, Any] = {
-        "statuses": [
-            [status, word(status), css(status), _RANK.get(status, 0)] for status in statuses
-        ],
-        "outcomes": [[outcome, _outcome_class(outcome)] for outcome in outcomes],
-        "workers": workers,
-        # A nodeid as its file's index and the rest: the file's path is written once.
-        "files": files,
-        "file": file,
-        "test": [t["nodeid"][len(files[i]) :] for t, i in zip(tests, file, strict=True)],
-        "status": [index[str(t["status"])] for t in tests],
-        "outcome": [at_outcome[str(t["outcome"])] for t in tests],
-        "worker": [at_worker[str(t["worker"])] for t in tests],
-        "duration": [float(t["duration_s"]) for t in tests],
-        "budget": [t["budget"]["peak"] for t in tests],
-        "cap": {str(i): t["budget"]["rss"] for i, t in enumerate(tests) if t["budget"]["rss"]},
-        "messages": {str(i): t["message"] for i, t in enumerate(tests) if t["message"]},
-    }
-    for key, field in (*_SIZES, ("retained", "leaked")):
-        data[key] = [t[field] for t in tests]
+    at_file = {name: i for i, name in enumerate(files)}
+    ranked = [[status, word(status), css(status), _RANK.get(status, 0)] for status in statuses]
+    yield f'{{"statuses":{_json(ranked)}'
+    yield f',"outcomes":{_json([[outcome, _outcome_class(outcome)] for outcome in outcomes])}'
+    yield f',"workers":{_json(workers)}'
+    # A nodeid as its file's index and the rest: the file's path is written once.
+    yield f',"files":{_json(files)}'
+    yield from _column("file", tests, lambda t: at_file[t.nodeid.partition("::")[0]])
+    yield from _column("test", tests, lambda t: t.nodeid[len(t.nodeid.partition("::")[0]) :])
+    yield from _column("status", tests, lambda t: at_status[t.status])
+    yield from _column("outcome", tests, lambda t: at_outcome[t.outcome])
+    yield from _column("worker", tests, lambda t: at_worker[t.worker or "main"])
+    yield from _column("duration", tests, took)
+    yield from _column("budget", tests, lambda t: t.budget.peak)
+    caps = {str(i): t.budget.rss for i, t in enumerate(tests) if t.budget.rss}
+    yield f',"cap":{_json(caps)}'
+    yield f',"messages":{_json({str(i): t.message for i, t in enumerate(tests) if t.message})}'
+    yield from _column("peak", tests, lambda t: t.peak_delta)
+    yield from _column("rss", tests, lambda t: t.rss_peak)
+    yield from _column("heap", tests, lambda t: t.heap_peak)
+    yield from _column("retained", tests, lambda t: t.leaked)
     if peaks is not None:
-        data["before"] = [peaks.get(t["nodeid"]) for t in tests]
-    return data
+        yield from _column("before", tests, lambda t: peaks.get(t.nodeid))
+    yield "}"
 
 
-def _script_json(data: Mapping[str, Any]) -> str:
-    """``data`` as JSON text that cannot end its ``<script>`` element (nor be HTML)."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+def _column(
+    key: str, tests: Sequence[TestMemory], value: Callable[[TestMemory], Any]
+) -> Iterator[str]:
+    """``,"key":[...]``, a ``value`` a test, written :data:`_SLICE` tests at a time."""
+    yield f',"{key}":['
+    for start in range(0, len(tests), _SLICE):
+        text = _json([value(test) for test in tests[start : start + _SLICE]])[1:-1]
+        yield text if start == 0 else "," + text
+    yield "]"
+
+
+def _json(value: object) -> str:
+    """``value`` as JSON text that cannot end its ``<script>`` element (nor be HTML)."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> str:
-    """The section of every test (``peaks``: the baseline's peak growth by nodeid, which
-    adds the column of the change against it)."""
+def table(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> Iterator[str]:
+    """The section of every test, in pieces (``peaks``: the baseline's peak growth by
+    nodeid, which adds the column of the change against it)."""
     columns = list(_COLUMNS)
     if peaks is not None:
         columns.append(("baseline", "vs baseline", True))
@@ -166,7 +178,7 @@ def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> s
     )
     outcomes = "".join(
         f'<option value="{escape(o, quote=True)}">{escape(o)}</option>'
-        for o in _names([str(t["outcome"]) for t in tests], _OUTCOMES)
+        for o in _names({t.outcome for t in tests}, _OUTCOMES)
     )
     cut = (
         f'<noscript><p class="legend">Without JavaScript the table shows the first'
@@ -175,7 +187,7 @@ def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> s
         if len(tests) > STATIC_ROWS
         else ""
     )
-    return (
+    yield (
         '<section id="all-tests"><h2>Every test</h2><div class="controls">'
         '<input id="filter" type="search" placeholder="Filter by name or message"'
         ' aria-label="Filter the tests">'
@@ -189,6 +201,7 @@ def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> s
         '<p class="legend">Click a heading to sort. Status is memguard\'s verdict, outcome'
         " pytest's. Sizes are bytes in IEC units; peak growth is the body's peak RSS over"
         " its start; retained is what a leak suspect kept on its rerun.</p>"
-        f'<script type="application/json" id="table-data">{_script_json(_data(tests, peaks))}'
-        "</script></section>"
+        '<script type="application/json" id="table-data">'
     )
+    yield from _columns(tests, peaks)
+    yield "</script></section>"
