@@ -209,33 +209,46 @@ class PeakHistory(Mapping[str, Peak]):
 
     def learn(self, entries: Iterable[object]) -> None:
         """Take in a run's test entries (the JSON report's ``tests``); each counts as seen
-        by the current run.  An entry that is not understood is counted in :attr:`dropped`."""
-        valid = []
+        by the current run.  An entry that is not understood is counted in :attr:`dropped`.
+
+        One entry at a time: a run of many thousand tests makes its entries as they are
+        read, and only the killed ones wait here for the run's usual start.
+        """
+        starts: list[int] = []
+        killed: list[Mapping[str, Any]] = []
         for entry in entries:
-            if _is_entry(entry):
-                valid.append(entry)
-            else:
+            if not _is_entry(entry):
                 self.dropped += 1
-        starts = [entry.get("rss_start") for entry in valid]
-        known_starts = [start for start in starts if start is not None]
-        # A killed test has no start of its own: the run's usual one stands for it.
-        usual_start = int(statistics.median(known_starts)) if known_starts else 0
-        for entry, start in zip(valid, starts, strict=True):
-            nodeid = entry["nodeid"]
-            children = entry.get("children_peak") or 0
-            growth = entry["peak_delta"]
-            old = self._peaks.get(nodeid)
+                continue
+            start = entry.get("rss_start")
+            if start is not None:
+                starts.append(start)
             if entry.get("status") == "killed":
-                reached = entry.get("rss_peak")
-                growth = None
-                if reached is not None:
-                    growth = max(0, reached - (start or usual_start))
-                    if old is not None and old.total >= growth + children:
-                        growth = None
-            if growth is not None:
-                self._peaks[nodeid] = Peak(growth, children, start)
-            if nodeid in self._peaks:  # measured now or before: this run saw it
-                self._seen[nodeid] = self.runs
+                killed.append(entry)
+            else:
+                self._take(entry["nodeid"], entry["peak_delta"], entry.get("children_peak"), start)
+        # A killed test has no start of its own: the run's usual one stands for it.
+        usual_start = int(statistics.median(starts)) if starts else 0
+        for entry in killed:
+            nodeid, start = entry["nodeid"], entry.get("rss_start")
+            children = entry.get("children_peak") or 0
+            reached = entry.get("rss_peak")
+            growth = None
+            if reached is not None:
+                growth = max(0, reached - (start or usual_start))
+                old = self._peaks.get(nodeid)
+                if old is not None and old.total >= growth + children:
+                    growth = None
+            self._take(nodeid, growth, children, start)
+
+    def _take(
+        self, nodeid: str, growth: int | None, children: int | None, start: int | None
+    ) -> None:
+        """Keep a test's measured peak (``growth`` None: not measured now)."""
+        if growth is not None:
+            self._peaks[nodeid] = Peak(growth, children or 0, start)
+        if nodeid in self._peaks:  # measured now or before: this run saw it
+            self._seen[nodeid] = self.runs
 
     def keep(self, count: int, stale: int | None = None) -> None:
         """Forget the tests last seen ``stale`` runs ago or more (when given), then all but
