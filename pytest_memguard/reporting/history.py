@@ -29,6 +29,7 @@ No pytest import: the plugin keeps it in pytest's cache folder (:mod:`.plugin.hi
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -179,6 +180,21 @@ class PeakHistory(Mapping[str, Peak]):
         seen = self._seen
         tests = {nodeid: [*peak.to_json(), seen[nodeid]] for nodeid, peak in self._peaks.items()}
         return {"version": HISTORY_VERSION, "runs": self.runs, "tests": tests}
+
+    def json_pieces(self) -> Iterator[str]:
+        """:meth:`to_json` as compact JSON text (``json.dumps(..., separators=(",", ":"))``'s
+        bytes), a test at a time: a run of many thousand tests writes it without holding
+        it whole, nor a list per test."""
+        yield f'{{"version":{HISTORY_VERSION},"runs":{self.runs},"tests":{{'
+        seen, separator = self._seen, ""
+        for nodeid, peak in self._peaks.items():
+            start = "null" if peak.rss_start is None else peak.rss_start
+            yield (
+                f"{separator}{json.dumps(nodeid)}:"
+                f"[{peak.growth},{peak.children},{start},{seen[nodeid]}]"
+            )
+            separator = ","
+        yield "}}"
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any], source: str = "") -> PeakHistory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -56,6 +57,14 @@ def test_its_json_round_trips_with_the_runs_that_saw_each_test() -> None:
     again = PeakHistory.from_json(data)
     assert again == history
     assert (again.runs, again.last_seen("a"), again.dropped) == (7, 6, 0)
+
+
+def test_its_json_is_written_in_pieces_with_the_bytes_of_one_dump() -> None:
+    history = PeakHistory({"a::x": Peak(1, 2, 3), 'b\u00e9"::y': Peak(4)}, runs=7, seen={"a::x": 6})
+    for each in (history, PeakHistory()):
+        text = "".join(each.json_pieces())
+        assert text == json.dumps(each.to_json(), separators=(",", ":"))
+        assert PeakHistory.from_json(json.loads(text)) == each
 
 
 def test_version_1_is_read_and_its_tests_the_next_run_does_not_collect_are_forgotten() -> None:
