@@ -25,6 +25,7 @@ from ..results import FAILING_STATUSES, STATUSES
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart
 from .shape import normalised
+from .shards import shards_section
 from .table import css, table, word
 
 __all__ = ["render_html"]
@@ -65,7 +66,8 @@ def _summary(report: Mapping[str, Any]) -> str:
     )
     return (
         f'<section id="summary"><h2>Summary</h2><div class="chips">{chips}</div>'
-        f'<div class="figures">{blocks}</div>{worst_line}{_limits(report)}</section>'
+        f'<div class="figures">{blocks}</div>{worst_line}{_limits(report)}'
+        f"{shards_section(report)}</section>"
     )
 
 

@@ -207,6 +207,26 @@ def _alert(value: object) -> dict[str, Any] | None:
     }
 
 
+def _shard(value: object) -> dict[str, Any] | None:
+    """A shard of a merged report (``memguard merge``): its name, figures, limits and
+    environment (with its CI job)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+        return None
+    ci = _mapping(_mapping(value.get("environment")).get("ci"))
+    return {
+        "name": value["name"],
+        "created": _text(value.get("created")),
+        "interrupted": value.get("interrupted") is True,
+        "duration_s": max(0.0, _seconds(value.get("duration_s")) or 0.0),
+        "summary": _summary(value.get("summary"), []),
+        "config": _config(value.get("config")),
+        "environment": {
+            **_environment(value.get("environment")),
+            "job": _optional_text(ci.get("job")),
+        },
+    }
+
+
 def _own_test(test: dict[str, Any]) -> dict[str, Any]:
     """An entry this version wrote, as :func:`_test` reads it: the same dict, unless it
     lacks a start (a test that never ran) or a worker (one the run never reached)."""
@@ -244,4 +264,5 @@ def normalised(report: Mapping[str, Any], *, own: bool = False) -> dict[str, Any
         "alerts": [
             alert for alert in map(_alert, _list(report.get("alerts"))) if alert is not None
         ],
+        "shards": [shard for shard in map(_shard, _list(report.get("shards"))) if shard],
     }

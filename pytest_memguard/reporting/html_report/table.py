@@ -143,6 +143,15 @@ def _data(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> d
     return data
 
 
+def _width(key: str, tests: Sequence[Mapping[str, Any]]) -> str:
+    """The worker column's width when its names are long (a merged report's
+    ``shard/worker``); the style sheet's otherwise."""
+    if key != "worker":
+        return ""
+    longest = max((len(str(t["worker"])) for t in tests), default=0)
+    return f' style="width: {0.6 * longest + 1:.1f}em"' if longest > 6 else ""
+
+
 def _script_json(data: Mapping[str, Any]) -> str:
     """``data`` as JSON text that cannot end its ``<script>`` element (nor be HTML)."""
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
@@ -159,7 +168,7 @@ def table(tests: Sequence[Mapping[str, Any]], peaks: dict[str, int] | None) -> s
         f'<th data-key="{key}"{" class=num" if numeric else ""}>{escape(label)}</th>'
         for key, label, numeric in columns
     )
-    cols = "".join(f'<col class="c-{key}">' for key, _, _ in columns)
+    cols = "".join(f'<col class="c-{key}"{_width(key, tests)}>' for key, _, _ in columns)
     rows = "".join(_row(test, peaks) for test in tests[:STATIC_ROWS])
     statuses = "".join(
         f'<option value="{status}">{escape(word(status))}</option>' for status in STATUSES
