@@ -250,6 +250,21 @@ def test_the_page_shows_each_shard_its_limits_and_each_tests_shard() -> None:
     assert 'data-process="s2/gw0"' in page
 
 
+def test_serial_shards_have_no_sum_of_workers_on_the_page() -> None:
+    shards = [_shard(name, make_test(f"{name}.py::x")) for name in ("s1", "s2")]
+    for shard in shards:
+        shard.report["config"]["aggregate"] = 8_000 * MB
+        shard.report["workers"] = [
+            {"id": "main", "pid": 1, "peak_rss": 60 * MB, "killed": False, "reason": None}
+        ]
+    report = merge_reports(shards).report
+    assert [w["id"] for w in report["workers"]] == ["s1/main", "s2/main"]
+    assert "aggregate limit" not in render_html(report)
+    xdist = _xdist_shard("s3", "2026-01-02T03:04:00+0000", 1.0, "c.py::x")
+    xdist.report["config"]["aggregate"] = 8_000 * MB
+    assert "aggregate limit" in render_html(merge_reports([xdist]).report)
+
+
 def test_a_report_of_one_run_has_no_shards_section() -> None:
     page = render_html(make_report(make_test("a.py::x")))
     assert "<h2>Shards</h2>" not in page

@@ -75,7 +75,8 @@ def _limits(report: Mapping[str, Any]) -> str:
     config = report.get("config") or {}
     sources: Mapping[str, str] = config.get("sources") or {}
     environment = report.get("environment") or {}
-    workers = [w for w in report.get("workers") or () if w.get("id") != "main"]
+    # xdist workers: not a run's main process, nor a shard's (``shard-1/main``, merged)
+    workers = [w for w in report.get("workers") or () if w["id"].rpartition("/")[2] != "main"]
     rows = []
     for key, label, source in _LIMITS:
         value = config.get(key)
