@@ -251,12 +251,10 @@ def test_the_page_shows_each_shard_its_limits_and_each_tests_shard() -> None:
 
 
 def test_serial_shards_have_no_sum_of_workers_on_the_page() -> None:
-    shards = [_shard(name, make_test(f"{name}.py::x")) for name in ("s1", "s2")]
+    main = {"id": "main", "pid": 1, "peak_rss": 60 * MB, "killed": False, "reason": None}
+    shards = [_shard(name, make_test(f"{name}.py::x"), workers=[main]) for name in ("s1", "s2")]
     for shard in shards:
         shard.report["config"]["aggregate"] = 8_000 * MB
-        shard.report["workers"] = [
-            {"id": "main", "pid": 1, "peak_rss": 60 * MB, "killed": False, "reason": None}
-        ]
     report = merge_reports(shards).report
     assert [w["id"] for w in report["workers"]] == ["s1/main", "s2/main"]
     assert "aggregate limit" not in render_html(report)
