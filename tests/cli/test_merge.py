@@ -50,7 +50,7 @@ def test_three_shards_give_one_valid_report_and_page_with_every_test_once(
         "  memguard-2  1 tests, 1 failed, 1 memory failures, peak RSS 333.8 MiB",
         "  memguard-3  1 tests, 0 failed, 0 memory failures, peak RSS 48.6 MiB",
         "memguard: 4 tests, 1 memory failure (1 over budget); peak RSS 333.8 MiB;"
-        " largest growth 286.1 MiB in b.py::x",
+        " largest growth 286.1 MiB in b.py::x; 3 shards merged",
         f"memguard: report written to {out}",
         f"memguard: report written to {html}",
     ]
@@ -138,6 +138,7 @@ def test_show_and_diff_read_the_merged_report_against_an_unsharded_baseline(
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith("memguard: 4 tests, 1 memory failure (1 over budget)")
+    assert shown.splitlines()[0].endswith("; 3 shards merged")
     assert main(["diff", baseline, str(out)]) == 1
     diff = capsys.readouterr().out
     assert diff.startswith("memguard diff: 1 regression,")
