@@ -146,6 +146,9 @@ def _summary(report: Mapping[str, Any], rows: Sequence[Entry], markdown: bool) -
     if worst is not None:
         name = _code(worst["nodeid"]) if markdown else _visible(worst["nodeid"])
         text += f"; largest growth {_size(worst['peak_delta'])} in {name}"
+    shards = report.get("shards")
+    if isinstance(shards, list) and shards:  # memguard merge
+        text += f"; {_count(len(shards), 'shard')} merged"
     if report.get("interrupted") is True:
         text += "; the run was interrupted"
     return f"**memguard**: {text}" if markdown else f"memguard: {text}"

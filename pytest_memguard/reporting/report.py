@@ -28,6 +28,7 @@ __all__ = [
     "ReportError",
     "TestEntries",
     "build_report",
+    "summarise",
     "environment",
     "load_report",
     "load_schema",
@@ -153,20 +154,6 @@ def build_report(
         ordered.extend(by_id.values())
         for nodeid in dict.fromkeys(nodeid for nodeid in collected if nodeid not in known):
             ordered.append(TestMemory.not_run(nodeid, not_run_reason))
-    counts = dict.fromkeys(STATUSES, 0)
-    outcomes: dict[str, int] = {}
-    worst: TestMemory | None = None
-    peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)
-    for test in ordered:  # one pass: a run has thousands of tests
-        counts[test.status] += 1
-        outcome = test.outcome
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        delta = test.peak_delta
-        if delta is not None and (worst is None or delta > (worst.peak_delta or 0)):
-            worst = test
-        rss = test.rss_peak
-        if rss is not None and rss > peak:
-            peak = rss
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -174,21 +161,42 @@ def build_report(
         "interrupted": interrupted,
         "environment": dict(environment),
         "config": dict(config),
-        "summary": {
-            "tests": len(ordered),
-            "statuses": counts,
-            "failed": outcomes.get("failed", 0) + outcomes.get("error", 0),
-            "outcomes": outcomes,
-            "peak_rss": peak,
-            "worst": (
-                {"nodeid": worst.nodeid, "peak_delta": worst.peak_delta}
-                if worst is not None
-                else None
-            ),
-        },
+        "summary": summarise(
+            ((t.nodeid, t.status, t.outcome, t.peak_delta, t.rss_peak) for t in ordered), workers
+        ),
         "tests": TestEntries(ordered),
         "alerts": [dict(alert) for alert in alerts],
         "workers": [dict(worker) for worker in workers],
+    }
+
+
+def summarise(
+    tests: Iterable[tuple[str, str, str, int | None, int | None]],
+    workers: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The ``summary`` of a report's tests, each given as ``(nodeid, status, outcome,
+    peak_delta, rss_peak)``, in one pass (a run has thousands of tests); the peak RSS
+    is the largest of the tests' and the ``workers``' own."""
+    counts = dict.fromkeys(STATUSES, 0)
+    outcomes: dict[str, int] = {}
+    worst: tuple[str, int] | None = None
+    peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)
+    total = 0
+    for nodeid, status, outcome, delta, rss in tests:
+        total += 1
+        counts[status] += 1
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if delta is not None and (worst is None or delta > worst[1]):
+            worst = (nodeid, delta)
+        if rss is not None and rss > peak:
+            peak = rss
+    return {
+        "tests": total,
+        "statuses": counts,
+        "failed": outcomes.get("failed", 0) + outcomes.get("error", 0),
+        "outcomes": outcomes,
+        "peak_rss": peak,
+        "worst": {"nodeid": worst[0], "peak_delta": worst[1]} if worst is not None else None,
     }
 
 

@@ -1,5 +1,5 @@
-"""``memguard show`` and ``diff`` given a file that is not a report they can read: one
-line naming it and exit 2, never a traceback, never a wait on a FIFO."""
+"""``memguard show``, ``diff`` and ``merge`` given a file that is not a report they can
+read: one line naming it and exit 2, never a traceback, never a wait on a FIFO."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _folder(path: Path) -> str:
 
 
 @pytest.mark.parametrize("make", [_nested, _bad_utf8, _fifo, _folder])
-@pytest.mark.parametrize("command", ["show", "diff-base", "diff-new", "show-baseline"])
+@pytest.mark.parametrize("command", ["show", "diff-base", "diff-new", "show-baseline", "merge"])
 def test_a_file_that_cannot_be_read_is_one_line_and_exit_2(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -52,6 +52,7 @@ def test_a_file_that_cannot_be_read_is_one_line_and_exit_2(
         "diff-base": ["diff", str(bad), good],
         "diff-new": ["diff", good, str(bad)],
         "show-baseline": ["show", good, "--format", "html", "--baseline", str(bad)],
+        "merge": ["merge", good, str(bad), "-o", str(tmp_path / "merged.json")],
     }[command]
     assert main(argv) == 2
     out, err = capsys.readouterr()

@@ -18,6 +18,7 @@ def test_the_package_imports_without_pytest() -> None:
     code = (
         "import sys, pytest_memguard.reporting.report, pytest_memguard.reporting.crashlog;"
         "import pytest_memguard.reporting.compare, pytest_memguard.reporting.render;"
+        "import pytest_memguard.reporting.merge, pytest_memguard.reporting.html_report.shards;"
         "import pytest_memguard.reporting.html_report, pytest_memguard.reporting.timeline;"
         "import pytest_memguard.library.cache, pytest_memguard.library.monitor;"
         "import pytest_memguard.cli.reports, pytest_memguard.cli.run, pytest_memguard.cli.machine;"

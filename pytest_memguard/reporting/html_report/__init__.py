@@ -25,6 +25,7 @@ from ..results import FAILING_STATUSES, STATUSES, TestMemory
 from .assets import ERROR_TRAP, SCRIPT, STYLE
 from .charts import bar_chart, timeline_chart
 from .shape import normalised
+from .shards import shards_section
 from .table import css, table, word
 
 __all__ = ["html_pieces", "render_html"]
@@ -65,7 +66,8 @@ def _summary(report: Mapping[str, Any]) -> str:
     )
     return (
         f'<section id="summary"><h2>Summary</h2><div class="chips">{chips}</div>'
-        f'<div class="figures">{blocks}</div>{worst_line}{_limits(report)}</section>'
+        f'<div class="figures">{blocks}</div>{worst_line}{_limits(report)}'
+        f"{shards_section(report)}</section>"
     )
 
 
@@ -73,7 +75,8 @@ def _limits(report: Mapping[str, Any]) -> str:
     config = report.get("config") or {}
     sources: Mapping[str, str] = config.get("sources") or {}
     environment = report.get("environment") or {}
-    workers = [w for w in report.get("workers") or () if w.get("id") != "main"]
+    # xdist workers: not a run's main process, nor a shard's (``shard-1/main``, merged)
+    workers = [w for w in report.get("workers") or () if w["id"].rpartition("/")[2] != "main"]
     rows = []
     for key, label, source in _LIMITS:
         value = config.get(key)

@@ -226,6 +226,26 @@ def _alert(value: object) -> dict[str, Any] | None:
     }
 
 
+def _shard(value: object) -> dict[str, Any] | None:
+    """A shard of a merged report (``memguard merge``): its name, figures, limits and
+    environment (with its CI job)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+        return None
+    ci = _mapping(_mapping(value.get("environment")).get("ci"))
+    return {
+        "name": value["name"],
+        "created": _text(value.get("created")),
+        "interrupted": value.get("interrupted") is True,
+        "duration_s": max(0.0, _seconds(value.get("duration_s")) or 0.0),
+        "summary": _summary(value.get("summary"), []),
+        "config": _config(value.get("config")),
+        "environment": {
+            **_environment(value.get("environment")),
+            "job": _optional_text(ci.get("job")),
+        },
+    }
+
+
 def normalised(report: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of ``report`` the page reads, each of its type (see the module docstring);
     its ``tests`` are :class:`~..results.TestMemory`.
@@ -257,4 +277,5 @@ def normalised(report: Mapping[str, Any]) -> dict[str, Any]:
         "alerts": [
             alert for alert in map(_alert, _list(report.get("alerts"))) if alert is not None
         ],
+        "shards": [shard for shard in map(_shard, _list(report.get("shards"))) if shard],
     }

@@ -144,6 +144,15 @@ def _columns(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> Itera
     yield "}"
 
 
+def _width(key: str, tests: Sequence[TestMemory]) -> str:
+    """The worker column's width when its names are long (a merged report's
+    ``shard/worker``); the style sheet's otherwise."""
+    if key != "worker":
+        return ""
+    longest = max((len(t.worker or "main") for t in tests), default=0)
+    return f' style="width: {0.6 * longest + 1:.1f}em"' if longest > 6 else ""
+
+
 def _column(
     key: str, tests: Sequence[TestMemory], value: Callable[[TestMemory], Any]
 ) -> Iterator[str]:
@@ -171,7 +180,7 @@ def table(tests: Sequence[TestMemory], peaks: dict[str, int] | None) -> Iterator
         f'<th data-key="{key}"{" class=num" if numeric else ""}>{escape(label)}</th>'
         for key, label, numeric in columns
     )
-    cols = "".join(f'<col class="c-{key}">' for key, _, _ in columns)
+    cols = "".join(f'<col class="c-{key}"{_width(key, tests)}>' for key, _, _ in columns)
     rows = "".join(_row(test, peaks) for test in tests[:STATIC_ROWS])
     statuses = "".join(
         f'<option value="{status}">{escape(word(status))}</option>' for status in STATUSES
