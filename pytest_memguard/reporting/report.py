@@ -28,10 +28,10 @@ __all__ = [
     "ReportError",
     "TestEntries",
     "build_report",
-    "summarise",
     "environment",
     "load_report",
     "load_schema",
+    "summarise",
     "write_report",
 ]
 
