@@ -99,14 +99,14 @@ class RunEnd:
         try:
             if wanted and self.report is not None:
                 self._write(self.report)
-            if context.owns_work_dir and getattr(config, "cache", None) is not None:
+            if context.owns_work_dir:  # pytest's cache (if on), --memguard-history-save
                 from .peakcache import save_history
 
                 try:
                     entries = self._report["tests"] if self._report is not None else None
                     save_history(config, context, entries)
                 except Exception as error:
-                    context.log.error("keeping the tests' peaks in pytest's cache", error)
+                    context.log.error("keeping the tests' peaks", error)
         finally:
             # An xdist worker keeps holding: it ends when its controller lets it go.
             signals.holding = not context.owns_work_dir
