@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ def test_a_file_or_a_report_is_told_apart_by_its_schema(tmp_path: Path) -> None:
     merged = load_histories([report, history])  # the report is newer: its "a" wins
     assert merged["a"].peak.growth == 5 * MB
     assert merged.source == f"{report}, {history}"
-    with pytest.raises(HistoryError, match=f"^{report}: a memguard report "):
+    with pytest.raises(HistoryError, match=f"^{re.escape(str(report))}: a memguard report "):
         load_history_file(report, reports=False)
 
 
