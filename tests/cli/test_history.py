@@ -192,4 +192,3 @@ def test_errors_are_one_line_and_exit_2(
 def test_history_without_an_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history"]) == 2
     assert "ACTION" in capsys.readouterr().err
-

@@ -29,6 +29,24 @@ def test_other():
     pass
 """
 
+#: Each process that writes the history file says so in saves.log (a worker's own output
+#: is not shown).
+SAVES_SPY = """
+import os
+from pathlib import Path
+
+from pytest_memguard.plugin import peakcache
+
+_save_file = peakcache._save_file
+
+def _spy(*args, **kwargs):
+    with open(Path(__file__).parent / "saves.log", "a") as log:
+        log.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + "\\n")
+    return _save_file(*args, **kwargs)
+
+peakcache._save_file = _spy
+"""
+
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     result, _ = guarded_run(pytester, "-p", "no:randomly", *args, timeout=120)
@@ -111,8 +129,10 @@ def test_two_shards_files_merged_give_both_shards_tests(pytester: pytest.Pyteste
 def test_under_xdist_the_controller_writes_the_one_file(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     pytester.makepyfile(test_suite=SUITE)
+    pytester.makeconftest(SAVES_SPY)
     saved = pytester.path / "memguard-history.json"
     result = _run(pytester, "-n", "2", f"--memguard-history-save={saved}")
+    assert (pytester.path / "saves.log").read_text() == "controller\n"
     result.assert_outcomes(passed=3)
     lines = [line for line in result.stdout.lines if "--memguard-history-save:" in line]
     assert lines == [
