@@ -14,7 +14,8 @@ bytes, and a merge that knows which figure is newer)::
     }}
 
 One test a line, sorted by node id; figures are whole bytes (``rss_start`` null when
-unknown), ``measured`` when they were (UTC, to the second).  The file does not churn:
+unknown), ``measured`` when they were (UTC, to the second; null when unknown: a
+report without its date).  The file does not churn:
 
 - a run rewrites a test's figures only when its peak (growth + children) moved by more
   than :data:`CHURN_SHARE` (10%) of the kept peak *and* more than :data:`CHURN_BYTES`
@@ -34,6 +35,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -71,14 +73,14 @@ def utc_stamp(when: float) -> str:
     return datetime.datetime.fromtimestamp(int(when), datetime.timezone.utc).strftime(_STAMP)
 
 
+#: The shape of a stamp (read for every test of a large file: a pattern, not strptime).
+_STAMP_PATTERN: Final = re.compile(
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ", re.ASCII
+)
+
+
 def _is_stamp(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != 20:
-        return False
-    try:
-        datetime.datetime.strptime(value, _STAMP)
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _STAMP_PATTERN.fullmatch(value) is not None
 
 
 def moved(old: Peak, new: Peak) -> bool:
@@ -145,9 +147,9 @@ class HistoryFile(Mapping[str, Record]):
                 and _is_size(value[0])
                 and _is_size(value[1])
                 and (value[2] is None or _is_size(value[2]))
-                and _is_stamp(value[3])
+                and (value[3] is None or _is_stamp(value[3]))
             ):
-                records[nodeid] = Record(Peak(value[0], value[1], value[2]), value[3])
+                records[nodeid] = Record(Peak(value[0], value[1], value[2]), value[3] or "")
             else:
                 history.dropped += 1
         return history
@@ -163,10 +165,7 @@ class HistoryFile(Mapping[str, Record]):
 
     def encode(self) -> str:
         """The file's text: one test a line, sorted by node id; the same tests, the same bytes."""
-        lines = [
-            f"{json.dumps(nodeid)}: {json.dumps([*self._records[nodeid].peak.to_json(), when])}"
-            for nodeid, when in sorted((n, r.measured) for n, r in self._records.items())
-        ]
+        lines = [_line(nodeid, self._records[nodeid]) for nodeid in sorted(self._records)]
         head = f'{{"schema": "{HISTORY_SCHEMA}",\n"fields": {json.dumps(list(FIELDS))},\n'
         body = "".join(f"{line},\n" for line in lines[:-1]) + (f"{lines[-1]}\n" if lines else "")
         return f'{head}"tests": {{\n{body}}}}}\n'
@@ -218,6 +217,13 @@ class HistoryFile(Mapping[str, Record]):
         history = PeakHistory(peaks, source=self.source)
         history.dropped = self.dropped
         return history
+
+
+def _line(nodeid: str, record: Record) -> str:
+    """A test's line (ASCII: a node id's other characters are escaped)."""
+    peak, when = record.peak, json.dumps(record.measured or None)
+    start = "null" if peak.rss_start is None else peak.rss_start
+    return f"{json.dumps(nodeid)}: [{peak.growth}, {peak.children}, {start}, {when}]"
 
 
 def _report_stamp(created: object) -> str:

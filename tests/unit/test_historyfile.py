@@ -49,6 +49,12 @@ def test_the_file_is_one_sorted_test_a_line_and_reads_back_the_same() -> None:
     assert again["t.py::b"] == Record(Peak(5 * MB, MB, 40 * MB), MONDAY)
 
 
+def test_an_unknown_date_is_null_and_reads_back() -> None:
+    history = HistoryFile({"a": Record(Peak(1), "")})
+    assert '"a": [1, 0, null, null]' in history.encode()
+    assert HistoryFile.from_json(json.loads(history.encode())) == history
+
+
 def test_an_empty_history_is_valid_json() -> None:
     assert json.loads(HistoryFile().encode()) == {
         "schema": HISTORY_SCHEMA,
