@@ -32,19 +32,19 @@ def test_other():
 #: Each process that writes the history file says so in saves.log (a worker's own output
 #: is not shown).
 SAVES_SPY = """
-import os
 from pathlib import Path
 
 from pytest_memguard.plugin import peakcache
 
-_save_file = peakcache._save_file
+save_history = peakcache.save_history
 
-def _spy(*args, **kwargs):
+def _spy(config, *args, **kwargs):
+    role = "worker" if hasattr(config, "workerinput") else "controller"
     with open(Path(__file__).parent / "saves.log", "a") as log:
-        log.write(os.environ.get("PYTEST_XDIST_WORKER", "controller") + "\\n")
-    return _save_file(*args, **kwargs)
+        log.write(role + "\\n")
+    return save_history(config, *args, **kwargs)
 
-peakcache._save_file = _spy
+peakcache.save_history = _spy
 """
 
 
