@@ -67,7 +67,7 @@ _OPTIONS: Final = (
         "history",
         "FILE[,FILE...]",
         "--memguard-pack: take each test's peak from these history files or JSON reports"
-        " (merged: the figures measured last win) instead of pytest's cache",
+        " (merged in order: a later figure measured later wins) instead of pytest's cache",
     ),
     (
         "history-save",

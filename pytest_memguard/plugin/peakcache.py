@@ -1,10 +1,13 @@
-"""Where the tests' peaks are kept between runs: pytest's cache, or a JSON report.
+"""Where the tests' peaks are kept between runs: pytest's cache, a history file, a report.
 
 Every guarded run that ends in this process (a single process, or the xdist controller)
 merges its tests' peaks into ``memguard/peaks.json`` in pytest's cache folder, as
-``--lf`` keeps the last failures; ``--memguard-pack`` reads them back, or reads the
-report named by ``--memguard-history`` (for CI, where the cache is not kept but the last
-report is).
+``--lf`` keeps the last failures, and into the history file of
+``--memguard-history-save`` when asked (:mod:`pytest_memguard.reporting.historyfile`:
+for CI, where the cache is not kept); ``--memguard-pack`` reads the cache back, or the
+history files and reports named by ``--memguard-history``.  The history file's lock is
+in the temporary folder, named after the file's real path, so that nothing appears
+beside a file a project commits; one that is not a memguard history is never replaced.
 
 Runs that end together take turns: each holds ``peaks.json.lock`` (beside it) while it
 reads, merges and writes, so no run's peaks are lost; a run that waits more than

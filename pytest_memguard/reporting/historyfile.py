@@ -24,10 +24,12 @@ report without its date).  The file does not churn:
   since seen" is the cache's);
 - the same figures give the same bytes (ASCII, sorted, no float, no per-run field).
 
-Merging (several shards' files, or reports): for a test in several inputs, the figures
-measured last win (ties: the later input).  A report's tests count as measured when the
-report was created.  At most :data:`~.history.MAX_TESTS` tests are kept, those measured
-last first.  No pytest import.
+Merging (several shards' files, or reports, in order): a test new to the merge is
+added; one already there takes the figures of a later input when they were measured
+later (or at the same time) and moved past the same rule, so that merging shards' fresh
+files into the committed one (named first) rewrites only what changed.  A report's tests
+count as measured when the report was created.  At most :data:`~.history.MAX_TESTS`
+tests are kept, those measured last first.  No pytest import.
 """
 
 from __future__ import annotations
@@ -189,12 +191,12 @@ class HistoryFile(Mapping[str, Record]):
         return rewritten
 
     def merge(self, other: Mapping[str, Record]) -> None:
-        """Take in ``other``'s tests: for a test in both, the one measured last wins
-        (a tie: ``other``'s)."""
+        """Take in ``other``'s tests: a test in both takes ``other``'s figures when they
+        were measured no earlier than the kept ones and :func:`moved` from them."""
         records = self._records
         for nodeid, record in other.items():
             mine = records.get(nodeid)
-            if mine is None or not mine.newer_than(record):
+            if mine is None or (not mine.newer_than(record) and moved(mine.peak, record.peak)):
                 records[nodeid] = record
         self.keep(MAX_TESTS)
 

@@ -143,6 +143,23 @@ def test_merge_takes_the_figures_measured_last(
     }
 
 
+def test_merging_shards_into_the_committed_file_keeps_its_unchanged_lines(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = history.read_text().splitlines()
+    shard = _save(
+        tmp_path / "shard.json",
+        light=(1 * MiB + 1000, "2026-12-02T09:00:00Z"),
+        middle=(40 * MiB, "2026-12-02T09:00:00Z"),
+    )
+    assert main(["history", "merge", str(history), str(history), str(shard)]) == 0
+    assert _out(capsys) == [f"{history}: 4 test(s) from 2 file(s)"]
+    after = history.read_text().splitlines()
+    changed = [line for line in after if line not in before]
+    assert changed == ['"t.py::middle": [41943040, 0, null, "2026-12-02T09:00:00Z"],']
+    assert len(after) == len(before)
+
+
 def test_merge_reads_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = write_report(tmp_path / "memguard.json", make_test("t.py::a", 7 * MiB))
     out = tmp_path / "merged.json"

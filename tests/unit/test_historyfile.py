@@ -114,18 +114,39 @@ def test_a_killed_test_keeps_the_larger_peak() -> None:
 
 
 def test_merging_takes_the_figures_measured_last_whatever_the_order() -> None:
-    older = HistoryFile({"a": Record(Peak(1), MONDAY), "b": Record(Peak(2), TUESDAY)})
-    newer = HistoryFile({"a": Record(Peak(10), TUESDAY), "b": Record(Peak(20), MONDAY)})
+    older = HistoryFile({"a": Record(Peak(10 * MB), MONDAY), "b": Record(Peak(20 * MB), TUESDAY)})
+    newer = HistoryFile({"a": Record(Peak(90 * MB), TUESDAY), "b": Record(Peak(70 * MB), MONDAY)})
     for first, second in ((older, newer), (newer, older)):
         merged = HistoryFile(first)
         merged.merge(second)
-        assert dict(merged) == {"a": Record(Peak(10), TUESDAY), "b": Record(Peak(2), TUESDAY)}
+        assert dict(merged) == {
+            "a": Record(Peak(90 * MB), TUESDAY),
+            "b": Record(Peak(20 * MB), TUESDAY),
+        }
+
+
+def test_merging_shards_into_the_committed_file_rewrites_only_what_moved() -> None:
+    committed = HistoryFile(
+        {
+            "same": Record(Peak(100 * MB), MONDAY),
+            "grew": Record(Peak(100 * MB), MONDAY),
+            "not run": Record(Peak(5 * MB), MONDAY),
+        }
+    )
+    shard = {"same": Record(Peak(105 * MB), TUESDAY), "grew": Record(Peak(200 * MB), TUESDAY)}
+    merged = HistoryFile(committed)
+    merged.merge(shard)
+    assert dict(merged) == {
+        "same": Record(Peak(100 * MB), MONDAY),  # within 10%: its line stays
+        "grew": Record(Peak(200 * MB), TUESDAY),
+        "not run": Record(Peak(5 * MB), MONDAY),
+    }
 
 
 def test_merging_a_tie_takes_the_later_input() -> None:
-    merged = HistoryFile({"a": Record(Peak(1), MONDAY)})
-    merged.merge({"a": Record(Peak(2), MONDAY)})
-    assert merged["a"].peak.growth == 2
+    merged = HistoryFile({"a": Record(Peak(10 * MB), MONDAY)})
+    merged.merge({"a": Record(Peak(20 * MB), MONDAY)})
+    assert merged["a"].peak.growth == 20 * MB
 
 
 def test_keep_leaves_the_tests_measured_last() -> None:
