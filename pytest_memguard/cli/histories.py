@@ -12,7 +12,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any, Final
 
@@ -46,7 +45,11 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     )
     show.add_argument("file", metavar="FILE", help="A history file or a JSON report")
     show.add_argument(
-        "--top", type=count, default=10, metavar="N", help="Heaviest tests to list (default 10)"
+        "--top",
+        type=count,
+        default=10,
+        metavar="N",
+        help="Heaviest tests to list (0: all; default 10)",
     )
     show.add_argument("--json", action="store_true", help="Print JSON (bytes)")
     show.set_defaults(handler=_show)
@@ -122,6 +125,7 @@ def _show(args: argparse.Namespace) -> int:
     history = _loaded(args.file)
     found = os.stat(args.file)
     order = sorted(history.items(), key=lambda item: (-item[1].peak.total, item[0]))
+    heaviest = order[: args.top or len(order)]
     totals = [record.peak.total for record in history.values()]
     stamps = sorted(record.measured for record in history.values() if record.measured)
     summary = {
@@ -141,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
                 "rss_start": record.peak.rss_start,
                 "measured": record.measured or None,
             }
-            for nodeid, record in order[: args.top]
+            for nodeid, record in heaviest
         ],
     }
     if args.json:
@@ -154,10 +158,10 @@ def _show(args: argparse.Namespace) -> int:
     if history.dropped:
         print(f"not understood, left out: {history.dropped} entry(ies)")
     print(f"median peak: {format_size(summary['median_peak'])}")
-    if order and args.top:
-        print(f"heaviest {min(args.top, len(order))} (peak = growth + children):")
-        width = max(len(format_size(record.peak.total)) for _, record in order[: args.top])
-        for nodeid, record in order[: args.top]:
+    if heaviest:
+        print(f"heaviest {len(heaviest)} (peak = growth + children):")
+        width = max(len(format_size(record.peak.total)) for _, record in heaviest)
+        for nodeid, record in heaviest:
             print(f"  {format_size(record.peak.total):>{width}}  {nodeid}")
     return 0
 
@@ -199,21 +203,39 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_ids(source: str) -> Iterable[str]:
-    """The node ids of a report, a history file, or a text of node ids one a line
-    (``pytest --collect-only -q``: the lines without ``::`` are its other words)."""
+def _node_ids(source: str) -> list[str]:
+    """The node ids of a report (every test entry, measured or not), a history file, or a
+    text of node ids one a line (``pytest --collect-only -q``: its other lines have no
+    ``::``); :class:`CommandError` when there are none."""
     from ..core.files import InputFileError, read_text
+    from ..reporting.historyfile import HISTORY_SCHEMA
+    from ..reporting.report import SCHEMA
 
     try:
         text = read_text(source)
     except InputFileError as error:
         raise CommandError(f"--keep-tests: {error}") from None
-    if not text.lstrip().startswith("{"):
-        return [line.strip() for line in text.splitlines() if "::" in line]
-    try:
-        return list(load_history_file(source))
-    except HistoryError as error:
-        raise CommandError(f"--keep-tests: {error}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise CommandError(f"--keep-tests: {source}: not valid JSON ({error})") from None
+        tests = data.get("tests") if isinstance(data, dict) else None
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema == SCHEMA and isinstance(tests, list):
+            found = [t["nodeid"] for t in tests if isinstance(t, dict) and "nodeid" in t]
+        elif schema == HISTORY_SCHEMA and isinstance(tests, dict):
+            found = list(tests)
+        else:
+            found = []
+    else:
+        found = [line.strip() for line in text.splitlines() if "::" in line]
+    if not found:
+        raise CommandError(
+            f"--keep-tests: {source}: no node ids in it (expected a JSON report, a history"
+            " file, or node ids one a line, as `pytest --collect-only -q` prints them)"
+        )
+    return [str(nodeid) for nodeid in found]
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -56,6 +56,14 @@ def test_show_lists_the_heaviest_and_the_median(
         "  300.0 MiB  t.py::heavy",
         "   20.0 MiB  t.py::middle",
     ]
+    assert main(["history", "show", str(history), "--top", "0"]) == 0  # 0: all
+    assert _out(capsys)[3:] == [
+        "heaviest 4 (peak = growth + children):",
+        "  300.0 MiB  t.py::heavy",
+        "   20.0 MiB  t.py::middle",
+        "    5.0 MiB  t.py::old_one",
+        "    1.0 MiB  t.py::light",
+    ]
 
 
 def test_show_json_has_the_figures_in_bytes(
@@ -103,7 +111,7 @@ def test_prune_drops_tests_not_in_a_collection_and_says_which(
 def test_prune_keeps_the_tests_of_several_reports(
     history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    one = write_report(tmp_path / "one.json", make_test("t.py::light"))
+    one = write_report(tmp_path / "one.json", make_test("t.py::light", None))  # not run
     two = write_report(tmp_path / "two.json", make_test("t.py::heavy"))
     args = ["history", "prune", str(history), "--keep-tests", str(one), "--keep-tests", str(two)]
     assert main(args) == 0
@@ -175,6 +183,10 @@ def test_merge_reads_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["prune", "{history}"], "nothing to prune by (give --keep-tests, --drop or --max)"),
         (["prune", "{report}", "--max", "1"], "{report}: a memguard report (expected"),
         (["prune", "{history}", "--keep-tests", "{missing}"], "--keep-tests: {missing}: no such"),
+        (
+            ["prune", "{history}", "--keep-tests", "{report_like}"],
+            "--keep-tests: {report_like}: no node ids in it (expected a JSON report, a history",
+        ),
         (["merge", "{out}", "{missing}"], "{missing}: no such file"),
         (["merge", "{report}", "{history}"], "{report}: a memguard report (expected"),
     ],
