@@ -90,7 +90,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         help="Merge shards' history files or reports into one",
         description="Write OUT with the tests of every IN (history files or JSON reports), "
         "in order: a test already taken takes a later IN's figures when they were measured "
-        "later and moved past 10%% and 1 MiB. OUT is replaced: name it first among the INs "
+        "later and moved past 10% and 1 MiB. OUT is replaced: name it first among the INs "
         "to keep its tests and rewrite only what changed.",
         allow_abbrev=False,
     )
