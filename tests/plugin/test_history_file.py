@@ -4,15 +4,20 @@ run and read by the next (``--memguard-history FILE``), merged across shards."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pytest_memguard.cli import main
-from pytest_memguard.reporting.historyfile import HISTORY_SCHEMA
+from pytest_memguard.reporting.history import Peak
+from pytest_memguard.reporting.historyfile import HISTORY_SCHEMA, HistoryFile, Record
 
-from ..sessions import guarded_run
+from ..sessions import check_session, guarded_run
 from .conftest import settings
+from .test_history_cache import BARRIER
 
 MB = 1024 * 1024
 
@@ -241,3 +246,48 @@ def test_history_takes_a_comma_list_with_twins(
     assert settings(pytester, "--memguard").history == (Path("env.json"),)
     with pytest.raises(pytest.UsageError, match=r"--memguard-history: empty path in 'a.json,'"):
         settings(pytester, "--memguard", "--memguard-history=a.json,")
+
+
+def test_runs_that_save_one_file_together_each_keep_their_peaks(
+    pytester: pytest.Pytester,
+) -> None:
+    pairs = 3
+    pytester.makeconftest(BARRIER)
+    # 20,000 other tests: each run's merge takes long enough that two of them without
+    # turns would overlap, and one of the two would be lost.
+    saved = pytester.path / "memguard-history.json"
+    others = {
+        f"other.py::test_{i}": Record(Peak(1000), "2026-01-01T00:00:00Z") for i in range(20_000)
+    }
+    saved.write_text(HistoryFile(others).encode())
+    for pair in range(pairs):
+        for side in "ab":
+            pytester.makepyfile(**{f"test_{side}{pair}": "def test_it(): pass"})
+    for pair in range(pairs):
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "--memguard",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--memguard-history-save={saved}",
+                    f"test_{side}{pair}.py",
+                ],
+                cwd=pytester.path,
+                env={**os.environ, "PAIR": str(pair)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for side in "ab"
+        ]
+        for process in processes:
+            output, _ = process.communicate(timeout=120)
+            assert process.returncode == 0, output.decode()
+            check_session(output.decode(), process.args)
+    kept = _tests(saved)
+    expected = {f"test_{side}{pair}.py::test_it" for pair in range(pairs) for side in "ab"}
+    assert set(kept) == expected | set(others)
