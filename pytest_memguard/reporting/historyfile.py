@@ -38,7 +38,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -177,7 +177,11 @@ class HistoryFile(Mapping[str, Record]):
     def record_run(self, entries: Iterable[Mapping[str, Any]], measured: str) -> list[str]:
         """Take in a run's test entries (the JSON report's ``tests``): a test it measured
         gets the new figures when they :func:`moved` (or it is new), stamped ``measured``;
-        the others keep theirs.  Returns the node ids rewritten."""
+        the others keep theirs.  Returns the node ids rewritten.
+
+        Past :data:`~.history.MAX_TESTS` tests, those the run measured stay first: a
+        test whose figures hold still keeps an old date."""
+        entries = list(entries)
         old = {nodeid: record.peak for nodeid, record in self._records.items()}
         learned = PeakHistory(old)
         learned.learn(entries)  # its rules: a killed test keeps the larger peak, ...
@@ -187,7 +191,8 @@ class HistoryFile(Mapping[str, Record]):
             if before is None or moved(before, peak):
                 self._records[nodeid] = Record(peak, measured)
                 rewritten.append(nodeid)
-        self.keep(MAX_TESTS)
+        ran = {entry.get("nodeid") for entry in entries if isinstance(entry, Mapping)}
+        self.keep(MAX_TESTS, first=ran)
         return rewritten
 
     def merge(self, other: Mapping[str, Record]) -> None:
@@ -204,11 +209,15 @@ class HistoryFile(Mapping[str, Record]):
         """Forget these tests; returns those that were there."""
         return [nodeid for nodeid in nodeids if self._records.pop(nodeid, None) is not None]
 
-    def keep(self, count: int) -> list[str]:
-        """Keep the ``count`` tests measured last (ties: by node id); returns those dropped."""
+    def keep(self, count: int, first: Container[object] = ()) -> list[str]:
+        """Keep the ``count`` tests measured last (ties: by node id), those in ``first``
+        before any other; returns those dropped."""
         if len(self._records) <= count:
             return []
-        order = sorted(self._records.items(), key=lambda item: (item[1].measured, item[0]))
+        order = sorted(
+            self._records.items(),
+            key=lambda item: (item[0] in first, item[1].measured, item[0]),
+        )
         dropped = [nodeid for nodeid, _ in order[: len(order) - count]]
         self.drop(dropped)
         return dropped

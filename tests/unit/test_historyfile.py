@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_memguard.reporting import historyfile
 from pytest_memguard.reporting.history import MAX_FIGURE, HistoryError, Peak
 from pytest_memguard.reporting.historyfile import (
     HISTORY_SCHEMA,
@@ -153,6 +154,16 @@ def test_keep_leaves_the_tests_measured_last() -> None:
     history = HistoryFile({"old": Record(Peak(1), MONDAY), "new": Record(Peak(2), TUESDAY)})
     assert history.keep(1) == ["old"]
     assert list(history) == ["new"]
+
+
+def test_past_the_most_tests_a_run_keeps_those_it_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(historyfile, "MAX_TESTS", 2)
+    history = HistoryFile({"stable": Record(Peak(MB), MONDAY), "gone": Record(Peak(MB), TUESDAY)})
+    history.record_run([_entry("stable", MB), _entry("new", MB)], "2026-12-02T09:00:00Z")
+    assert sorted(history) == ["new", "stable"]  # stable's date is older than gone's
+    assert history["stable"] == Record(Peak(MB), MONDAY)
 
 
 def test_utc_stamp_is_utc_to_the_second() -> None:
