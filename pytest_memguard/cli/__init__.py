@@ -1,7 +1,8 @@
 """The ``memguard`` console script: ``main(argv) -> int``.
 
 Subcommands: ``show`` and ``diff`` (JSON reports), ``run`` (guard a command), ``recover``
-(the report of a killed run, from its records), ``status``
+(the report of a killed run, from its records), ``history`` (show, prune and merge the
+history file of ``--memguard-history-save``), ``status``
 and ``diagnostics`` (this machine, this process), ``profile``, ``cleanup`` and
 ``configure`` (a running service's memory endpoints).  Nothing here calls ``sys.exit``:
 usage errors return 2, ``--help`` returns 0, and each subcommand documents its own codes.
@@ -56,7 +57,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``memguard`` parser with its subcommands."""
-    from . import machine, recover, remote, reports, run
+    from . import histories, machine, recover, remote, reports, run
 
     parser = _Parser(
         prog="memguard",
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_parsers(commands)
     run.add_parser(commands)
     recover.add_parser(commands)
+    histories.add_parser(commands)
     machine.add_parsers(commands)
     remote.add_parsers(commands)
     return parser

@@ -109,13 +109,13 @@ class RunEnd:
         try:
             if wanted and (built := self._build()) is not None:
                 self._write(built)
-            if context.owns_work_dir and getattr(config, "cache", None) is not None:
+            if context.owns_work_dir:  # pytest's cache (if on), --memguard-history-save
                 from .peakcache import save_history
 
                 try:  # an entry at a time, from the results
                     save_history(config, context)
                 except Exception as error:
-                    context.log.error("keeping the tests' peaks in pytest's cache", error)
+                    context.log.error("keeping the tests' peaks", error)
         finally:
             # An xdist worker keeps holding: it ends when its controller lets it go.
             signals.holding = not context.owns_work_dir

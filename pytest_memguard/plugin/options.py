@@ -65,9 +65,15 @@ _OPTIONS: Final = (
     ),
     (
         "history",
-        "REPORT",
-        "--memguard-pack: take each test's peak from this JSON report instead of pytest's"
-        " cache of the last guarded run",
+        "FILE[,FILE...]",
+        "--memguard-pack: take each test's peak from these history files or JSON reports"
+        " (merged in order: a later figure measured later wins) instead of pytest's cache",
+    ),
+    (
+        "history-save",
+        "FILE",
+        "Merge this run's peaks into the history file FILE (to commit or cache in CI; read"
+        " back by --memguard-history); under xdist the controller writes it",
     ),
     (
         "json",

@@ -1,10 +1,13 @@
-"""Where the tests' peaks are kept between runs: pytest's cache, or a JSON report.
+"""Where the tests' peaks are kept between runs: pytest's cache, a history file, a report.
 
 Every guarded run that ends in this process (a single process, or the xdist controller)
 merges its tests' peaks into ``memguard/peaks.json`` in pytest's cache folder, as
-``--lf`` keeps the last failures; ``--memguard-pack`` reads them back, or reads the
-report named by ``--memguard-history`` (for CI, where the cache is not kept but the last
-report is).
+``--lf`` keeps the last failures, and into the history file of
+``--memguard-history-save`` when asked (:mod:`pytest_memguard.reporting.historyfile`:
+for CI, where the cache is not kept); ``--memguard-pack`` reads the cache back, or the
+history files and reports named by ``--memguard-history``.  The history file's lock is
+in the temporary folder, named after the file's real path, so that nothing appears
+beside a file a project commits; one that is not a memguard history is never replaced.
 
 Runs that end together take turns: each holds ``peaks.json.lock`` (beside it) while it
 reads, merges and writes, so no run's peaks are lost; a run that waits more than
@@ -80,26 +83,23 @@ def load_history(
     :param notices: where to say how many of ``--memguard-history``'s entries were left
         out (the cache's problems are said when the run keeps its peaks)
     """
-    if settings.history is not None:
-        from ..reporting.report import ReportError, load_report
+    if settings.history:
+        from ..reporting.historyfile import load_histories
 
         option = settings.source("history")
         try:
-            history = PeakHistory.from_report(
-                load_report(settings.history), source=str(settings.history)
-            )
-        except (ReportError, HistoryError) as error:
-            text = str(error)
-            where = "" if text.startswith(f"{settings.history}:") else f"{settings.history}: "
-            raise pytest.UsageError(f"{option}: {where}{text}") from None
+            history = load_histories(settings.history).peaks()
+        except HistoryError as error:
+            raise pytest.UsageError(f"{option}: {error}") from None
         if history.dropped and notices is not None:
             from ..core.sizes import format_size
             from ..reporting.history import MAX_FIGURE
 
             notices.append(
-                f"memguard: {option}: {_entries(history.dropped)} of {settings.history} not"
-                " understood, left out (a test entry needs its nodeid and peak_delta, and"
-                f" sizes in bytes from 0 to {format_size(MAX_FIGURE)})"
+                f"memguard: {option}: {_entries(history.dropped)} of {history.source} not"
+                " understood, left out (a report's test entry needs its nodeid and"
+                " peak_delta, a history's test its figures and date; sizes are bytes from 0"
+                f" to {format_size(MAX_FIGURE)})"
             )
         return history
     path = _cache_file(config)
@@ -108,31 +108,83 @@ def load_history(
     return _cached(path)[0]
 
 
-def save_history(
-    config: pytest.Config, context: RunContext, entries: list[dict[str, Any]] | None = None
-) -> None:
-    """Merge the run's peaks into the history in pytest's cache (if it is on), from the
-    report's ``entries`` when it was built (else from the results, an entry at a time).
+def save_history(config: pytest.Config, context: RunContext) -> None:
+    """Merge the run's peaks into the history in pytest's cache (if it is on) and into
+    the ``--memguard-history-save`` file (if asked), from the results, an entry at a time
+    (a run of many thousand tests never holds its entries all at once).
 
     A file that cannot be read, understood or written is a notice of the run (never an
-    exception): the peaks are memguard's to keep, not the user's.
+    exception): the run's tests have passed or failed already.
     """
     from ..core.files import reason_of
 
+    notices, saved = context.log.notices, context.settings.history_save
+    if getattr(config, "cache", None) is None and saved is None:
+        return
+    results = context.source.results()
+
+    def tests() -> Iterator[dict[str, Any]]:
+        return (result.to_json() for result in results)
+
     where = "pytest's cache"
-    notices = context.log.notices
     try:
         path = _cache_file(config)
-        if path is None:
-            return
-        where = str(path)
-        tests: Iterable[Mapping[str, Any]] = entries or (
-            result.to_json() for result in context.source.results()
-        )
-        with _locked(path.with_name(path.name + ".lock")):
-            _merge(path, notices, tests, context.source.collected())
+        if path is not None:
+            where = str(path)
+            with _locked(path.with_name(path.name + ".lock")):
+                _merge(path, notices, tests(), context.source.collected())
     except OSError as error:
         notices.append(f"memguard: cannot keep the tests' peaks in {where} ({reason_of(error)})")
+    if saved is not None:
+        option = context.settings.source("history_save")
+        try:
+            with _locked(_lock_of(saved)):
+                _save_file(saved, option, notices, tests())
+        except OSError as error:
+            notices.append(
+                f"memguard: {option}: the history was not written to {saved} ({reason_of(error)})"
+            )
+
+
+def _lock_of(path: Path) -> Path:
+    """The lock of a history file: in the temporary folder, named after the file's real
+    path (never beside a file a project commits)."""
+    import hashlib
+    import tempfile
+
+    name = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"memguard-history-{name}.lock"
+
+
+def _save_file(
+    path: Path, option: str, notices: list[str], tests: Iterable[Mapping[str, Any]]
+) -> None:
+    """Read, merge and write the history file at ``path`` (its lock held).  A file
+    there that is not a memguard history is left alone, with a notice."""
+    from ..core.files import read_text, write_atomically
+    from ..reporting.historyfile import HistoryFile, load_history_file, utc_stamp
+
+    history, before = HistoryFile(source=str(path)), None
+    if os.path.exists(path):
+        try:
+            history = load_history_file(path, reports=False)
+            before = read_text(path)
+        except (HistoryError, OSError, ValueError) as error:
+            notices.append(f"memguard: {option}: {error}: not overwritten")
+            return
+        if history.dropped:
+            notices.append(
+                f"memguard: {option}: {_entries(history.dropped)} of {path} not understood,"
+                " left out"
+            )
+    changed = history.record_run(tests, utc_stamp(time.time()))
+    text = history.encode()
+    if text != before:  # the same figures: not even the file's time changes
+        write_atomically(path, text)
+    notices.append(
+        f"memguard: {option}: {len(changed)} test(s) new or changed in {path}"
+        f" ({len(history)} in all)"
+    )
 
 
 def _merge(

@@ -68,8 +68,11 @@ class Settings(NamedTuple):
     worker_memory: int | None = None
     #: xdist: schedule tests by their predicted peaks (``--memguard-pack``).
     pack: bool = False
-    #: The report packing takes its predictions from (None: pytest's cache).
-    history: Path | None = None
+    #: The history files or reports packing takes its predictions from (none: pytest's
+    #: cache), merged in order.
+    history: tuple[Path, ...] = ()
+    #: The history file the run merges its peaks into (None: none).
+    history_save: Path | None = None
     sources: Mapping[str, str] = MappingProxyType({})
     #: Where the self-contained HTML report goes (None: nowhere).
     html_path: Path | None = None
@@ -109,7 +112,8 @@ class Settings(NamedTuple):
             "recycle": self.recycle,
             "worker_memory": self.worker_memory,
             "pack": self.pack,
-            "history": str(self.history) if self.history else None,
+            "history": ", ".join(map(str, self.history)) if self.history else None,
+            "history_save": str(self.history_save) if self.history_save else None,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "html": str(self.html_path) if self.html_path else None,
@@ -176,7 +180,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     pack = raw_pack is not None and parse_bool(raw_pack, pack_source)
     if raw_pack is not None:
         sources["pack"] = pack_source
-    history = _resolve_path(config, "history", env, sources)
+    history = _resolve_paths(config, "history", env, sources)
+    history_save = _resolve_history_save(config, env, sources)
     records = _resolve_path(config, "records", env, sources)
 
     json_path, html_path = (
@@ -203,6 +208,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         worker_memory=worker_memory,
         pack=pack,
         history=history,
+        history_save=history_save,
         sources=sources,
         html_path=html_path,
         records=records.absolute() if records is not None else None,
@@ -309,6 +315,47 @@ def _resolve_path(
     if source.endswith("(ini)") and config.inipath is not None and not path.is_absolute():
         path = config.inipath.parent / path
     return path
+
+
+def _resolve_paths(
+    config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str]
+) -> tuple[Path, ...]:
+    """The comma-separated paths of setting ``name`` (each as :func:`_resolve_path`)."""
+    raw, source = lookup(config, name, env)
+    if raw is None:
+        return ()
+    sources[name] = source
+    paths = []
+    for part in raw.split(","):
+        if not part.strip():
+            raise pytest.UsageError(
+                f"{source}: empty path in {raw!r} (expected e.g. a.json or a.json,b.json)"
+            )
+        path = Path(part.strip()).expanduser()
+        if source.endswith("(ini)") and config.inipath is not None and not path.is_absolute():
+            path = config.inipath.parent / path
+        paths.append(path)
+    return tuple(paths)
+
+
+def _resolve_history_save(
+    config: pytest.Config, env: Mapping[str, str], sources: dict[str, str]
+) -> Path | None:
+    """The history file to write, checked now (it is written when the run ends)."""
+    path = _resolve_path(config, "history-save", env, sources)
+    if path is None:
+        return None
+    from ..core.files import OutputPathError, check_output_path
+
+    source = sources["history-save"]
+    sources["history_save"] = sources.pop("history-save")
+    try:
+        check_output_path(path)
+    except OutputPathError as error:
+        raise pytest.UsageError(
+            f"{source}: cannot write the history to {str(path)!r} ({error.reason})"
+        ) from None
+    return path.absolute()
 
 
 def resolve_size_setting(
