@@ -39,6 +39,18 @@ def _clean_memguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _own_ledger(
+    _clean_memguard_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each test's inner runs (and their subprocesses) count one another in a ledger of
+    their own: never the other tests' (the suite runs under xdist) nor the developer's."""
+    folder = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("MEMGUARD_LEDGER_FILE", str(folder / "ledger.json"))
+
+
 #: The plugins of the test extra that inner sessions load only when a test asks for them
 #: (``@pytest.mark.neighbours``): together they add over a second to every pytest start.
 NEIGHBOURS = ("asyncio", "anyio", "hypothesispytest", "rerunfailures", "timeout")

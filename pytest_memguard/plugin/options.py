@@ -70,6 +70,13 @@ _OPTIONS: Final = (
         " cache of the last guarded run",
     ),
     (
+        "ledger",
+        "on|off",
+        "Count the other guarded runs on this machine (a host-wide ledger of what each"
+        " holds and reserves): a heavy test waits for room; on by default with"
+        " --memguard-pack",
+    ),
+    (
         "json",
         "PATH",
         "Write the JSON report to PATH (a report an earlier run left there is emptied"

@@ -70,6 +70,8 @@ class Settings(NamedTuple):
     pack: bool = False
     #: The report packing takes its predictions from (None: pytest's cache).
     history: Path | None = None
+    #: Count other guarded runs on this machine (``--memguard-ledger``; on with packing).
+    ledger: bool = False
     sources: Mapping[str, str] = MappingProxyType({})
     #: Where the self-contained HTML report goes (None: nowhere).
     html_path: Path | None = None
@@ -110,6 +112,7 @@ class Settings(NamedTuple):
             "worker_memory": self.worker_memory,
             "pack": self.pack,
             "history": str(self.history) if self.history else None,
+            "ledger": self.ledger,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "html": str(self.html_path) if self.html_path else None,
@@ -177,6 +180,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
     if raw_pack is not None:
         sources["pack"] = pack_source
     history = _resolve_path(config, "history", env, sources)
+    raw_ledger, ledger_source = lookup(config, "ledger", env)
+    ledger = pack if raw_ledger is None else parse_bool(raw_ledger, ledger_source)
+    if raw_ledger is not None:
+        sources["ledger"] = ledger_source
     records = _resolve_path(config, "records", env, sources)
 
     json_path, html_path = (
@@ -203,6 +210,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         worker_memory=worker_memory,
         pack=pack,
         history=history,
+        ledger=ledger,
         sources=sources,
         html_path=html_path,
         records=records.absolute() if records is not None else None,
