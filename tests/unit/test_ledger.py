@@ -40,7 +40,11 @@ class Processes:
 def make(tmp_path: Path, *pids: int) -> tuple[Ledger, Processes, list[str]]:
     problems: list[str] = []
     alive = Processes(*pids)
-    return Ledger(tmp_path / "ledger.json", alive=alive, on_problem=problems.append), alive, problems
+    return (
+        Ledger(tmp_path / "ledger.json", alive=alive, on_problem=problems.append),
+        alive,
+        problems,
+    )
 
 
 def test_a_test_that_fits_beside_the_others_runs() -> None:
@@ -88,7 +92,9 @@ def test_entries_of_ended_processes_are_dropped_and_a_reused_pid_is_another(
     # An entry of pid 3 that started at another time: that process ended, pid 3 is another.
     stale = {"pid": 3, "started": 5.0, "run": "c", "domain": "host", "base": 1}
     data = json.loads((tmp_path / "ledger.json").read_text())
-    (tmp_path / "ledger.json").write_text(json.dumps({**data, "entries": [*data["entries"], stale]}))
+    (tmp_path / "ledger.json").write_text(
+        json.dumps({**data, "entries": [*data["entries"], stale]})
+    )
     alive.pids.discard(1)
     ledger.put(entry(4, "d"))
     stored = json.loads((tmp_path / "ledger.json").read_text())["entries"]

@@ -1,0 +1,212 @@
+"""``--memguard-ledger``: guarded runs on one machine count each other's memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_memguard.library.ledger import Entry, Ledger, process_key
+from pytest_memguard.plugin.gate import memory_domain
+from pytest_memguard.probe.system import read_system_memory
+
+from .conftest import settings
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+#: A heavy test (by the history below) that says when it starts, among light ones.
+SUITE = """
+from pathlib import Path
+
+def test_light():
+    pass
+
+def test_heavy():
+    Path("heavy.started").write_text("")
+"""
+
+
+def write_history(path: Path, peaks: dict[str, int], rss_start: int = 50 * MiB) -> Path:
+    tests = [
+        {"nodeid": nodeid, "status": "ok", "peak_delta": peak, "rss_start": rss_start}
+        for nodeid, peak in peaks.items()
+    ]
+    path.write_text(json.dumps({"schema": "pytest-memguard/1", "tests": tests}))
+    return path
+
+
+def other_run(reserved: int, base: int = 100 * MiB) -> Entry:
+    """An entry of another guarded run: this (live) process stands for its worker."""
+    pid, started = process_key()
+    return Entry(
+        pid,
+        started,
+        "4242:1.0",
+        memory_domain(read_system_memory()),
+        base,
+        reserved,
+        "other/test_big.py::test_big",
+        "/src/other",
+    )
+
+
+def ledger() -> Ledger:
+    return Ledger(Path(os.environ["MEMGUARD_LEDGER_FILE"]))
+
+
+def wait_for(what: str, found: object, deadline: float) -> None:
+    """Fail when ``found()`` is still false at ``deadline`` (a file's change, not a time)."""
+    while not found():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.02)
+
+
+def test_a_heavy_test_waits_while_another_run_holds_the_room(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    history = write_history(
+        pytester.path / "history.json",
+        {"test_suite.py::test_light": 0, "test_suite.py::test_heavy": GiB},
+    )
+    book = ledger()
+    book.put(other_run(reserved=GiB + GiB // 2))
+    seen: dict[str, object] = {}
+
+    def release() -> None:
+        """Once the inner test waits (its entry, reserving nothing, names it), the other
+        run's test ends."""
+
+        def waiting() -> bool:
+            return any(
+                e.test == "test_suite.py::test_heavy" and e.reserved == 0 for e in book.entries()
+            )
+
+        try:
+            wait_for("the heavy test waiting", waiting, time.monotonic() + 60)
+            seen["started while waiting"] = (pytester.path / "heavy.started").exists()
+        finally:
+            book.put(other_run(reserved=0))
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    try:
+        result = pytester.runpytest_subprocess(
+            "--memguard",
+            "-p",
+            "no:cacheprovider",
+            "--memguard-ledger=on",
+            f"--memguard-history={history}",
+            "--memguard-aggregate=2GiB",
+            timeout=120,
+        )
+    finally:
+        thread.join()
+    result.assert_outcomes(passed=2)
+    assert seen == {"started while waiting": False}
+    result.stdout.fnmatch_lines(
+        [
+            "memguard: ledger: 1 other guarded run on this machine holds 1.6 GiB;"
+            " heavy tests wait for room",
+            "*memguard: ledger: 1 test(s) waited * s for memory other runs held"
+            " (pid 4242 in /src/other)",
+        ]
+    )
+    # The run's own entry went with it; the other run's stays.
+    assert [e.run for e in book.entries()] == ["4242:1.0"]
+
+
+def test_a_heavy_test_runs_at_once_when_it_fits_and_light_tests_never_read_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    history = write_history(
+        pytester.path / "history.json",
+        {"test_suite.py::test_light": 0, "test_suite.py::test_heavy": 300 * MiB},
+    )
+    ledger().put(other_run(reserved=GiB))
+    result = pytester.runpytest_subprocess(
+        "--memguard",
+        "-p",
+        "no:cacheprovider",
+        f"--memguard-history={history}",
+        "--memguard-ledger=on",
+        "--memguard-aggregate=2GiB",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*waited*")
+
+
+def test_packing_counts_the_other_runs_and_says_so(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_suite=SUITE)
+    history = write_history(
+        pytester.path / "history.json",
+        {"test_suite.py::test_light": 0, "test_suite.py::test_heavy": 300 * MiB},
+    )
+    ledger().put(other_run(reserved=GiB))
+    result = pytester.runpytest_subprocess(
+        "--memguard",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "--memguard-pack",
+        f"--memguard-history={history}",
+        "--memguard-aggregate=3GiB",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["memguard: ledger: 1 other guarded run on this machine holds 1.1 GiB; packing counts it"]
+    )
+
+
+def test_no_ledger_line_when_it_is_off(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_suite=SUITE)
+    ledger().put(other_run(reserved=GiB))
+    result = pytester.runpytest_subprocess(
+        "--memguard",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "--memguard-pack",
+        "--memguard-ledger",
+        "off",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*memguard: ledger*")
+
+
+def test_the_ledger_is_on_with_packing_and_set_by_option_env_and_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xdist")
+    assert not settings(pytester, "--memguard").ledger
+    assert settings(pytester, "--memguard", "-n", "2", "--memguard-pack").ledger
+    assert not settings(pytester, "--memguard", "--memguard-ledger=off", "--memguard-pack").ledger
+    pytester.makeini("[pytest]\nmemguard_ledger = on\n")
+    on = settings(pytester, "--memguard")
+    assert on.ledger
+    assert on.source("ledger") == "memguard_ledger (ini)"
+    monkeypatch.setenv("MEMGUARD_LEDGER", "off")
+    off = settings(pytester, "--memguard")
+    assert not off.ledger
+    assert off.source("ledger") == "MEMGUARD_LEDGER"
+    assert settings(pytester, "--memguard", "--memguard-ledger", "on").source("ledger") == (
+        "--memguard-ledger"
+    )
+    with pytest.raises(pytest.UsageError, match=r"--memguard-ledger: invalid value 'maybe'"):
+        settings(pytester, "--memguard", "--memguard-ledger=maybe")
+
+
+def test_help_lists_the_ledger_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--memguard-ledger=on|off*", "*Count the other guarded runs*"])
