@@ -210,3 +210,89 @@ def test_the_ledger_is_on_with_packing_and_set_by_option_env_and_ini(
 def test_help_lists_the_ledger_option(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--memguard-ledger=on|off*", "*Count the other guarded runs*"])
+
+
+#: Four tests measured at 1 GiB each, at a worker base of 50 MiB.
+FOUR_HEAVY = {f"test_suite.py::test_{i}": GiB for i in range(4)}
+
+
+def run_auto(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """``-n auto`` with xdist offering 3 CPUs (its own environment variable)."""
+    pytester.makepyfile(test_suite="def test_0(): pass\ndef test_1(): pass\n")
+    history = write_history(pytester.path / "history.json", FOUR_HEAVY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "3")
+        return pytester.runpytest_subprocess(
+            "--memguard",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "auto",
+            f"--memguard-history={history}",
+            *args,
+            timeout=120,
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "workers", "why"),
+    [
+        # Any two of the heavy tests may meet: 2 x 50 MiB + 2 GiB fit, three do not.
+        (
+            ["--memguard-aggregate=2.5GiB"],
+            2,
+            "3 CPU(s), 2.5 GiB usable (--memguard-aggregate); *history.json: worker base"
+            " 50.0 MiB, the 2 largest peak(s) 1.0 GiB, 1.0 GiB",
+        ),
+        # Packed, one heavy test at a time: three workers fit.
+        (
+            ["--memguard-aggregate=2.5GiB", "--memguard-pack"],
+            3,
+            "3 CPU(s), 2.5 GiB usable (--memguard-aggregate); *: worker base 50.0 MiB,"
+            " the largest peak (packed) 1.0 GiB",
+        ),
+        # The smaller of the two cuts wins.
+        (
+            ["--memguard-aggregate=2.5GiB", "--memguard-pack", "--memguard-worker-memory=10TB"],
+            1,
+            "3 CPU(s), * available / 9.1 TiB per worker, 2.5 GiB usable*",
+        ),
+    ],
+)
+def test_auto_starts_the_workers_the_measured_peaks_fit(
+    pytester: pytest.Pytester, args: list[str], workers: int, why: str
+) -> None:
+    pytest.importorskip("xdist")
+    result = run_auto(pytester, *args)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [f"memguard: -n auto: {workers} worker(s): {why}", f"created: {workers}/{workers} worker*"]
+    )
+
+
+def test_auto_leaves_out_what_other_runs_hold(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    ledger().put(other_run(reserved=GiB - 100 * MiB))  # 1 GiB with its base
+    result = run_auto(pytester, "--memguard-aggregate=2.1GiB", "--memguard-pack")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "memguard: -n auto: 2 worker(s): 3 CPU(s), 2.1 GiB usable (--memguard-aggregate)"
+            " less 1.0 GiB other runs hold; *",
+            "created: 2/2 workers",
+        ]
+    )
+
+
+def test_auto_without_a_history_keeps_the_cpu_count(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_suite="def test_0(): pass\n")
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")
+    result = pytester.runpytest_subprocess(
+        "--memguard", "-n", "auto", "--memguard-aggregate=1MiB", timeout=120
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*-n auto*")
+    result.stdout.fnmatch_lines(["created: 2/2 workers"])

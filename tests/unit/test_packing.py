@@ -225,7 +225,7 @@ def test_a_heavy_test_is_held_back_while_other_runs_hold_the_room(
         return outside
 
     limit = 4 * BASE + 2 * 400 * MB + 100 * MB  # two heavy tests alone, one beside 400 MiB
-    sched, at_once, _ = simulate(mixed(6, 40), 4, limit, outside=None if outside is None else held)
+    _, at_once, _ = simulate(mixed(6, 40), 4, limit, outside=None if outside is None else held)
     heavy_at_once = [sum("heavy" in name for name in names) for names in at_once]
     assert max(heavy_at_once) == most
     assert max(len(names) for names in at_once) == 4, "light tests keep all workers busy"

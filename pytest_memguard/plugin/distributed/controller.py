@@ -27,6 +27,7 @@ from ..compat import worker_id_of_report
 from ..gate import WAITS_KEY, Waits
 from ..state import NOT_FINISHED
 from ..terminal import CAUSE_KEY
+from .autocount import AUTO_KEY
 from .wire import DIR_KEY, ENTRY_KEY, OUTPUT_KEY, RECYCLE_KEY, decode_result, encode_result
 
 if TYPE_CHECKING:
@@ -37,33 +38,13 @@ if TYPE_CHECKING:
     from .packing import PackScheduling
     from .watch import WorkerState, WorkerWatch
 
-__all__ = ["AUTO_KEY", "Controller", "limit_workers", "ran_beside"]
-#: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
-AUTO_KEY: Final = pytest.StashKey[str]()
+__all__ = ["Controller", "ran_beside"]
 
 #: Seconds a reading of the ledger (what other runs hold) stands for.
 OUTSIDE_EVERY: Final = 0.25
 
 #: Distribution modes whose scheduler puts a crashed worker's unstarted test back.
 RECYCLE_MODES: Final = frozenset({"load", "worksteal", "loadscope", "loadfile", "loadgroup"})
-
-
-def limit_workers(config: pytest.Config, count: int) -> int:
-    """``-n auto``: at most ``count`` workers and no more than available memory holds."""
-    from ...probe.system import read_system_memory
-    from ..settings import resolve_size_setting
-
-    each = resolve_size_setting(config, "worker-memory")
-    if each is None or each <= 0:
-        return count
-    available = read_system_memory().available
-    fits = max(1, available // each)
-    chosen = max(1, min(count, fits))
-    config.stash[AUTO_KEY] = (
-        f"memguard: -n auto: {chosen} worker(s): {count} CPU(s),"
-        f" {format_size(available)} available / {format_size(each)} per worker"
-    )
-    return chosen
 
 
 #: At most this many tests are named as having run beside a test.
