@@ -14,6 +14,11 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}: the inner pytest sessions of this test may show memguard's internal"
         " errors (or list errors in their JSON report); without it they fail the test",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: runs whole suites in a real memory cgroup for tens of seconds"
+        " (deselect with -m 'not slow')",
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from pytest_memguard.library.ledger import Entry, Ledger, process_key
 from pytest_memguard.plugin.gate import memory_domain
 from pytest_memguard.probe.system import read_system_memory
 
+from .cgroups import inside, memory_cgroup
 from .conftest import settings
 
 GiB = 1 << 30
@@ -296,3 +299,89 @@ def test_auto_without_a_history_keeps_the_cpu_count(
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*-n auto*")
     result.stdout.fnmatch_lines(["created: 2/2 workers"])
+
+
+#: Three tests that each hold 1 GiB for 1.5 s among light ones; each writes when it starts
+#: and ends holding, into one log both runs share.
+HOLDING = """
+import time
+
+import pytest
+
+def mark(what):
+    with open({log!r}, "a") as log:
+        log.write(f"{{what}} {{time.time()}}\\n")
+
+@pytest.mark.parametrize("i", range(4))
+def test_light(i):
+    pass
+
+@pytest.mark.parametrize("i", range(3))
+def test_heavy(i):
+    block = bytearray(1 << 30)
+    mark("start")
+    time.sleep(1.5)
+    mark("end")
+    del block
+"""
+
+
+def most_at_once(log: Path) -> int:
+    events = sorted(
+        (float(when), 1 if what == "start" else -1)
+        for what, when in (line.split() for line in log.read_text().splitlines())
+    )
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+def test_two_packed_runs_in_one_3gib_container_never_hold_more_than_two_heavy_tests(
+    pytester: pytest.Pytester,
+) -> None:
+    """The issue's check: two concurrent ``pytest -n 2 --memguard --memguard-pack`` runs in
+    one 3 GiB memory cgroup, each with three tests holding 1 GiB, each with a measured
+    history: no worker killed, no kernel OOM kill, both complete, at most two heavy tests
+    at once across both (each alone would run two: 2.7 GiB holds two beside its workers)."""
+    pytest.importorskip("xdist")
+    log = pytester.path / "times.log"
+    folders = [pytester.mkdir(name) for name in ("one", "two")]
+    for folder in folders:
+        (folder / "test_holding.py").write_text(HOLDING.format(log=str(log)))
+    command = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--memguard")
+    bounded = ("--memguard-max=1.5GiB",)  # each worker: a wrong run stops, not the machine
+    with memory_cgroup(3 * GiB) as group:
+        for folder in folders:  # the measuring runs, one after the other
+            subprocess.run(
+                inside(group, *command, *bounded, "--memguard-json=first.json"),
+                cwd=folder,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        log.unlink()
+        packed = (*command, *bounded, "--memguard-pack", "--memguard-history=first.json")
+        runs = [
+            subprocess.Popen(
+                inside(group, *packed, "--memguard-json=second.json"),
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for folder in folders
+        ]
+        outputs = [run.communicate(timeout=180)[0].decode() for run in runs]
+        oom_kills = group.oom_kills()
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert oom_kills == 0, "the kernel's OOM killer ended a process"
+    for folder in folders:
+        report = json.loads((folder / "second.json").read_text())
+        assert report["summary"]["outcomes"] == {"passed": 7}
+        assert report["summary"]["statuses"]["ok"] == 7
+        assert not any(worker["killed"] for worker in report["workers"])
+        assert report["config"]["ledger"] is True
+    assert log.read_text().count("start") == 6
+    assert most_at_once(log) <= 2, outputs
