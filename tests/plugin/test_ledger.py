@@ -16,6 +16,7 @@ from pytest_memguard.library.ledger import Entry, Ledger, process_key
 from pytest_memguard.plugin.gate import memory_domain
 from pytest_memguard.probe.system import read_system_memory
 
+from ..sessions import check_session
 from .cgroups import inside, memory_cgroup
 from .conftest import settings
 
@@ -355,26 +356,25 @@ def test_two_packed_runs_in_one_3gib_container_never_hold_more_than_two_heavy_te
     bounded = ("--memguard-max=1.5GiB",)  # each worker: a wrong run stops, not the machine
     with memory_cgroup(3 * GiB) as group:
         for folder in folders:  # the measuring runs, one after the other
-            subprocess.run(
-                inside(group, *command, *bounded, "--memguard-json=first.json"),
-                cwd=folder,
-                check=True,
-                capture_output=True,
-                timeout=120,
+            measuring = inside(group, *command, *bounded, f"--memguard-json={folder}/first.json")
+            done = subprocess.run(
+                measuring, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120
             )
+            assert done.returncode == 0, done.stdout.decode()
+            check_session(done.stdout.decode(), measuring)
         log.unlink()
         packed = (*command, *bounded, "--memguard-pack", "--memguard-history=first.json")
+        commands = [
+            inside(group, *packed, f"--memguard-json={folder}/second.json") for folder in folders
+        ]
         runs = [
-            subprocess.Popen(
-                inside(group, *packed, "--memguard-json=second.json"),
-                cwd=folder,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            for folder in folders
+            subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for cmd, folder in zip(commands, folders, strict=True)
         ]
         outputs = [run.communicate(timeout=180)[0].decode() for run in runs]
         oom_kills = group.oom_kills()
+    for output, cmd in zip(outputs, commands, strict=True):
+        check_session(output, cmd)
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert oom_kills == 0, "the kernel's OOM killer ended a process"
     for folder in folders:

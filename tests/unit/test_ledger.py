@@ -23,7 +23,9 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 
-def entry(pid: int, run: str, *, base: int = 50 * MiB, reserved: int = 0, domain: str = "host"):
+def entry(
+    pid: int, run: str, *, base: int = 50 * MiB, reserved: int = 0, domain: str = "host"
+) -> Entry:
     return Entry(pid, 1000.0 + pid, run, domain, base, reserved, where=f"/src/{run}")
 
 
