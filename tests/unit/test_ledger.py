@@ -191,3 +191,31 @@ def test_this_process_is_alive_and_a_changed_start_time_is_not() -> None:
     assert pid == os.getpid()
     assert is_alive(pid, started)
     assert not is_alive(pid, started - 10)
+
+
+def test_the_watch_aggregate_limit_is_less_what_other_runs_hold(tmp_path: Path) -> None:
+    """The controller's watch kills past the aggregate limit less the ledger's others."""
+    from pytest_memguard.core.levels import MemoryThresholds
+    from pytest_memguard.plugin.distributed.watch import WorkerState, WorkerWatch
+
+    watch = WorkerWatch(tmp_path, MemoryThresholds(None, None, None), 1 << 40, interval=3600)
+    killed: list[str] = []
+
+    def kill(state: WorkerState, reason: str, rss: int | None) -> None:
+        killed.append(reason)
+        state.kill = reason
+
+    watch.kill = kill  # type: ignore[method-assign]
+    (tmp_path / f"gw0-{os.getpid()}.jsonl").write_text("")  # this process stands for gw0
+    watch.ready("gw0")
+    try:
+        watch.outside = lambda: 0
+        watch.poll()
+        assert killed == []
+        watch.outside = lambda: (1 << 40) - MiB  # other runs leave this run 1 MiB
+        watch.poll()
+    finally:
+        watch.close()
+    assert len(killed) == 1
+    assert "more than the aggregate limit 1.0 MiB (the aggregate limit 1.0 TiB less" in killed[0]
+    assert "other guarded runs hold) together" in killed[0]
