@@ -15,6 +15,11 @@ while it runs a heavy test, that test's predicted peak growth (*reserved*).  The
   beside what every other process holds, or when no other run reserves anything (a run
   never waits forever: a waiting process reserves nothing, so two waiting runs cannot
   block each other, and a run alone runs as packing lets it);
+- first come, first served between runs: a heavy test does not start while a test of
+  another run waits that began waiting before it (else a run whose tests follow each
+  other without a pause would keep the room to itself).  The first waiter waits only
+  for tests that run, so the line moves; a waiter that stopped writing its entry for
+  :data:`STALE` seconds (stopped, frozen) is not waited for;
 - a file that cannot be read or understood is started afresh (the caller is told once);
   nothing here fails a run.
 
@@ -62,6 +67,9 @@ MAX_SIZE: Final = 1 << 20
 LOCK_TIMEOUT: Final = 10.0
 #: Seconds between two looks at the file while a test waits for room.
 POLL: Final = 0.1
+#: Seconds after which a waiting entry not written again is not waited for (a waiting
+#: process writes it every :data:`POLL` seconds).
+STALE: Final = 5.0
 #: Start times of one process, as two reads give them, differ by less than this.
 _SAME_START: Final = 0.05
 
@@ -134,6 +142,8 @@ class Entry:
     #: The run's root folder, for people ("pid 1234 in /src/project").
     where: str = ""
     updated: float = 0.0
+    #: Since when it waits for room for its test (0: it does not wait).
+    waiting: float = 0.0
 
     @property
     def key(self) -> tuple[int, float]:
@@ -164,6 +174,7 @@ class Entry:
                 test=None if data.get("test") is None else str(data["test"]),
                 where=str(data.get("where") or ""),
                 updated=float(data.get("updated") or 0.0),
+                waiting=float(data.get("waiting") or 0.0),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -178,19 +189,30 @@ class Decision(NamedTuple):
     held: int
     #: The other runs' entries that reserve memory now (those a waiting test waits for).
     holders: tuple[Entry, ...]
+    #: The other runs' tests that wait and began waiting first (it waits behind them).
+    ahead: tuple[Entry, ...] = ()
 
 
-def decide(me: Entry, prediction: int, entries: Iterable[Entry], limit: int) -> Decision:
+def decide(
+    me: Entry, prediction: int, entries: Iterable[Entry], limit: int, now: float = 0.0
+) -> Decision:
     """May ``me`` start a test predicted to grow by ``prediction`` bytes now?
 
     Yes when its base and the prediction fit ``limit`` beside what every other process of
     its domain holds (its own run's too), or when no other run reserves anything then
-    (its own run's plan is packing's, not the ledger's).
+    (its own run's plan is packing's, not the ledger's); and no test of another run
+    waits that began waiting before ``me`` (``me.waiting``, or ``now`` when it does not
+    wait yet), its entry written within :data:`STALE` seconds of ``now``.
     """
     others = [e for e in entries if e.domain == me.domain and e.key != me.key]
     held = sum(entry.held for entry in others)
     holders = tuple(e for e in others if e.run != me.run and e.reserved > 0)
-    return Decision(held + me.base + prediction <= limit or not holders, held, holders)
+    since = me.waiting or now
+    ahead = tuple(
+        e for e in others if e.run != me.run and 0 < e.waiting < since and now - e.updated <= STALE
+    )
+    fits = held + me.base + prediction <= limit or not holders
+    return Decision(fits and not ahead, held, holders, ahead)
 
 
 class Ledger:
@@ -242,12 +264,16 @@ class Ledger:
 
     def enter(self, me: Entry, prediction: int, test: str, limit: int) -> Decision:
         """One look, in one turn at the lock: when the test may start, ``me`` is written
-        with its reservation; else with none (a waiting process reserves nothing)."""
+        with its reservation; else with none, waiting (since ``me.waiting``, or now)."""
         with self._turn():
             kept = self._live(me.key)
-            decision = decide(me, prediction, kept, limit)
-            mine = replace(me, reserved=prediction if decision.run else 0, test=test)
-            self._write([*kept, replace(mine, updated=self.clock())])
+            now = self.clock()
+            decision = decide(me, prediction, kept, limit, now)
+            if decision.run:
+                mine = replace(me, reserved=prediction, test=test, waiting=0.0)
+            else:  # a waiting process reserves nothing
+                mine = replace(me, reserved=0, test=test, waiting=me.waiting or now)
+            self._write([*kept, replace(mine, updated=now)])
             return decision
 
     def wait(
@@ -261,15 +287,21 @@ class Ledger:
     ) -> tuple[float, tuple[Entry, ...]]:
         """Wait until the test may start (see :func:`decide`), its reservation then
         written; (seconds waited, the entries it waited for)."""
-        began = self.clock()
+        began = self.clock()  # its place in the line, should it wait
         waited_for: dict[tuple[int, float], Entry] = {}
-        while True:
-            decision = self.enter(me, prediction, test, limit)
-            if decision.run:
-                return (self.clock() - began if waited_for else 0.0), tuple(waited_for.values())
-            for entry in decision.holders:
-                waited_for.setdefault(entry.key, entry)
-            sleep(POLL)  # the lock is let go meanwhile
+        try:
+            while True:
+                decision = self.enter(replace(me, waiting=began), prediction, test, limit)
+                if decision.run:
+                    waited = self.clock() - began if waited_for else 0.0
+                    return waited, tuple(waited_for.values())
+                for entry in (*decision.holders, *decision.ahead):
+                    waited_for.setdefault(entry.key, entry)
+                sleep(POLL)  # the lock is let go meanwhile
+        except BaseException:
+            with contextlib.suppress(Exception):  # interrupted: no longer in the line
+                self.put(replace(me, test=None, waiting=0.0))
+            raise
 
     def _live(self, drop: tuple[int, float]) -> list[Entry]:
         return [e for e in self._read() if e.key != drop and self.alive(e.pid, e.started)]

@@ -295,8 +295,8 @@ def test_auto_without_a_history_keeps_the_cpu_count(
     pytester.makepyfile(test_suite="def test_0(): pass\n")
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")
     result = pytester.runpytest_subprocess(
-        "--memguard", "-n", "auto", "--memguard-aggregate=1MiB", timeout=120
-    )
+        "--memguard", "-n", "auto", "--memguard-aggregate=500MiB", timeout=120
+    )  # a history of the 1 GiB tests above would cut it to one worker
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*-n auto*")
     result.stdout.fnmatch_lines(["created: 2/2 workers"])

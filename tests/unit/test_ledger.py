@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,52 @@ def test_the_watch_aggregate_limit_is_less_what_other_runs_hold(tmp_path: Path) 
     assert len(killed) == 1
     assert "more than the aggregate limit 1.0 MiB (the aggregate limit 1.0 TiB less" in killed[0]
     assert "other guarded runs hold) together" in killed[0]
+
+
+def test_a_test_of_another_run_that_waited_first_goes_first() -> None:
+    me = entry(1, "a")
+    first = replace(entry(2, "b"), waiting=10.0, updated=19.0)
+    decision = decide(me, GiB, [first], limit=3 * GiB, now=20.0)
+    assert not decision.run, "it fits, but waits behind the test that waited first"
+    assert decision.ahead == (first,)
+    # Not behind: its own run's waiter, a later one, or one that stopped writing its entry.
+    for other in (
+        replace(first, run="a"),
+        replace(first, waiting=30.0),
+        replace(first, updated=20.0 - 6.0),
+    ):
+        assert decide(replace(me, waiting=25.0), GiB, [other], limit=3 * GiB, now=26.0).run
+
+
+def test_the_first_waiter_runs_once_the_room_is_free_and_the_later_one_after_it(
+    tmp_path: Path,
+) -> None:
+    """Two runs' waiters never block each other: the first waits only for tests that run."""
+    now = [100.0]
+    ledger = Ledger(tmp_path / "ledger.json", alive=Processes(1, 2, 3), clock=lambda: now[0])
+    ledger.put(entry(1, "a", reserved=2 * GiB))  # run a's test holds the room
+    limit = 2 * GiB + 200 * MiB
+    first = ledger.enter(replace(entry(2, "b"), waiting=now[0]), GiB, "b.py::t", limit)
+    assert not first.run
+    now[0] += 1
+    # Run a's next test: no other run holds memory (it could run), but b's waited first.
+    later = ledger.enter(replace(entry(3, "a"), waiting=now[0]), 100 * MiB, "a.py::t2", limit)
+    assert not later.run
+    assert [e.pid for e in later.ahead] == [2]
+    ledger.put(entry(1, "a"))  # run a's test ended
+    now[0] += 1
+    assert ledger.enter(replace(entry(2, "b"), waiting=100.0), GiB, "b.py::t", limit).run
+    assert ledger.enter(replace(entry(3, "a"), waiting=101.0), 100 * MiB, "a.py::t2", limit).run
+
+
+def test_an_interrupted_wait_leaves_the_line(tmp_path: Path) -> None:
+    ledger, _, _ = make(tmp_path, 1, 2)
+    ledger.put(entry(2, "b", reserved=2 * GiB))
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ledger.wait(entry(1, "a"), GiB, "t.py::test_big", 2 * GiB, sleep=interrupt)
+    (mine,) = [e for e in ledger.entries() if e.pid == 1]
+    assert (mine.waiting, mine.reserved, mine.test) == (0.0, 0, None)
