@@ -50,6 +50,8 @@ HEAVY_SHARE: Final = 20
 RUN_KEY: Final = "memguard_run"
 #: ``workeroutput``: how long a worker's tests waited for other runs' memory.
 WAITS_KEY: Final = "memguard_ledger"
+#: How the ledger's notices begin (a worker sends these to its controller).
+NOTICE: Final = "memguard: ledger:"
 
 
 def memory_domain(memory: SystemMemory) -> str:
@@ -69,11 +71,11 @@ def open_ledger(log: RunLog) -> Ledger | None:
     try:
         path = ledger_path()
     except (LedgerError, OSError) as error:
-        log.notices.append(f"memguard: ledger: not counting other runs: {error}")
+        log.notices.append(f"{NOTICE} not counting other runs: {error}")
         return None
     return Ledger(
         path,
-        on_problem=lambda why: log.notices.append(f"memguard: ledger: {why}; started afresh"),
+        on_problem=lambda why: log.notices.append(f"{NOTICE} {why}; started afresh"),
     )
 
 
@@ -167,7 +169,7 @@ class LedgerGate:
         """The ledger cannot be used: said once, and the run goes on without it."""
         self.on = False
         self.context.log.notices.append(
-            f"memguard: ledger: not counting other runs from here on ({where}: {error})"
+            f"{NOTICE} not counting other runs from here on ({where}: {error})"
         )
 
     def pytest_report_header(self) -> str | None:
@@ -230,7 +232,8 @@ class LedgerGate:
             self._failed("leaving it", error)
         output = getattr(session.config, "workeroutput", None)
         if isinstance(output, dict):
-            output[WAITS_KEY] = {**self.waits.to_json(), "notices": self.context.log.notices}
+            said = [line for line in self.context.log.notices if line.startswith(NOTICE)]
+            output[WAITS_KEY] = {**self.waits.to_json(), "notices": said}
             return
         line = self.waits.line()
         if line is not None:

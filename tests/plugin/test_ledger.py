@@ -385,3 +385,21 @@ def test_two_packed_runs_in_one_3gib_container_never_hold_more_than_two_heavy_te
         assert report["config"]["ledger"] is True
     assert log.read_text().count("start") == 6
     assert most_at_once(log) <= 2, outputs
+
+
+def test_a_corrupt_ledger_is_started_afresh_and_said(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    history = write_history(pytester.path / "history.json", {"test_suite.py::test_heavy": GiB})
+    path = Path(os.environ["MEMGUARD_LEDGER_FILE"])
+    path.write_text("{not json")
+    result = pytester.runpytest_subprocess(
+        "--memguard",
+        "-p",
+        "no:cacheprovider",
+        "--memguard-ledger=on",
+        f"--memguard-history={history}",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"memguard: ledger: {path}: *; started afresh"])
+    assert json.loads(path.read_text()) == {"version": 1, "entries": []}
