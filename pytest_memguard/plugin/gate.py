@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -182,23 +183,17 @@ class LedgerGate:
             return None
         return others_line(others, "heavy tests wait for room")
 
+    def _now(self) -> Entry:
+        """This process's entry as it stands between tests: its RSS now, no test."""
+        return replace(self.me, base=self.rss(), reserved=0, test=None, waiting=0.0)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self) -> None:
         try:
-            self.me = Entry(**{**self._fields(), "base": self.rss()})
+            self.me = self._now()
             self.ledger.put(self.me)
         except Exception as error:
             self._failed("registering this run", error)
-
-    def _fields(self) -> dict[str, Any]:
-        me = self.me
-        return {
-            "pid": me.pid,
-            "started": me.started,
-            "run": me.run,
-            "domain": me.domain,
-            "where": me.where,
-        }
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -207,7 +202,7 @@ class LedgerGate:
             return (yield)  # a light test: the ledger is not read
         entered = False
         try:
-            self.me = Entry(**{**self._fields(), "base": self.rss()})
+            self.me = self._now()
             began = time.monotonic()
             _, holders = self.ledger.wait(self.me, prediction, item.nodeid, self.limit)
             entered = True
