@@ -14,6 +14,11 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}: the inner pytest sessions of this test may show memguard's internal"
         " errors (or list errors in their JSON report); without it they fail the test",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: runs whole suites in a real memory cgroup for tens of seconds"
+        " (deselect with -m 'not slow')",
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,6 +42,18 @@ def _clean_memguard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name == "MEMGUARD" or name.startswith("MEMGUARD_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _own_ledger(
+    _clean_memguard_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each test's inner runs (and their subprocesses) count one another in a ledger of
+    their own: never the other tests' (the suite runs under xdist) nor the developer's."""
+    folder = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("MEMGUARD_LEDGER_FILE", str(folder / "ledger.json"))
 
 
 #: The plugins of the test extra that inner sessions load only when a test asks for them

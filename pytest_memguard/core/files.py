@@ -32,7 +32,9 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,6 +47,7 @@ __all__ = [
     "OutputPathError",
     "append_text",
     "check_output_path",
+    "locked",
     "read_json",
     "read_text",
     "reason_of",
@@ -306,3 +309,65 @@ def _keep_attributes(fd: int, existing: os.stat_result) -> None:
                 os.fchown(fd, existing.st_uid, existing.st_gid)
     if hasattr(os, "fchmod"):  # after chown, which clears the set-id bits
         os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+
+
+#: Errors of a lock another process holds.
+_HELD: Final = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK})
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], timeout: float) -> Iterator[None]:
+    """Hold the lock file at ``path`` (created if need be, never removed: a process that
+    removed it would let the next two lock two different files), waiting for it at most
+    ``timeout`` seconds (then :class:`TimeoutError`).
+
+    Where files cannot be locked (some network file systems) the caller goes on unlocked,
+    as it would without this lock.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC | _NONBLOCK, 0o666)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        deadline = time.monotonic() + timeout
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another process held {Path(path).name} for {timeout:g} s")
+            time.sleep(0.01)  # its holder only reads and writes a small file
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock ``fd`` for this process alone; False while another holds it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in _HELD:
+            return False
+        if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+    return True
+
+
+def _unlock(fd: int) -> None:
+    """Let the lock go (closing ``fd`` would, but Windows asks for it first)."""
+    with contextlib.suppress(OSError):
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)

@@ -72,10 +72,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
-    """``-n auto`` with ``--memguard-worker-memory``: no more workers than memory holds."""
+    """``-n auto`` with ``--memguard-worker-memory`` or a history of measured peaks: no
+    more workers than memory holds."""
     count = yield
-    if lookup(config, "worker-memory", os.environ)[0] is None or not is_enabled(config):
+    if not is_enabled(config):
         return count
-    from .distributed.controller import limit_workers
+    from .distributed.autocount import has_history, limit_workers
 
+    if lookup(config, "worker-memory", os.environ)[0] is None and not has_history(config):
+        return count
     return limit_workers(config, count)

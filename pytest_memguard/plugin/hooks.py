@@ -214,6 +214,10 @@ class MemguardPlugin:
         """memguard's other plugin objects this process needs (see :class:`Roles`)."""
         roles, config, context = self.roles, self.config, self.context
         helpers: list[tuple[str, object]] = []
+        if not roles.controller and self.settings.ledger:
+            from .gate import gate_of
+
+            helpers.extend(gate_of(config, context, self.reader))
         if roles.worker:
             from .distributed import worker_sides
 

@@ -76,6 +76,13 @@ _OPTIONS: Final = (
         " back by --memguard-history); under xdist the controller writes it",
     ),
     (
+        "ledger",
+        "on|off",
+        "Count the other guarded runs on this machine (a host-wide ledger of what each"
+        " holds and reserves): a heavy test waits for room; on by default with"
+        " --memguard-pack",
+    ),
+    (
         "json",
         "PATH",
         "Write the JSON report to PATH (a report an earlier run left there is emptied"

@@ -20,11 +20,7 @@ notice, never an error of the run.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import stat
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -44,11 +40,6 @@ CACHE_FILE: Final = "memguard/peaks.json"
 CACHE_LIMIT: Final = 64 << 20
 #: Seconds a run waits for another run's turn at the file before it keeps nothing.
 LOCK_TIMEOUT: Final = 30.0
-#: Errors of a lock another process holds.
-_HELD: Final = frozenset({errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK})
-_OPEN_FLAGS: Final = (
-    os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-)
 
 
 def _cache_file(config: pytest.Config) -> Path | None:
@@ -116,7 +107,7 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
     A file that cannot be read, understood or written is a notice of the run (never an
     exception): the run's tests have passed or failed already.
     """
-    from ..core.files import reason_of
+    from ..core.files import locked, reason_of
 
     notices, saved = context.log.notices, context.settings.history_save
     if getattr(config, "cache", None) is None and saved is None:
@@ -131,14 +122,14 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
         path = _cache_file(config)
         if path is not None:
             where = str(path)
-            with _locked(path.with_name(path.name + ".lock")):
+            with locked(path.with_name(path.name + ".lock"), LOCK_TIMEOUT):
                 _merge(path, notices, tests(), context.source.collected())
     except OSError as error:
         notices.append(f"memguard: cannot keep the tests' peaks in {where} ({reason_of(error)})")
     if saved is not None:
         option = context.settings.source("history_save")
         try:
-            with _locked(_lock_of(saved)):
+            with locked(_lock_of(saved), LOCK_TIMEOUT):
                 _save_file(saved, option, notices, tests())
         except OSError as error:
             notices.append(
@@ -225,60 +216,3 @@ def _encoded(history: PeakHistory) -> Iterator[str]:
 
 def _entries(count: int) -> str:
     return f"{count} entry" if count == 1 else f"{count} entries"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold the lock file at ``path`` (created if need be, never removed: a run that
-    removed it would let the next two lock two different files)."""
-    fd = os.open(path, _OPEN_FLAGS, 0o666)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, f"{path} is not a regular file")
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        while not _try_lock(fd):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"another run held {path.name} for {LOCK_TIMEOUT:g} s")
-            time.sleep(0.01)  # another run merges: it holds the lock only for that
-        try:
-            yield
-        finally:
-            _unlock(fd)
-    finally:
-        os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    """Lock ``fd`` for this process alone; False while another holds it.
-
-    Where files cannot be locked (some network file systems) the run goes on unlocked,
-    as it would without this lock.
-    """
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in _HELD:
-            return False
-        if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-            raise
-    return True
-
-
-def _unlock(fd: int) -> None:
-    """Let the lock go (closing ``fd`` would, but Windows asks for it first)."""
-    with contextlib.suppress(OSError):
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_UN)

@@ -27,7 +27,7 @@ from .options import DEFAULT_TOP, lookup, parse_bool
 if TYPE_CHECKING:
     from ..reporting.compare import Allowance
 
-__all__ = ["DEFAULT_THRESHOLDS", "Settings", "resolve_settings"]
+__all__ = ["DEFAULT_THRESHOLDS", "Settings", "resolve_paths", "resolve_settings"]
 
 Mode = Literal["enforce", "report"]
 MODES: Final = ("enforce", "report")
@@ -73,6 +73,8 @@ class Settings(NamedTuple):
     history: tuple[Path, ...] = ()
     #: The history file the run merges its peaks into (None: none).
     history_save: Path | None = None
+    #: Count other guarded runs on this machine (``--memguard-ledger``; on with packing).
+    ledger: bool = False
     sources: Mapping[str, str] = MappingProxyType({})
     #: Where the self-contained HTML report goes (None: nowhere).
     html_path: Path | None = None
@@ -114,6 +116,7 @@ class Settings(NamedTuple):
             "pack": self.pack,
             "history": ", ".join(map(str, self.history)) if self.history else None,
             "history_save": str(self.history_save) if self.history_save else None,
+            "ledger": self.ledger,
             "top": self.top,
             "json": str(self.json_path) if self.json_path else None,
             "html": str(self.html_path) if self.html_path else None,
@@ -180,8 +183,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
     pack = raw_pack is not None and parse_bool(raw_pack, pack_source)
     if raw_pack is not None:
         sources["pack"] = pack_source
-    history = _resolve_paths(config, "history", env, sources)
+    history = resolve_paths(config, "history", env, sources)
     history_save = _resolve_history_save(config, env, sources)
+    raw_ledger, ledger_source = lookup(config, "ledger", env)
+    ledger = pack if raw_ledger is None else parse_bool(raw_ledger, ledger_source)
+    if raw_ledger is not None:
+        sources["ledger"] = ledger_source
     records = _resolve_path(config, "records", env, sources)
 
     json_path, html_path = (
@@ -209,6 +216,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         pack=pack,
         history=history,
         history_save=history_save,
+        ledger=ledger,
         sources=sources,
         html_path=html_path,
         records=records.absolute() if records is not None else None,
@@ -317,7 +325,7 @@ def _resolve_path(
     return path
 
 
-def _resolve_paths(
+def resolve_paths(
     config: pytest.Config, name: str, env: Mapping[str, str], sources: dict[str, str]
 ) -> tuple[Path, ...]:
     """The comma-separated paths of setting ``name`` (each as :func:`_resolve_path`)."""

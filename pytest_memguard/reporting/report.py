@@ -177,7 +177,7 @@ def summarise(
     """The ``summary`` of a report's tests, each given as ``(nodeid, status, outcome,
     peak_delta, rss_peak)``, in one pass (a run has thousands of tests); the peak RSS
     is the largest of the tests' and the ``workers``' own."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     outcomes: dict[str, int] = {}
     worst: tuple[str, int] | None = None
     peak = max((int(w.get("peak_rss") or 0) for w in workers), default=0)

@@ -21,6 +21,7 @@ def test_the_package_imports_without_pytest() -> None:
         "import pytest_memguard.reporting.merge, pytest_memguard.reporting.html_report.shards;"
         "import pytest_memguard.reporting.html_report, pytest_memguard.reporting.timeline;"
         "import pytest_memguard.library.cache, pytest_memguard.library.monitor;"
+        "import pytest_memguard.library.ledger;"
         "import pytest_memguard.cli.reports, pytest_memguard.cli.run, pytest_memguard.cli.machine;"
         "import pytest_memguard.cli.histories, pytest_memguard.reporting.historyfile;"
         "assert 'pytest' not in sys.modules, 'pytest was imported';"

@@ -49,14 +49,21 @@ def fake_config(**options: Any) -> Any:
 
 
 def simulate(
-    peaks: dict[str, int], workers: int, limit: int, seed: int = 0, config: Any = None
+    peaks: dict[str, int],
+    workers: int,
+    limit: int,
+    seed: int = 0,
+    config: Any = None,
+    outside: Any = None,
 ) -> tuple[PackScheduling, list[list[str]], list[str]]:
     """Run ``peaks``' tests (node id -> peak) through the scheduler to the end; the sets
     of tests that ran at once at each step, and what the scheduler said."""
     config = config or fake_config()
     history = PeakHistory({nodeid: Peak(peak) for nodeid, peak in peaks.items()}, "test")
     said: list[str] = []
-    sched = PackScheduling(config, workers, history, limit, lambda worker: BASE, said.append)
+    sched = PackScheduling(
+        config, workers, history, limit, lambda worker: BASE, said.append, outside=outside
+    )
     nodes = [Worker(i) for i in range(workers)]
     collection = list(peaks)
     for node in nodes:
@@ -203,3 +210,24 @@ def test_maxschedchunk_bounds_a_batch_as_it_does_loads() -> None:
     assert max(len(batch) for node in sched.node2collection for batch in node.batches) <= 5
     unbounded, _, _ = simulate(peaks, 2, 10**12)
     assert max(len(batch) for node in unbounded.node2collection for batch in node.batches) > 5
+
+
+@pytest.mark.parametrize(("outside", "most"), [(None, 2), (400 * MB, 1)])
+def test_a_heavy_test_is_held_back_while_other_runs_hold_the_room(
+    outside: int | None, most: int
+) -> None:
+    """With the ledger, a heavy decision counts what other runs hold (read then only)."""
+    reads: list[int] = []
+
+    def held() -> int:
+        assert outside is not None
+        reads.append(outside)
+        return outside
+
+    limit = 4 * BASE + 2 * 400 * MB + 100 * MB  # two heavy tests alone, one beside 400 MiB
+    _, at_once, _ = simulate(mixed(6, 40), 4, limit, outside=None if outside is None else held)
+    heavy_at_once = [sum("heavy" in name for name in names) for names in at_once]
+    assert max(heavy_at_once) == most
+    assert max(len(names) for names in at_once) == 4, "light tests keep all workers busy"
+    if outside is not None:
+        assert 0 < len(reads) < len(at_once), "read for heavy decisions only"

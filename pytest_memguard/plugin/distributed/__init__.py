@@ -66,7 +66,7 @@ def make_controller(
 
         check_packable(config)
         history = load_history(config, settings, log.notices)
-    return Controller(
+    controller = Controller(
         settings,
         log,
         work_dir,
@@ -75,6 +75,13 @@ def make_controller(
         say=say,
         history=history,
     )
+    if settings.ledger:
+        from ...probe.system import read_system_memory
+        from ..gate import memory_domain, open_ledger
+
+        controller.ledger = open_ledger(log)
+        controller.domain = memory_domain(read_system_memory())
+    return controller
 
 
 def check_packable(config: pytest.Config) -> None:

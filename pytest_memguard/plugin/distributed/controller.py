@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -23,41 +24,27 @@ from ...probe.system import Cgroup, find_memory_cgroup
 from ...reporting.crashlog import last_rss
 from ...reporting.results import TestMemory, merge_outcome, report_outcome
 from ..compat import worker_id_of_report
+from ..gate import WAITS_KEY, Waits
 from ..state import NOT_FINISHED
 from ..terminal import CAUSE_KEY
+from .autocount import AUTO_KEY
 from .wire import DIR_KEY, ENTRY_KEY, OUTPUT_KEY, RECYCLE_KEY, decode_result, encode_result
 
 if TYPE_CHECKING:
+    from ...library.ledger import Ledger
     from ...reporting.history import PeakHistory
     from ..context import RunLog
     from ..settings import Settings
     from .packing import PackScheduling
     from .watch import WorkerState, WorkerWatch
 
-__all__ = ["AUTO_KEY", "Controller", "limit_workers", "ran_beside"]
-#: How ``-n auto`` was limited by ``--memguard-worker-memory`` (for the header).
-AUTO_KEY: Final = pytest.StashKey[str]()
+__all__ = ["Controller", "ran_beside"]
+
+#: Seconds a reading of the ledger (what other runs hold) stands for.
+OUTSIDE_EVERY: Final = 0.25
 
 #: Distribution modes whose scheduler puts a crashed worker's unstarted test back.
 RECYCLE_MODES: Final = frozenset({"load", "worksteal", "loadscope", "loadfile", "loadgroup"})
-
-
-def limit_workers(config: pytest.Config, count: int) -> int:
-    """``-n auto``: at most ``count`` workers and no more than available memory holds."""
-    from ...probe.system import read_system_memory
-    from ..settings import resolve_size_setting
-
-    each = resolve_size_setting(config, "worker-memory")
-    if each is None or each <= 0:
-        return count
-    available = read_system_memory().available
-    fits = max(1, available // each)
-    chosen = max(1, min(count, fits))
-    config.stash[AUTO_KEY] = (
-        f"memguard: -n auto: {chosen} worker(s): {count} CPU(s),"
-        f" {format_size(available)} available / {format_size(each)} per worker"
-    )
-    return chosen
 
 
 #: At most this many tests are named as having run beside a test.
@@ -147,6 +134,13 @@ class Controller:
         #: The run's memory cgroup, and its count of OOM kills already accounted for.
         self._cgroup: Cgroup | None = None
         self._oom_kills: int | None = None
+        #: The host-wide ledger of guarded runs (``--memguard-ledger``), its memory domain,
+        #: and what other runs hold there as last read (when, what).
+        self.ledger: Ledger | None = None
+        self.domain = "host"
+        self._outside: tuple[float, int] = (-1.0, 0)
+        #: How long the workers' tests waited for other runs' memory.
+        self.waits: Waits | None = None
 
     @property
     def watch(self) -> WorkerWatch:
@@ -161,6 +155,8 @@ class Controller:
                 settings.aggregate,
                 on_error=self.log.error,
             )
+            if self.ledger is not None:
+                self._watch.outside = self.outside
         return self._watch
 
     def close(self) -> None:
@@ -170,8 +166,52 @@ class Controller:
 
     # -- xdist's hooks -------------------------------------------------------------------
 
-    def pytest_report_header(self, config: pytest.Config) -> str | None:
-        return config.stash.get(AUTO_KEY, None)
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = [config.stash[AUTO_KEY]] if AUTO_KEY in config.stash else []
+        if self.ledger is not None:
+            from ..gate import others_line
+
+            try:
+                others = self.ledger.others(self.run, self.domain)
+            except Exception as error:
+                self.log.error("reading the ledger of guarded runs", error)
+                others = []
+            counts = "packing counts it" if self.history is not None else "heavy tests wait"
+            line = others_line(others, counts)
+            if line is not None:
+                lines.append(line)
+        return lines
+
+    @functools.cached_property
+    def run(self) -> str:
+        """This run's name in the ledger: the controller's ``"pid:start"``."""
+        from ..gate import this_run
+
+        return this_run()
+
+    def outside(self) -> int:
+        """Bytes the other guarded runs of this memory domain hold and reserve (the
+        ledger read at most every :data:`OUTSIDE_EVERY` seconds; 0 without it)."""
+        ledger = self.ledger
+        if ledger is None:
+            return 0
+        read_at, held = self._outside
+        now = time.monotonic()
+        if now - read_at >= OUTSIDE_EVERY:
+            try:
+                held = sum(entry.held for entry in ledger.others(self.run, self.domain))
+            except Exception as error:
+                self.log.error("reading the ledger of guarded runs", error)
+                self.ledger = None
+                held = 0
+            self._outside = (now, held)
+        return held
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        line = self.waits.line() if self.waits is not None else None
+        if line is not None:
+            self.log.notices.append(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -190,6 +230,7 @@ class Controller:
             self._base,
             self.say,
             log,
+            outside=self.outside if self.ledger is not None else None,
         )
         self.watch.expected = self.scheduler.expected
         return self.scheduler
@@ -214,6 +255,10 @@ class Controller:
             node.workerinput[DIR_KEY] = str(self.work_dir)
             # A worker's own ``dist`` option is "no": it learns here whether it may recycle.
             node.workerinput[RECYCLE_KEY] = self.dist in RECYCLE_MODES
+            if self.ledger is not None:
+                from ..gate import RUN_KEY
+
+                node.workerinput[RUN_KEY] = self.run
             if not self.watch.workers:  # the first worker: the kernel's kills so far
                 self._cgroup = find_memory_cgroup()
                 self._oom_kills = self._cgroup.oom_kills() if self._cgroup else None
@@ -262,6 +307,8 @@ class Controller:
                 state.peak_rss = max(state.peak_rss, int(summary.get("peak_rss") or 0))
                 for text in summary.get("errors") or ():
                     self.log.errors.append(f"{worker}: {text}")
+            if isinstance(output, dict) and isinstance(output.get(WAITS_KEY), dict):
+                self._waited(output[WAITS_KEY])
             if error is None:
                 return
             records = self.watch.records(worker)
@@ -283,6 +330,15 @@ class Controller:
                         )
         except Exception as raised:
             self.log.error("a worker went down", raised)
+
+    def _waited(self, data: dict[str, Any]) -> None:
+        """A worker's waits for other runs' memory, and its ledger notices."""
+        if self.waits is None:
+            self.waits = Waits()
+        self.waits.merge(data)
+        for line in data.get("notices") or ():
+            if line not in self.log.notices:
+                self.log.notices.append(str(line))
 
     def _memory_evidence(self, state: WorkerState) -> str | None:
         """What says that the kernel killed a worker for memory: its cgroup's OOM kill

@@ -16,6 +16,13 @@ another test is sent after it, or the worker is shut down.  So:
 - when no worker may run anything, the next test may run whatever its prediction: a
   test too large for the limit even alone runs alone (it is named at the start).
 
+With the ledger of guarded runs (``--memguard-ledger``, on with packing), a heavy test
+(one that needs more than a worker's fair share) is let run only when it fits the limit
+less what the other runs on the machine hold and reserve (``outside``, read when such a
+decision is made).  The controller hears nothing when another run frees memory: the
+worker's own gate (:mod:`..gate`) is what makes a heavy test wait; the scheduler only
+prefers what fits, and sends a test anyway when nothing of its run runs.
+
 Light tests still go out in batches, as xdist's ``load`` scheduler sends them, so a
 suite of small tests keeps its throughput; a test that needs more than a worker's fair
 share of the limit goes only to a worker with at most one test ahead of it, so that its
@@ -62,6 +69,7 @@ class PackScheduling:
     :param base: a worker's RSS outside tests, by worker id (0: not known yet)
     :param say: called with the lines that tell people how the tests were packed
     :param log: xdist's log producer (called with words, like print)
+    :param outside: bytes other guarded runs on the machine hold and reserve (the ledger)
     """
 
     def __init__(
@@ -73,6 +81,8 @@ class PackScheduling:
         base: Callable[[str], int],
         say: Callable[[str], None],
         log: Callable[..., None] | None = None,
+        *,
+        outside: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.numnodes = numnodes
@@ -83,6 +93,9 @@ class PackScheduling:
         self.base = base
         self.say = say
         self.log = log or (lambda *args: None)
+        self.outside = outside
+        #: What other runs held when this round of sending read it (None: not yet read).
+        self._held_outside: int | None = None
         self.node2collection: dict[Any, list[str]] = {}
         self.node2pending: dict[Any, list[int]] = {}
         self.pending: list[int] = []
@@ -237,6 +250,7 @@ class PackScheduling:
     def _refill_all(self, first: Any = None) -> None:
         if self.collection is None:
             return
+        self._held_outside = None  # read again, if a heavy test is to be decided
         nodes = self.nodes
         if first in self.node2pending:
             nodes.remove(first)
@@ -260,11 +274,15 @@ class PackScheduling:
         busy_elsewhere = any(self._runnable(o, self.node2pending[o]) for o in others)
         base = self.base(_worker_id(node))
         reserved = self._reserved(node)
+        fair = max(0, self.limit - self._bases()) // max(1, len(self.node2pending))
 
         def may_run(index: int) -> bool:
             if not busy_elsewhere and not self._runnable(node, queue):
                 return True  # nothing runs anywhere: it runs, alone if it must
-            return elsewhere + base + max(reserved, self.predictions[index]) <= self.limit
+            need = elsewhere + base + max(reserved, self.predictions[index])
+            if self.predictions[index] > fair:  # a heavy test: the other runs count
+                need += self.held_outside()
+            return need <= self.limit
 
         if not self.pending:
             if not queue or may_run(queue[-1]):
@@ -275,7 +293,6 @@ class PackScheduling:
             wanted = 1  # few tests: one to each worker first, as xdist's load sends them
         else:
             wanted = max(2, min(self.maxschedchunk or _MAX_BATCH, _MAX_BATCH, share // 2))
-        fair = max(0, self.limit - self._bases()) // max(1, len(self.node2pending))
         sent: list[int] = []
         while self.pending and len(queue) < wanted:
             if queue and not may_run(queue[-1]):
@@ -289,6 +306,15 @@ class PackScheduling:
         if sent:
             node.send_runtest_some(sent)
         return bool(sent)
+
+    def held_outside(self) -> int:
+        """What the other guarded runs hold and reserve, read once a round (0 without
+        the ledger)."""
+        if self.outside is None:
+            return 0
+        if self._held_outside is None:
+            self._held_outside = self.outside()
+        return self._held_outside
 
     def _pick(self, may_run: Callable[[int], bool], heavy_ok: bool, fair: int) -> int:
         """The next test to send: the first pending one that may run where it is sent

@@ -5,7 +5,8 @@ controller reads every worker's RSS with :class:`~pytest_memguard.library.monito
 and kills a worker that stays past its hard limit longer than its own guard needs to end
 it (``grace`` seconds), that passes ``ceiling`` times the limit (its own guard cannot run:
 a long C call holds the interpreter), or that is the largest when the sum of all workers
-passes the aggregate limit.  No pytest import: :mod:`.controller` drives this from hooks.
+passes the aggregate limit (less what other guarded runs on the machine hold and reserve,
+with the ledger: ``outside``).  No pytest import: :mod:`.controller` drives this from hooks.
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ class WorkerWatch:
         #: None: when the workers pass the aggregate limit together, the one furthest past
         #: its expected RSS is killed (the largest, without predictions).
         self.expected: Callable[[str], int | None] | None = None
+        #: Bytes the other guarded runs on the machine hold and reserve (the ledger), or
+        #: None: the aggregate limit is the workers' less that.
+        self.outside: Callable[[], int] | None = None
         self.alerts: list[dict[str, Any]] = []
         # Alerts only: the kill decisions need the worker's own guard to have its chance.
         self.monitor = ProcessMonitor(
@@ -223,6 +227,8 @@ class WorkerWatch:
     def poll(self, now: float | None = None) -> None:
         """One sweep: alerts, and the kills the limits call for."""
         with self._lock:
+            if self.outside is not None and self.aggregate is not None:
+                self.monitor.aggregate_limit = max(0, self.aggregate - self.outside())
             events = self.monitor.poll()
             now = time.monotonic() if now is None else now
             for event in events:
@@ -275,11 +281,18 @@ class WorkerWatch:
             else:
                 state, rss = self.workers.get(event.id), event.rss or 0
                 why = f"{event.id} was the largest at {format_size(rss)}"
+            limit = self.monitor.aggregate_limit or self.aggregate
+            if limit < self.aggregate:
+                shown = (
+                    f"{format_size(limit)} (the aggregate limit {format_size(self.aggregate)}"
+                    f" less {format_size(self.aggregate - limit)} other guarded runs hold)"
+                )
+            else:
+                shown = format_size(limit)
             if state is not None and state.kill is None:
                 self.kill(
                     state,
-                    f"the workers used more than the aggregate limit"
-                    f" {format_size(self.aggregate)} together; {why}",
+                    f"the workers used more than the aggregate limit {shown} together; {why}",
                     rss,
                 )
             return
