@@ -11,8 +11,11 @@ BENCH_VENV ?= .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 COMPARE_ARGS ?= --json compare.json --chart compare.png
-# The project's own suite runs under the guard it ships (dogfooding), in two xdist workers.
+# The project's own suite runs under the guard it ships (dogfooding), in two xdist workers;
+# then the tests marked slow (whole suites in a real memory cgroup) on their own, as
+# beside the others they would take the machine they measure.
 TEST_ARGS ?= -n 2 --memguard --memguard-json memguard-tests.json
+SLOW_TEST_ARGS ?= --memguard --memguard-json memguard-slow-tests.json
 
 .PHONY: venv demo test matrix package lint typecheck bench compare clean
 
@@ -34,7 +37,8 @@ demo: $(STAMP)
 	@$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest $(TEST_ARGS)
+	$(PY) -m pytest $(TEST_ARGS) -m "not slow"
+	$(PY) -m pytest $(SLOW_TEST_ARGS) -m slow
 
 # The plugin's tests on the corners of the version matrix (noxfile.py: Python 3.10 with
 # pytest 7.4 and the oldest pytest-xdist; Python 3.13 with pytest 8.x and the newest).

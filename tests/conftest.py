@@ -59,9 +59,11 @@ def _own_ledger(
 #: The plugins of the test extra that inner sessions load only when a test asks for them
 #: (``@pytest.mark.neighbours``): together they add over a second to every pytest start.
 NEIGHBOURS = ("asyncio", "anyio", "hypothesispytest", "rerunfailures", "timeout")
-#: pytest-html and the plugin it brings, loaded by inner sessions only when a test says so
-#: (``-p html``: tests/plugin/test_pytest_html.py).
-HTML_PLUGINS = ("html", "html_fixtures", "metadata")
+#: pytest-html and the plugin it brings, and pytest-split, loaded by inner sessions only
+#: when a test says so (``-p html``: tests/plugin/test_pytest_html.py; ``-p pytest-split``:
+#: tests/plugin/test_split.py). pytest-split in an inner session beside
+#: pytest-rerunfailures made a crashed worker's run seconds slower.
+ASKED_FOR = ("html", "html_fixtures", "metadata", "pytest-split")
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +74,10 @@ def _inner_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if "pytester" not in request.fixturenames:
         return
     request.getfixturevalue("pytester")
+    blocked = ASKED_FOR
+    if request.node.get_closest_marker("neighbours") is None:
+        blocked = (*NEIGHBOURS, *ASKED_FOR)
+    options = " ".join(f"-p no:{name}" for name in blocked)
     if request.node.get_closest_marker("neighbours") is not None:
-        options = "-o asyncio_default_fixture_loop_scope=function"
-    else:
-        options = " ".join(f"-p no:{name}" for name in (*NEIGHBOURS, *HTML_PLUGINS))
+        options += " -o asyncio_default_fixture_loop_scope=function"
     monkeypatch.setenv("PYTEST_ADDOPTS", options)

@@ -32,8 +32,12 @@ def test_three_shards_merge_into_one_report_of_every_test_once(
     for group in (1, 2, 3):
         xdist = ("-n", "2") if group == 2 else ()  # a shard may run its tests in workers
         report_name = f"memguard-{group}.json"
+        shard = ("--splits", "3", "--group", str(group), *xdist)
         result, report = guarded_run(
-            pytester, "--splits", "3", "--group", str(group), *xdist, report=report_name
+            pytester,
+            *("-p", "pytest-split"),  # inner sessions load it only when asked (conftest)
+            *shard,
+            report=report_name,
         )
         assert result.ret == pytest.ExitCode.OK
         assert report["tests"], f"group {group} ran no test"
