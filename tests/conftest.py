@@ -74,10 +74,9 @@ def _inner_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if "pytester" not in request.fixturenames:
         return
     request.getfixturevalue("pytester")
-    blocked = ASKED_FOR
-    if request.node.get_closest_marker("neighbours") is None:
-        blocked = (*NEIGHBOURS, *ASKED_FOR)
+    neighbours = request.node.get_closest_marker("neighbours") is not None
+    blocked = ASKED_FOR if neighbours else (*NEIGHBOURS, *ASKED_FOR)
     options = " ".join(f"-p no:{name}" for name in blocked)
-    if request.node.get_closest_marker("neighbours") is not None:
+    if neighbours:
         options += " -o asyncio_default_fixture_loop_scope=function"
     monkeypatch.setenv("PYTEST_ADDOPTS", options)

@@ -12,6 +12,8 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from fnmatch import fnmatchcase
 from typing import Any, Final
 
@@ -175,9 +177,29 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+@contextmanager
+def _turn(path: str) -> Iterator[None]:
+    """Hold the history file's lock while it is read, changed and written: a run saving
+    it meanwhile waits, and loses nothing."""
+    from ..core.files import locked, reason_of
+    from ..reporting.historyfile import LOCK_TIMEOUT, lock_path
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(lock_path(path), LOCK_TIMEOUT))
+        except OSError as error:  # TimeoutError too
+            raise CommandError(f"{path}: cannot take its lock ({reason_of(error)})") from None
+        yield
+
+
 def _prune(args: argparse.Namespace) -> int:
     if not (args.keep_tests or args.drop or args.max is not None):
         raise CommandError("nothing to prune by (give --keep-tests, --drop or --max)")
+    with _turn(args.file):
+        return _pruned(args)
+
+
+def _pruned(args: argparse.Namespace) -> int:
     history = _loaded(args.file, reports=False)
     total = len(history)
     reasons: dict[str, str] = {}
@@ -239,11 +261,12 @@ def _node_ids(source: str) -> list[str]:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    try:
-        merged = load_histories(args.inputs)
-    except HistoryError as error:
-        raise CommandError(str(error)) from None
-    _write(args.out, merged)
+    with _turn(args.out):
+        try:
+            merged = load_histories(args.inputs)
+        except HistoryError as error:
+            raise CommandError(str(error)) from None
+        _write(args.out, merged)
     note = f" ({merged.dropped} entry(ies) not understood, left out)" if merged.dropped else ""
     print(f"{args.out}: {len(merged)} test(s) from {len(args.inputs)} file(s){note}")
     return 0

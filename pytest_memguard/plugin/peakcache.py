@@ -108,6 +108,7 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
     exception): the run's tests have passed or failed already.
     """
     from ..core.files import locked, reason_of
+    from ..reporting.historyfile import lock_path
 
     notices, saved = context.log.notices, context.settings.history_save
     if getattr(config, "cache", None) is None and saved is None:
@@ -129,22 +130,12 @@ def save_history(config: pytest.Config, context: RunContext) -> None:
     if saved is not None:
         option = context.settings.source("history_save")
         try:
-            with locked(_lock_of(saved), LOCK_TIMEOUT):
+            with locked(lock_path(saved), LOCK_TIMEOUT):
                 _save_file(saved, option, notices, tests())
         except OSError as error:
             notices.append(
                 f"memguard: {option}: the history was not written to {saved} ({reason_of(error)})"
             )
-
-
-def _lock_of(path: Path) -> Path:
-    """The lock of a history file: in the temporary folder, named after the file's real
-    path (never beside a file a project commits)."""
-    import hashlib
-    import tempfile
-
-    name = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"memguard-history-{name}.lock"
 
 
 def _save_file(

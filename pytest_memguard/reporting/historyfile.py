@@ -40,6 +40,7 @@ import os
 import re
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from ..core.files import InputFileError, read_json
@@ -50,10 +51,12 @@ __all__ = [
     "CHURN_SHARE",
     "FIELDS",
     "HISTORY_SCHEMA",
+    "LOCK_TIMEOUT",
     "HistoryFile",
     "Record",
     "load_histories",
     "load_history_file",
+    "lock_path",
     "moved",
     "utc_stamp",
 ]
@@ -288,3 +291,18 @@ def load_histories(paths: Iterable[str | os.PathLike[str]]) -> HistoryFile:
         sources.append(history.source)
     merged.source = ", ".join(sources)
     return merged
+
+
+#: Seconds a writer of a history file waits for another's turn at it.
+LOCK_TIMEOUT: Final = 30.0
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock of the history file at ``path``, taken by every process that rewrites it
+    (a run that saves it, ``memguard history prune`` and ``merge``): in the temporary
+    folder, named after the file's real path, never beside a file a project commits."""
+    import hashlib
+    import tempfile
+
+    name = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"memguard-history-{name}.lock"

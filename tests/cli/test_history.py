@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_memguard.cli import main
+from pytest_memguard.core.files import locked
+from pytest_memguard.reporting import historyfile
 from pytest_memguard.reporting.history import Peak
 from pytest_memguard.reporting.historyfile import HistoryFile, Record, load_history_file
 from tests.cli.reports import make_test, write_report
@@ -133,6 +135,29 @@ def test_prune_by_pattern_and_count_with_a_dry_run(
     assert history.read_bytes() == before
     assert main(args[:-1]) == 0
     assert sorted(load_history_file(history)) == ["t.py::heavy", "t.py::middle"]
+
+
+@pytest.mark.parametrize("command", ["prune", "merge"])
+def test_prune_and_merge_take_the_lock_a_saving_run_takes(
+    history: Path,
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a run saves the file (it holds the file's lock), prune and merge wait their
+    turn; here the turn never comes, and the file is left as it was."""
+    monkeypatch.setattr(historyfile, "LOCK_TIMEOUT", 0.05)
+    before = history.read_bytes()
+    args = {
+        "prune": ["history", "prune", str(history), "--max", "1"],
+        "merge": ["history", "merge", str(history), str(history)],
+    }[command]
+    with locked(historyfile.lock_path(history), 1.0):
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{history}: cannot take its lock (another process held" in err
+    assert history.read_bytes() == before
+    assert main(args) == 0  # its turn, once the lock is let go
 
 
 def test_merge_takes_the_figures_measured_last(
