@@ -209,11 +209,16 @@ def test_the_watch_aggregate_limit_is_less_what_other_runs_hold(tmp_path: Path) 
     watch.kill = kill  # type: ignore[method-assign]
     (tmp_path / f"gw0-{os.getpid()}.jsonl").write_text("")  # this process stands for gw0
     watch.ready("gw0")
+    expected = {"gw0": 2 * (1 << 40)}  # predicted to use all it has, and more
+    watch.expected = expected.get
     try:
         watch.outside = lambda: 0
         watch.poll()
         assert killed == []
         watch.outside = lambda: (1 << 40) - MiB  # other runs leave this run 1 MiB
+        watch.poll()
+        assert killed == [], "within its prediction: other runs' room kills no worker"
+        expected["gw0"] = 1  # now past its prediction
         watch.poll()
     finally:
         watch.close()

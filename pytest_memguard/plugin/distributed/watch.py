@@ -228,7 +228,7 @@ class WorkerWatch:
         """One sweep: alerts, and the kills the limits call for."""
         with self._lock:
             if self.outside is not None and self.aggregate is not None:
-                self.monitor.aggregate_limit = max(0, self.aggregate - self.outside())
+                self.monitor.aggregate_limit = self._less_outside(self.aggregate)
             events = self.monitor.poll()
             now = time.monotonic() if now is None else now
             for event in events:
@@ -298,6 +298,24 @@ class WorkerWatch:
             return
         if event.kind in ("warning", "critical"):
             self._alert(event.kind, event.id, event.rss, event.message)
+
+    def _less_outside(self, aggregate: int) -> int:
+        """The aggregate limit less what the other guarded runs hold and reserve, but never
+        below what this run's workers are predicted to use now: packing and the ledger let
+        those run, so a worker is killed for room another run holds only past its own
+        prediction.  Without predictions, the aggregate limit as it is (the workers' gate
+        still makes their heavy tests wait)."""
+        assert self.outside is not None
+        if self.expected is None:
+            return aggregate
+        predicted = sum(
+            self.expected(state.id) or 0
+            for state in self.workers.values()
+            if not state.down and state.kill is None
+        )
+        if not predicted:
+            return aggregate
+        return min(aggregate, max(aggregate - self.outside(), predicted))
 
     def _furthest_past_expected(self) -> tuple[WorkerState, int, int] | None:
         """The live worker whose RSS is furthest past what it is expected to have, with
