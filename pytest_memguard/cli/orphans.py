@@ -67,8 +67,12 @@ class Adopted:
     for one (the ``memguard`` script has no such thread).
     """
 
-    def __init__(self, active: bool) -> None:
+    def __init__(self, active: bool, mark: tuple[str, str] | None = None) -> None:
         self.active = active
+        #: The environment variable (name, value) the command was started with, which its
+        #: descendants inherit: an orphan without it is not the command's (a process this
+        #: one started before, reparented here meanwhile), and is left alone.
+        self.mark = mark
         #: The command's pid, once started (a child of ours, not an orphan).
         self.command: int | None = None
         self.pids: set[int] = set()
@@ -86,9 +90,24 @@ class Adopted:
         if not self.active:
             return
         new = self._children() - self._before - self.pids - {self.command or 0}
+        new = {pid for pid in new if self._carries_mark(pid)}
         if new:
             self.pids |= new
             monitor.adopt(ident, new)
+
+    def _carries_mark(self, pid: int) -> bool:
+        """Whether ``pid`` descends from the command (its environment has the mark); a
+        process whose environment cannot be read is taken for the command's, as before
+        the mark."""
+        if self.mark is None:
+            return True
+        name, value = self.mark
+        try:
+            return psutil.Process(pid).environ().get(name) == value
+        except psutil.AccessDenied:
+            return True
+        except psutil.Error:  # gone, or a zombie: nothing left to watch
+            return False
 
     def reap(self) -> None:
         """Collect the exit status of the adopted processes that ended (no zombies)."""

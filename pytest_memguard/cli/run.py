@@ -231,9 +231,15 @@ def _report(event: MonitorEvent, reason: str | None) -> str | None:
     return reason
 
 
-def _start(command: Sequence[str]) -> subprocess.Popen[bytes]:
+#: The environment variable the command is started with (a value of this run's own), by
+#: which memguard tells the command's orphans from other processes reparented to it.
+RUN_MARK: Final = "MEMGUARD_RUN_TOKEN"
+
+
+def _start(command: Sequence[str], mark: tuple[str, str]) -> subprocess.Popen[bytes]:
+    name, value = mark
     try:
-        return subprocess.Popen(list(command))
+        return subprocess.Popen(list(command), env={**os.environ, name: value})
     except FileNotFoundError:
         raise CommandError(f"command not found: {command[0]!r}", EXIT_NOT_FOUND) from None
     except OSError as error:
@@ -260,8 +266,9 @@ def _run(args: argparse.Namespace) -> int:
     stats: dict[str, Any] = {}
     left = Leftovers()
     with _quiet_monitor_log(), _forwarding(children, stop), child_subreaper() as subreaper:
-        adopted = Adopted(subreaper)
-        popen = _start(command)
+        mark = (RUN_MARK, f"{os.getpid()}-{time.time_ns()}")
+        adopted = Adopted(subreaper, mark)
+        popen = _start(command, mark)
         children.append(popen)
         adopted.command = popen.pid
         try:

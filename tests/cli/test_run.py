@@ -417,6 +417,32 @@ def _leftover(tmp_path: Path) -> int:
 
 
 @linux_only
+def test_only_orphans_of_the_command_are_adopted(tmp_path: Path) -> None:
+    """A process reparented to memguard that the command did not start (one this process
+    started before: memguard is the subreaper of all its descendants while it runs) is not
+    taken for the command's leftover: the command's descendants carry the run's mark in
+    their environment."""
+    from pytest_memguard.cli.orphans import Adopted
+    from pytest_memguard.cli.run import RUN_MARK
+
+    mark = (RUN_MARK, "this-run")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    ours = subprocess.Popen(sleeper, env={**os.environ, RUN_MARK: "this-run"})
+    other = subprocess.Popen(sleeper, env={**os.environ, RUN_MARK: "another-run"})
+    unmarked = subprocess.Popen(sleeper)
+    try:
+        adopted = Adopted(True, mark)
+        assert adopted._carries_mark(ours.pid)
+        assert not adopted._carries_mark(other.pid)
+        assert not adopted._carries_mark(unmarked.pid)
+        assert Adopted(True)._carries_mark(unmarked.pid), "no mark: every orphan, as before"
+    finally:
+        for process in (ours, other, unmarked):
+            process.kill()
+            process.wait()
+
+
+@linux_only
 def test_a_leftover_growing_past_the_hard_limit_is_stopped_and_reported(
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
@@ -424,10 +450,13 @@ def test_a_leftover_growing_past_the_hard_limit_is_stopped_and_reported(
 ) -> None:
     summary = tmp_path / "run.json"
     argv = ["run", "--max", "100MB", "--interval", "0.05", "--json", str(summary)]
-    assert main([*argv, *leave_behind("grows", 0)]) == 137
+    code = main([*argv, *leave_behind("grows", 0)])
+    err = capfd.readouterr().err.splitlines()
+    pidfile = tmp_path / "leftover-0.pid"
+    grower = pidfile.read_text() if pidfile.exists() else "none yet"
+    assert code == 137, f"{err}; the grower's pid {grower}; {summary.read_text()}"
     pid = _leftover(tmp_path)
     assert not psutil.pid_exists(pid), "the grower was ended and reaped"
-    err = capfd.readouterr().err.splitlines()
     stopped = [line for line in err if line.startswith("memguard: stopped")]
     assert len(stopped) == 1
     assert fnmatch.fnmatch(
