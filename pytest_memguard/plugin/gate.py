@@ -167,11 +167,16 @@ class LedgerGate:
         return peak.total if peak is not None else self.default_estimate
 
     def _failed(self, where: str, error: Exception) -> None:
-        """The ledger cannot be used: said once, and the run goes on without it."""
+        """The ledger cannot be used: said once, and the run goes on without it.  Its
+        file's problems (``OSError``, :class:`LedgerError` among them) are a notice;
+        anything else is memguard's own error, reported as one."""
         self.on = False
-        self.context.log.notices.append(
-            f"{NOTICE} not counting other runs from here on ({where}: {error})"
-        )
+        if isinstance(error, OSError):
+            self.context.log.notices.append(
+                f"{NOTICE} not counting other runs from here on ({where}: {error})"
+            )
+        else:
+            self.context.log.error(f"the ledger of guarded runs, {where}", error)
 
     def pytest_report_header(self) -> str | None:
         if self.worker:

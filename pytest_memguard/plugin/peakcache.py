@@ -32,7 +32,14 @@ from ..reporting.history import HistoryError, PeakHistory
 from .context import RunContext
 from .settings import Settings
 
-__all__ = ["CACHE_FILE", "CACHE_LIMIT", "LOCK_TIMEOUT", "load_history", "save_history"]
+__all__ = [
+    "CACHE_FILE",
+    "CACHE_LIMIT",
+    "LOCK_TIMEOUT",
+    "load_history",
+    "read_cached",
+    "save_history",
+]
 
 #: The history's file, in pytest's cache folder.
 CACHE_FILE: Final = "memguard/peaks.json"
@@ -50,7 +57,7 @@ def _cache_file(config: pytest.Config) -> Path | None:
     return Path(cache.mkdir(folder)) / name
 
 
-def _cached(path: Path) -> tuple[PeakHistory, str | None]:
+def read_cached(path: Path) -> tuple[PeakHistory, str | None]:
     """The history kept at ``path`` and, when it could not be used, why (afresh then)."""
     from ..core.files import InputFileError, read_json
 
@@ -96,7 +103,7 @@ def load_history(
     path = _cache_file(config)
     if path is None:
         return PeakHistory(source="none (pytest's cache is off)")
-    return _cached(path)[0]
+    return read_cached(path)[0]
 
 
 def save_history(config: pytest.Config, context: RunContext) -> None:
@@ -175,7 +182,7 @@ def _merge(
     """Read, merge and write the history at ``path`` (its lock held)."""
     from ..core.files import write_atomically
 
-    history, problem = _cached(path)
+    history, problem = read_cached(path)
     if problem is not None:
         if os.path.exists(path) and not os.path.isfile(path):
             notices.append(f"memguard: the tests' peaks were not kept: {problem}")

@@ -403,3 +403,42 @@ def test_a_corrupt_ledger_is_started_afresh_and_said(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"memguard: ledger: {path}: *; started afresh"])
     assert json.loads(path.read_text()) == {"version": 1, "entries": []}
+
+
+@pytest.mark.memguard_errors
+def test_a_fault_of_the_gate_itself_is_an_internal_error_and_the_run_goes_on(
+    pytester: pytest.Pytester,
+) -> None:
+    """The ledger file's problems are notices; a fault of memguard's own code is said as
+    the internal error it is (the suite's session check would see it), and the tests run
+    as without the ledger."""
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.makeconftest(
+        """
+from pytest_memguard.library.ledger import Ledger
+
+def broken(*args, **kwargs):
+    raise RuntimeError("a fault of the gate")
+
+Ledger.wait = broken
+"""
+    )
+    history = write_history(pytester.path / "history.json", {"test_suite.py::test_heavy": GiB})
+    result = pytester.runpytest_subprocess(
+        "--memguard",
+        "-p",
+        "no:cacheprovider",
+        "--memguard-ledger=on",
+        "--memguard-aggregate=4GB",  # 1 GiB of it is heavy
+        f"--memguard-history={history}",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+    assert result.stdout.str().count("a fault of the gate") == 1, "said once: then it is off"
+    result.stdout.fnmatch_lines(
+        [
+            "memguard: internal error, the guard went on: the ledger of guarded runs,"
+            " before test_suite.py::test_*: RuntimeError: a fault of the gate"
+        ]
+    )
+    assert "not counting other runs" not in result.stdout.str()

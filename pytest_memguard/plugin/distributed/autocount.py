@@ -59,23 +59,23 @@ def has_history(config: pytest.Config) -> bool:
 
 def _history(config: pytest.Config) -> PeakHistory | None:
     """The measured peaks, or None (none, or not readable: the run says why later)."""
-    from ...core.files import InputFileError, read_json
-    from ...reporting.history import HistoryError, PeakHistory
-    from ..peakcache import CACHE_LIMIT
+    from ...core.files import InputFileError
+    from ...reporting.history import HistoryError
+    from ..peakcache import read_cached
     from ..settings import resolve_paths
 
     named = resolve_paths(config, "history", os.environ, {})
-    try:
-        if named:  # history files or reports, merged in order
-            from ...reporting.historyfile import load_histories
+    if named:  # history files or reports, merged in order
+        from ...reporting.historyfile import load_histories
 
+        try:
             return load_histories(named).peaks()
-        path = _cache_file(config)
-        if path is None or not path.is_file():
+        except (InputFileError, HistoryError):
             return None
-        return PeakHistory.from_json(read_json(path, limit=CACHE_LIMIT), "pytest's cache")
-    except (InputFileError, HistoryError):
+    path = _cache_file(config)
+    if path is None or not path.is_file():
         return None
+    return read_cached(path)[0]  # empty when it cannot be used
 
 
 def _switch(config: pytest.Config, name: str, default: bool) -> bool:
